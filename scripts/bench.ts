@@ -1,0 +1,147 @@
+/**
+ * `deno task bench`: latency and memory figures, each beside a baseline measured in the same run.
+ *
+ * Rocklet section:
+ * - run_in_session round trip (trivial command) over HTTP keep-alive on loopback, against a
+ *   `rock rocklet` child process, beside spawning `bash -c true` (the cheapest way to run a
+ *   command without a session);
+ * - create_session + close_session time;
+ * - peak memory of the rocklet while 1 GiB is uploaded through it.
+ *
+ * Options: `--quick` for fewer iterations (used by tests to prove the script runs).
+ */
+import { LocalRuntime } from "../src/runtime/local_runtime.ts";
+import { RockletClient } from "../src/sdk/rocklet_client.ts";
+import { spawnRocklet } from "../tests/helpers/process.ts";
+
+const quick = Deno.args.includes("--quick");
+
+interface Stats {
+  p50: number;
+  p99: number;
+  n: number;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const pick = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { p50: pick(0.5), p99: pick(0.99), n: sorted.length };
+}
+
+async function measure(n: number, warmup: number, fn: () => Promise<unknown>): Promise<Stats> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    await fn();
+    samples.push(performance.now() - start);
+  }
+  return stats(samples);
+}
+
+function row(name: string, s: Stats, baseline?: Stats, target?: string): string {
+  const ratio = baseline
+    ? `${(baseline.p50 / s.p50).toFixed(1)}x faster than baseline`
+    : "baseline";
+  return `${name.padEnd(52)} p50 ${s.p50.toFixed(3).padStart(8)} ms  p99 ${
+    s.p99.toFixed(3).padStart(8)
+  } ms  n=${String(s.n).padEnd(5)} ${ratio}${target ? `  (target ${target})` : ""}`;
+}
+
+async function peakRssKiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+async function currentRssKiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+function zeroStream(bytes: number, chunk = 1024 * 1024): ReadableStream<Uint8Array> {
+  let sent = 0;
+  const block = new Uint8Array(chunk);
+  return new ReadableStream({
+    pull(controller) {
+      if (sent >= bytes) return controller.close();
+      const size = Math.min(chunk, bytes - sent);
+      controller.enqueue(size === chunk ? block.slice() : block.slice(0, size));
+      sent += size;
+    },
+  });
+}
+
+async function rockletSection(): Promise<void> {
+  const n = quick ? 50 : 2000;
+  console.log(`\n== rocklet (${quick ? "quick" : "full"} run) ==`);
+
+  const spawn = await measure(
+    quick ? 20 : 300,
+    5,
+    () =>
+      new Deno.Command("bash", { args: ["-c", "true"], stdout: "null", stderr: "null" }).output(),
+  );
+  console.log(row("baseline: spawn `bash -c true`", spawn));
+
+  const { url, child } = await spawnRocklet();
+  try {
+    const client = new RockletClient(url);
+    await client.createSession({ session: "bench" });
+    const http = await measure(
+      n,
+      100,
+      () => client.runInSession({ session: "bench", command: "true" }),
+    );
+    console.log(row("run_in_session `true` over HTTP keep-alive", http, spawn, "p50 <= 1 ms"));
+
+    let i = 0;
+    const create = await measure(quick ? 10 : 100, 5, async () => {
+      const session = `c${i++}`;
+      await client.createSession({ session });
+      await client.closeSession({ session });
+    });
+    console.log(row("create_session + close_session over HTTP", create, spawn, "create <= 10 ms"));
+
+    const size = (quick ? 64 : 1024) * 1024 * 1024;
+    const before = await currentRssKiB(child.pid);
+    const dir = await Deno.makeTempDir({ prefix: "rock-bench-" });
+    try {
+      const started = performance.now();
+      await client.upload(zeroStream(size), { targetPath: `${dir}/big.bin` });
+      const seconds = (performance.now() - started) / 1000;
+      const peak = await peakRssKiB(child.pid);
+      console.log(
+        `${`upload ${size / 1024 / 1024} MiB through the rocklet`.padEnd(52)} ${
+          (size / 1024 / 1024 / seconds).toFixed(0)
+        } MiB/s; rocklet RSS before ${(before / 1024).toFixed(0)} MiB, peak ${
+          (peak / 1024).toFixed(0)
+        } MiB ` +
+          `(growth ${((peak - before) / 1024).toFixed(0)} MiB = ${
+            ((peak - before) * 1024 / size * 100).toFixed(1)
+          }% of the upload)`,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    await client.close();
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+
+  const runtime = new LocalRuntime();
+  try {
+    await runtime.createSession({ session: "bench" });
+    const local = await measure(
+      n,
+      100,
+      () => runtime.runInSession({ session: "bench", command: "true" }),
+    );
+    console.log(row("run_in_session `true` in process (no HTTP)", local, spawn));
+  } finally {
+    await runtime.close();
+  }
+}
+
+console.log(`rock bench on ${Deno.build.os}/${Deno.build.arch}, deno ${Deno.version.deno}`);
+await rockletSection();

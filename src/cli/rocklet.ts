@@ -1,0 +1,47 @@
+/** `rock rocklet`: serves the in-sandbox runtime over HTTP until SIGINT or SIGTERM. */
+import { processEnvironment, readCommonSettings } from "../common/config.ts";
+import { createLogger, type LogLevel } from "../common/log.ts";
+import { createRockletApp } from "../rocklet/app.ts";
+import { LocalRuntime } from "../runtime/local_runtime.ts";
+
+/** Options of `rock rocklet`. */
+export interface RockletOptions {
+  host: string;
+  port: number;
+  maxOutputBytes: number;
+  logLevel?: LogLevel;
+}
+
+/** Runs the rocklet in the foreground; resolves after a clean shutdown. */
+export async function runRocklet(options: RockletOptions): Promise<void> {
+  const settings = readCommonSettings();
+  const logger = createLogger("rocklet", {
+    level: options.logLevel ?? settings.logLevel,
+    timeZone: settings.timeZone,
+  });
+  const runtime = new LocalRuntime({
+    baseEnv: processEnvironment(),
+    maxOutputBytes: options.maxOutputBytes,
+  });
+  const app = createRockletApp({ runtime, logger });
+  const server = Deno.serve({
+    hostname: options.host,
+    port: options.port,
+    onListen: ({ hostname, port }) => {
+      // One line on stdout that scripts (and `--port 0` users) can read the address from.
+      console.log(`rocklet listening on http://${hostname}:${port}`);
+    },
+  }, app.fetch);
+  const stop = async (signal: string) => {
+    logger.info("Stopping", { signal });
+    await runtime.close();
+    await server.shutdown();
+  };
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  await server.finished;
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+}

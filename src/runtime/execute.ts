@@ -1,0 +1,147 @@
+/** One-shot processes for `/execute`: argv or shell string, env, cwd, timeout over the whole tree. */
+import {
+  CancelledError,
+  CommandTimeoutError,
+  fileOperationError,
+  NonZeroExitCodeError,
+  RockError,
+} from "../common/errors.ts";
+import type { Command, CommandResponse } from "../protocol/rocklet.ts";
+import { CappedText, stripAnsi } from "./output.ts";
+import { killDescendants, signalProcess } from "./process_tree.ts";
+
+/** What executeCommand needs besides the request. */
+export interface ExecuteOptions {
+  /** Environment used when the request gives none, and PATH when the given one lacks it. */
+  baseEnv: Record<string, string>;
+  /** Cap on each of stdout and stderr, in bytes. */
+  maxOutputBytes: number;
+  /** Aborts the call and kills the process tree. */
+  signal?: AbortSignal;
+}
+
+/** Builds argv as ROCK does: a string with `shell: false` is one executable name. */
+function argvOf(command: Command): string[] {
+  const { shell } = command;
+  if (typeof command.command === "string") {
+    return shell ? ["/bin/sh", "-c", command.command] : [command.command];
+  }
+  return shell ? ["/bin/sh", "-c", ...command.command] : command.command;
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, into: CappedText): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
+  into.push(decoder.decode());
+}
+
+/**
+ * Runs a process to completion in its own process group.
+ * @throws {CommandTimeoutError} after `timeout` seconds, with the whole tree killed.
+ * @throws {NonZeroExitCodeError} when `check` is set and the exit code is not 0.
+ * @throws {FileOperationError} when the executable or the working directory does not exist.
+ */
+export async function executeCommand(
+  command: Command,
+  options: ExecuteOptions,
+): Promise<CommandResponse> {
+  const argv = argvOf(command);
+  const env = command.env
+    ? { PATH: options.baseEnv.PATH ?? "/usr/bin:/bin", ...command.env }
+    : options.baseEnv;
+  if (command.cwd) {
+    const info = await Deno.stat(command.cwd).catch(() => undefined);
+    if (!info?.isDirectory) {
+      throw fileOperationError(
+        `Cannot execute command: working directory "${command.cwd}" does not exist`,
+        info ? "NotADirectoryError" : "FileNotFoundError",
+        command.cwd,
+      );
+    }
+  }
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      cwd: command.cwd ?? undefined,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw fileOperationError(
+        `Cannot execute "${argv[0]}": no such executable`,
+        "FileNotFoundError",
+        argv[0],
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw fileOperationError(
+        `Cannot execute "${argv[0]}": permission denied`,
+        "PermissionError",
+        argv[0],
+      );
+    }
+    throw new RockError(`Cannot execute "${argv[0]}": ${String(error)}`, { cause: error });
+  }
+  const stdout = new CappedText(options.maxOutputBytes);
+  const stderr = new CappedText(options.maxOutputBytes);
+  const streams = Promise.all([collect(child.stdout, stdout), collect(child.stderr, stderr)]);
+  const started = performance.now();
+  let reason: "timeout" | "abort" | undefined;
+  const killTree = async (why: "timeout" | "abort") => {
+    reason ??= why;
+    await killDescendants(child.pid, performance.now() - started + 1000);
+    signalProcess(-child.pid, "SIGKILL");
+  };
+  const timer = command.timeout === null || command.timeout === undefined
+    ? undefined
+    : setTimeout(() => killTree("timeout"), command.timeout * 1000);
+  const onAbort = () => killTree("abort");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  let status: Deno.CommandStatus;
+  try {
+    status = await child.status;
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+  // Grandchildren may hold the pipes open after the main process exits; stop waiting for them.
+  const drained = await Promise.race([
+    streams.then(() => true),
+    new Promise<false>((resolve) => setTimeout(() => resolve(false), 100)),
+  ]);
+  if (!drained) {
+    signalProcess(-child.pid, "SIGKILL");
+    await streams;
+  }
+  const out = stripAnsi(stdout.text());
+  const err = stripAnsi(stderr.text());
+  if (reason === "timeout") {
+    throw new CommandTimeoutError(
+      `Command ${
+        JSON.stringify(argv)
+      } timed out after ${command.timeout} s; its process tree was killed`,
+      { extraInfo: { output: out + err, stdout: out, stderr: err } },
+    );
+  }
+  if (reason === "abort") {
+    throw new CancelledError(`Command ${JSON.stringify(argv)} was cancelled by the caller`);
+  }
+  // Deno reports a signal death as 128 + the signal number, as shells do.
+  const exitCode = status.code;
+  if (command.check && exitCode !== 0) {
+    const prefix = command.error_msg ? `${command.error_msg}: ` : "";
+    throw new NonZeroExitCodeError(
+      `${prefix}Command ${JSON.stringify(argv)} failed with exit code ${exitCode}: ${
+        err.slice(-2000)
+      }`,
+      { extraInfo: { exit_code: exitCode, stdout: out, stderr: err } },
+    );
+  }
+  return { stdout: out, stderr: err, exit_code: exitCode };
+}

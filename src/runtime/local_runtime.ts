@@ -1,0 +1,183 @@
+/** The in-process runtime: bash sessions, processes and files on this machine. */
+import { BadRequestError, SessionExistsError, SessionNotFoundError } from "../common/errors.ts";
+import {
+  BashAction,
+  type BashActionInput,
+  type BashObservation,
+  type CloseResponse,
+  CloseSessionRequest,
+  type CloseSessionResponse,
+  Command,
+  type CommandResponse,
+  CreateSessionRequest,
+  type CreateSessionResponse,
+  type IsAliveResponse,
+  ReadFileRequest,
+  type ReadFileResponse,
+  type StatisticsResponse,
+  type UploadResponse,
+  WriteFileRequest,
+  type WriteFileResponse,
+} from "../protocol/rocklet.ts";
+import { parseWire } from "../protocol/validate.ts";
+import type { z } from "zod";
+import { BashSession, writeSessionScripts } from "./bash_session.ts";
+import { executeCommand } from "./execute.ts";
+import { downloadFile, readTextFile, uploadStream, writeTextFile } from "./files.ts";
+import { DEFAULT_MAX_OUTPUT_BYTES } from "./output.ts";
+import type { CallOptions, Download, Runtime, UploadOptions } from "./runtime.ts";
+import { readStatistics } from "./statistics.ts";
+
+/** Settings of a LocalRuntime. */
+export interface LocalRuntimeOptions {
+  /** Environment copied into sessions with `env_enable` and given to `/execute`. */
+  baseEnv?: Record<string, string>;
+  /** Cap on one command's output, in bytes (default 10 MiB). */
+  maxOutputBytes?: number;
+}
+
+/** Runs everything on this machine as the current user. */
+export class LocalRuntime implements Runtime {
+  readonly #sessions = new Map<string, BashSession>();
+  /** Session names being started, so two concurrent creates cannot both win. */
+  readonly #starting = new Set<string>();
+  readonly #baseEnv: Record<string, string>;
+  readonly #maxOutputBytes: number;
+  #scriptDir: Promise<string> | undefined;
+
+  /** Creates a runtime; nothing starts until the first call. */
+  constructor(options: LocalRuntimeOptions = {}) {
+    this.#baseEnv = options.baseEnv ?? {};
+    this.#maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  }
+
+  /** The wrappers every session sources live in one private directory per runtime. */
+  #scripts(): Promise<string> {
+    this.#scriptDir ??= (async () => {
+      const dir = await Deno.makeTempDir({ prefix: "rock-bash-" });
+      await writeSessionScripts(dir);
+      return dir;
+    })();
+    return this.#scriptDir;
+  }
+
+  /** Always alive while the process runs. */
+  isAlive(): Promise<IsAliveResponse> {
+    return Promise.resolve({ is_alive: true, message: "" });
+  }
+
+  /** Reads cpu, memory, disk and network figures. */
+  getStatistics(): Promise<StatisticsResponse> {
+    return readStatistics();
+  }
+
+  /** Starts a bash session named `request.session`. */
+  async createSession(input: z.input<typeof CreateSessionRequest>): Promise<CreateSessionResponse> {
+    const request = parseWire(CreateSessionRequest, input, "create_session request");
+    const name = request.session;
+    const existing = this.#sessions.get(name);
+    if ((existing && !existing.closed) || this.#starting.has(name)) {
+      throw new SessionExistsError(
+        `Cannot create session "${name}": a session with this name exists`,
+        {
+          extraInfo: { session: name },
+        },
+      );
+    }
+    if (request.remote_user && request.remote_user !== "root" && Deno.uid() !== 0) {
+      throw new BadRequestError(
+        `Cannot create session "${name}" as user "${request.remote_user}": ` +
+          "switching users needs the runtime to run as root",
+      );
+    }
+    this.#starting.add(name);
+    try {
+      const env = { ...(request.env_enable ? this.#baseEnv : {}), ...(request.env ?? {}) };
+      const { session, output } = await BashSession.start({
+        name,
+        env,
+        startupSource: request.startup_source,
+        remoteUser: request.remote_user,
+        startupTimeoutMs: request.startup_timeout * 1000,
+        maxOutputBytes: this.#maxOutputBytes,
+        scriptDir: await this.#scripts(),
+      });
+      this.#sessions.set(name, session);
+      return { output, session_type: "bash" };
+    } finally {
+      this.#starting.delete(name);
+    }
+  }
+
+  #session(name: string): BashSession {
+    const session = this.#sessions.get(name);
+    if (!session) {
+      throw new SessionNotFoundError(
+        `Cannot use session "${name}": no such session; create it first`,
+        {
+          extraInfo: { session: name },
+        },
+      );
+    }
+    return session;
+  }
+
+  /** Runs a command in an existing session. */
+  async runInSession(input: BashActionInput, options: CallOptions = {}): Promise<BashObservation> {
+    const action = parseWire(BashAction, input, "run_in_session request");
+    return await this.#session(action.session).run(action, options.signal);
+  }
+
+  /** Closes a session. */
+  async closeSession(input: z.input<typeof CloseSessionRequest>): Promise<CloseSessionResponse> {
+    const request = parseWire(CloseSessionRequest, input, "close_session request");
+    const session = this.#session(request.session);
+    this.#sessions.delete(request.session);
+    await session.close();
+    return { session_type: "bash" };
+  }
+
+  /** Runs one process. */
+  execute(input: z.input<typeof Command>, options: CallOptions = {}): Promise<CommandResponse> {
+    const command = parseWire(Command, input, "execute request");
+    return executeCommand(command, {
+      baseEnv: this.#baseEnv,
+      maxOutputBytes: this.#maxOutputBytes,
+      signal: options.signal,
+    });
+  }
+
+  /** Reads a text file. */
+  readFile(input: z.input<typeof ReadFileRequest>): Promise<ReadFileResponse> {
+    return readTextFile(parseWire(ReadFileRequest, input, "read_file request"));
+  }
+
+  /** Writes a text file. */
+  writeFile(input: z.input<typeof WriteFileRequest>): Promise<WriteFileResponse> {
+    return writeTextFile(parseWire(WriteFileRequest, input, "write_file request"));
+  }
+
+  /** Streams bytes into a file or extracts a zip. */
+  upload(data: ReadableStream<Uint8Array>, options: UploadOptions): Promise<UploadResponse> {
+    return uploadStream(data, options);
+  }
+
+  /** Streams a file out. */
+  download(path: string): Promise<Download> {
+    return downloadFile(path);
+  }
+
+  /**
+   * Closes every session, killing all processes they started (background jobs too), and
+   * removes the runtime's private files.
+   */
+  async close(): Promise<CloseResponse> {
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.all(sessions.map((s) => s.close({ killGroup: true })));
+    const dir = this.#scriptDir;
+    this.#scriptDir = undefined;
+    if (dir) await Deno.remove(await dir, { recursive: true }).catch(() => {});
+    return {};
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * What runs inside a sandbox. The in-process LocalRuntime implements it, the rocklet serves it
+ * over HTTP, and RockletClient speaks it back, so one contract suite covers both.
+ */
+import type {
+  BashActionInput,
+  BashObservation,
+  CloseResponse,
+  CloseSessionResponse,
+  CommandResponse,
+  CreateSessionResponse,
+  IsAliveResponse,
+  ReadFileResponse,
+  StatisticsResponse,
+  UploadResponse,
+  WriteFileResponse,
+} from "../protocol/rocklet.ts";
+import type { z } from "zod";
+import type {
+  CloseSessionRequest,
+  Command,
+  CreateSessionRequest,
+  ReadFileRequest,
+  WriteFileRequest,
+} from "../protocol/rocklet.ts";
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Aborts the call; a running command is interrupted and its session stays usable. */
+  signal?: AbortSignal;
+}
+
+/** What an upload writes. */
+export interface UploadOptions {
+  /** Destination file (or directory when `unzip`). Parent directories are created. */
+  targetPath: string;
+  /** Treat the data as a zip archive and extract it into `targetPath`. */
+  unzip?: boolean;
+  /** Name reported back as `file_name` (defaults to the target's base name). */
+  fileName?: string;
+}
+
+/** A file streamed out of the sandbox. */
+export interface Download {
+  /** The file's bytes. Consume or cancel it. */
+  body: ReadableStream<Uint8Array>;
+  /** Size in bytes. */
+  size: number;
+}
+
+/** The operations a sandbox runtime offers (ROCK's rocklet routes plus a streaming download). */
+export interface Runtime {
+  /** Reports that the runtime answers. */
+  isAlive(): Promise<IsAliveResponse>;
+  /** Cpu, memory, disk and network use of the machine the runtime runs on. */
+  getStatistics(): Promise<StatisticsResponse>;
+  /** Starts a persistent bash session. */
+  createSession(request: z.input<typeof CreateSessionRequest>): Promise<CreateSessionResponse>;
+  /** Runs a command in a session and returns its output and exit code. */
+  runInSession(action: BashActionInput, options?: CallOptions): Promise<BashObservation>;
+  /** Ends a session and every process it started in the foreground. */
+  closeSession(request: z.input<typeof CloseSessionRequest>): Promise<CloseSessionResponse>;
+  /** Runs one process to completion, stdout and stderr apart. */
+  execute(command: z.input<typeof Command>, options?: CallOptions): Promise<CommandResponse>;
+  /** Reads a text file. */
+  readFile(request: z.input<typeof ReadFileRequest>): Promise<ReadFileResponse>;
+  /** Writes a text file, creating parent directories. */
+  writeFile(request: z.input<typeof WriteFileRequest>): Promise<WriteFileResponse>;
+  /** Streams bytes into a file (or extracts a zip into a directory). */
+  upload(data: ReadableStream<Uint8Array>, options: UploadOptions): Promise<UploadResponse>;
+  /** Streams a file's bytes out. */
+  download(path: string): Promise<Download>;
+  /** Closes every session. */
+  close(): Promise<CloseResponse>;
+}

@@ -1,0 +1,598 @@
+/**
+ * One set of expectations for every Runtime: the in-process LocalRuntime and a rocklet reached
+ * over HTTP through RockletClient. Real bash, real files, real sockets.
+ */
+import assert from "node:assert/strict";
+import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
+import {
+  BashSyntaxError,
+  CancelledError,
+  CommandTimeoutError,
+  FileOperationError,
+  NonZeroExitCodeError,
+  RockError,
+  SessionExistsError,
+  SessionNotFoundError,
+} from "../../src/common/errors.ts";
+import type { Runtime } from "../../src/runtime/runtime.ts";
+import { zipDirectory } from "../../src/runtime/zip.ts";
+
+/** A runtime under test and how to dispose of it. */
+export interface RuntimeFixture extends AsyncDisposable {
+  runtime: Runtime;
+}
+
+/**
+ * Builds a fresh runtime; `maxOutputBytes` overrides the output cap. Its base environment must
+ * hold `ROCK_CONTRACT_PARENT=from-parent` (see contractBaseEnv).
+ */
+export type RuntimeFactory = (options?: { maxOutputBytes?: number }) => Promise<RuntimeFixture>;
+
+const isRoot = Deno.uid() === 0;
+
+/** The base environment every fixture's runtime must use. */
+export function contractBaseEnv(): Record<string, string> {
+  return { ...Deno.env.toObject(), ROCK_CONTRACT_PARENT: "from-parent" };
+}
+
+function streamOf(data: Uint8Array, chunk = 64 * 1024): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= data.length) return controller.close();
+      controller.enqueue(data.slice(offset, offset + chunk));
+      offset += chunk;
+    },
+  });
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function rejects<T extends Error>(
+  promise: Promise<unknown>,
+  type: new (...args: never[]) => T,
+  check?: (error: T) => void,
+): Promise<T> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(
+      error instanceof type,
+      `expected ${type.name}, got ${(error as Error)?.constructor?.name}: ${error}`,
+    );
+    check?.(error);
+    return error;
+  }
+  assert.fail(`expected ${type.name}, but the call succeeded`);
+}
+
+/** A `sleep` command no other test (or parallel test file) runs: its argument is random. */
+function uniqueSleep(): string {
+  return `sleep 30.${String(crypto.getRandomValues(new Uint32Array(1))[0]).padStart(10, "0")}`;
+}
+
+/** Processes whose command line contains `marker` (to prove nothing was left behind). */
+async function processesWith(marker: string): Promise<number> {
+  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(stdout).split("\n").filter((line) =>
+    line.includes(marker) && !line.includes("ps -eo")
+  ).length;
+}
+
+/** Registers the contract tests for `label` with `Deno.test`. */
+export function defineRuntimeContract(label: string, factory: RuntimeFactory): void {
+  const test = (
+    name: string,
+    fn: (runtime: Runtime) => Promise<void>,
+    options: { maxOutputBytes?: number; ignore?: boolean } = {},
+  ) =>
+    Deno.test({
+      name: `${label}: ${name}`,
+      ignore: options.ignore,
+      fn: async () => {
+        await using fixture = await factory({ maxOutputBytes: options.maxOutputBytes });
+        await fn(fixture.runtime);
+      },
+    });
+
+  test("runInSession() returns exit codes 0, 1, 3 and 127 exactly", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const codes = [];
+    for (const command of ["true", "false", "f() { return 3; }; f", "no-such-command-xyz"]) {
+      codes.push((await rt.runInSession({ session: "s", command, check: "silent" })).exit_code);
+    }
+    assert.deepEqual(codes, [0, 1, 3, 127]);
+    const missing = await rt.runInSession({
+      session: "s",
+      command: "no-such-command-xyz",
+      check: "silent",
+    });
+    assert.match(missing.output, /no-such-command-xyz: command not found/);
+  });
+
+  test("runInSession() check modes: raise throws, silent returns the code, ignore returns null", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const error = await rejects(
+      rt.runInSession({
+        session: "s",
+        command: "echo out; exit_7() { return 7; }; exit_7",
+        error_msg: "step",
+      }),
+      NonZeroExitCodeError,
+    );
+    assert.equal(error.exitCode, 7);
+    assert.equal(
+      error.message,
+      "step: Command 'echo out; exit_7() { return 7; }; exit_7' failed with exit code 7. Here is the output:\n'out'",
+    );
+    assert.equal(
+      (await rt.runInSession({ session: "s", command: "(exit 5)", check: "silent" })).exit_code,
+      5,
+    );
+    const ignored = await rt.runInSession({
+      session: "s",
+      command: "echo hi; (exit 5)",
+      check: "ignore",
+    });
+    assert.equal(ignored.exit_code, null);
+    assert.equal(ignored.output, "hi");
+    assert.equal((await rt.runInSession({ session: "s", command: "echo fine" })).exit_code, 0);
+  });
+
+  test("runInSession() keeps cwd, variables and functions between commands", async (rt) => {
+    await rt.createSession({ session: "s" });
+    await rt.runInSession({
+      session: "s",
+      command: "cd /tmp && declare -x KEPT=yes && greet() { echo hi $1; }",
+    });
+    const result = await rt.runInSession({ session: "s", command: "pwd; echo $KEPT; greet you" });
+    assert.equal(result.output, "/tmp\nyes\nhi you");
+  });
+
+  test("runInSession() raises CommandTimeoutError with the output so far, and the session still works", async (rt) => {
+    await rt.createSession({ session: "s" });
+    await rt.runInSession({ session: "s", command: "cd /tmp; STATE=kept" });
+    const started = performance.now();
+    const error = await rejects(
+      rt.runInSession({ session: "s", command: "echo before; sleep 30; echo after", timeout: 0.5 }),
+      CommandTimeoutError,
+    );
+    assert.ok(performance.now() - started < 5000, "the timeout must interrupt promptly");
+    assert.equal(error.output, "before");
+    const loop = await rejects(
+      rt.runInSession({ session: "s", command: "while :; do :; done", timeout: 0.3 }),
+      CommandTimeoutError,
+    );
+    assert.match(loop.message, /timed out after 0.3 s/);
+    const sleep = uniqueSleep();
+    const stubborn = `trap '' INT; ${sleep}`;
+    await rejects(
+      rt.runInSession({ session: "s", command: stubborn, timeout: 0.3 }),
+      CommandTimeoutError,
+    );
+    const after = await rt.runInSession({ session: "s", command: "echo $STATE; pwd" });
+    assert.equal(after.output, "kept\n/tmp");
+    assert.equal(
+      await processesWith(sleep),
+      0,
+      "the command that ignored SIGINT was killed",
+    );
+  });
+
+  test("runInSession() gives a command that reads stdin end-of-file instead of hanging", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const result = await rt.runInSession({
+      session: "s",
+      command: "cat; read -r line; echo read=$?",
+      timeout: 5,
+    });
+    assert.equal(result.output, "read=1");
+  });
+
+  test("runInSession() runs 20 sessions in parallel with isolated environments", async (rt) => {
+    const names = Array.from({ length: 20 }, (_, i) => `p${i}`);
+    await Promise.all(
+      names.map((session, i) => rt.createSession({ session, env: { MINE: String(i) } })),
+    );
+    const outputs = await Promise.all(
+      names.map((session) =>
+        rt.runInSession({ session, command: "sleep 0.2; export ONLY_HERE=$MINE; echo $MINE" })
+      ),
+    );
+    assert.deepEqual(outputs.map((o) => o.output), names.map((_, i) => String(i)));
+    const other = await rt.runInSession({ session: "p1", command: "echo $MINE:$ONLY_HERE" });
+    assert.equal(other.output, "1:1");
+    await Promise.all(names.map((session) => rt.closeSession({ session })));
+  });
+
+  test("runInSession() runs concurrent calls on one session one after another", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const [first, second] = await Promise.all([
+      rt.runInSession({ session: "s", command: "X=1; sleep 0.3; echo first $X" }),
+      rt.runInSession({ session: "s", command: "echo second ${X:-unset}" }),
+    ]);
+    assert.equal(first.output, "first 1");
+    assert.equal(second.output, "second 1");
+  });
+
+  test("runInSession() returns 10 MiB of output intact", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const size = 10 * 1024 * 1024;
+    const result = await rt.runInSession({
+      session: "s",
+      command: `head -c ${size} /dev/zero | tr '\\0' x`,
+    });
+    assert.equal(result.output.length, size);
+    assert.ok(!result.output.includes("truncated"));
+    assert.equal(result.output.replaceAll("x", "").length, 0);
+  });
+
+  test("runInSession() caps output at the configured size with a truncation notice", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const result = await rt.runInSession({ session: "s", command: "seq 1 100000" });
+    assert.match(result.output, /\[rock: output truncated: kept the first \d+ of 588895 bytes/);
+    assert.ok(result.output.length < 4096 + 200);
+    assert.equal(
+      (await rt.runInSession({ session: "s", command: "echo still-ok" })).output,
+      "still-ok",
+    );
+  }, { maxOutputBytes: 4096 });
+
+  test("runInSession() handles unicode, heredocs and multi-line scripts", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const text = "héllo 世界 🎉 ünïcödé";
+    assert.equal((await rt.runInSession({ session: "s", command: `echo '${text}'` })).output, text);
+    const heredoc = await rt.runInSession({
+      session: "s",
+      command: "NAME=world\ncat <<'EOF'\nliteral $NAME `x`\nEOF\ncat <<EOF\nexpanded $NAME\nEOF",
+    });
+    assert.equal(heredoc.output, "literal $NAME `x`\nexpanded world");
+    const script = [
+      "total=0",
+      "for i in 1 2 3; do",
+      "  total=$((total + i))",
+      "done",
+      "if [ $total -eq 6 ]; then",
+      '  echo "sum=$total"',
+      "else",
+      "  echo wrong",
+      "fi",
+    ].join("\n");
+    assert.equal((await rt.runInSession({ session: "s", command: script })).output, "sum=6");
+  });
+
+  test("runInSession() reports a syntax error before running anything", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const marker = `/tmp/rock-syntax-${crypto.randomUUID()}`;
+    const error = await rejects(
+      rt.runInSession({ session: "s", command: `touch ${marker}\nif then` }),
+      BashSyntaxError,
+    );
+    assert.match(error.message, /syntax error/);
+    assert.equal(
+      await Deno.stat(marker).then(() => true, () => false),
+      false,
+      "nothing of it may run",
+    );
+    assert.equal((await rt.runInSession({ session: "s", command: "echo ok" })).output, "ok");
+  });
+
+  test("runInSession() output cannot forge the end marker", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const result = await rt.runInSession({
+      session: "s",
+      command: "printf '\\n__rock_00000000000000000000000000000000_0\\n'; echo real; (exit 4)",
+      check: "silent",
+    });
+    assert.equal(result.exit_code, 4);
+    assert.match(result.output, /real$/);
+  });
+
+  test("runInSession() strips ANSI escapes from output", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const result = await rt.runInSession({
+      session: "s",
+      command: "printf '\\033[1;31mred\\033[0m plain\\n'",
+    });
+    assert.equal(result.output, "red plain");
+  });
+
+  test("runInSession() reports the exit code when the command exits the shell", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const result = await rt.runInSession({
+      session: "s",
+      command: "echo bye; exit 4",
+      check: "silent",
+    });
+    assert.equal(result.exit_code, 4);
+    assert.equal(result.output, "bye");
+    await rejects(
+      rt.runInSession({ session: "s", command: "echo again" }),
+      SessionNotFoundError,
+      (e) => {
+        assert.match(e.message, /exited with code 4/);
+      },
+    );
+    await rt.createSession({ session: "s" });
+    assert.equal((await rt.runInSession({ session: "s", command: "echo new" })).output, "new");
+  });
+
+  test("runInSession() interrupts the command when the caller aborts", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const sleep = uniqueSleep();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 300);
+    await rejects(
+      rt.runInSession({ session: "s", command: sleep }, { signal: controller.signal }),
+      CancelledError,
+    );
+    // The server side may still be interrupting when the client returns; the next call waits for it.
+    assert.equal(
+      (await rt.runInSession({ session: "s", command: "echo usable", timeout: 5 })).output,
+      "usable",
+    );
+    assert.equal(await processesWith(sleep), 0);
+  });
+
+  test("createSession() applies env_enable, env and startup_source", async (rt) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/rc`, "export FROM_RC=sourced\necho rc-loaded\n");
+      const created = await rt.createSession({
+        session: "a",
+        env: { ONLY_A: "1" },
+        startup_source: [`${dir}/rc`],
+      });
+      assert.equal(created.output, "rc-loaded");
+      await rt.createSession({ session: "b", env_enable: true });
+      const a = await rt.runInSession({
+        session: "a",
+        command: "echo ${FROM_RC}:${ONLY_A}:${ROCK_CONTRACT_PARENT:-none}",
+      });
+      assert.equal(a.output, "sourced:1:none");
+      const b = await rt.runInSession({
+        session: "b",
+        command: "echo ${ONLY_A:-unset}:$ROCK_CONTRACT_PARENT",
+      });
+      assert.equal(b.output, "unset:from-parent");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  test("createSession() rejects a duplicate name; closeSession() ends the session", async (rt) => {
+    await rt.createSession({ session: "dup" });
+    await rejects(rt.createSession({ session: "dup" }), SessionExistsError);
+    await rt.closeSession({ session: "dup" });
+    await rejects(rt.runInSession({ session: "dup", command: "true" }), SessionNotFoundError);
+    await rejects(rt.closeSession({ session: "dup" }), SessionNotFoundError);
+    await rejects(
+      rt.runInSession({ session: "never-made", command: "true" }),
+      SessionNotFoundError,
+      (e) => {
+        assert.match(e.message, /"never-made"/);
+      },
+    );
+  });
+
+  test("createSession() with remote_user runs the shell as that user", async (rt) => {
+    const user = "rocktest";
+    const exists = await new Deno.Command("id", { args: [user], stdout: "null", stderr: "null" })
+      .output();
+    if (!exists.success) {
+      const made = await new Deno.Command("useradd", {
+        args: ["-m", "-s", "/bin/bash", user],
+        stderr: "piped",
+      }).output();
+      assert.ok(made.success, new TextDecoder().decode(made.stderr));
+    }
+    await rt.createSession({ session: "u", remote_user: user });
+    const result = await rt.runInSession({ session: "u", command: "whoami; id -u" });
+    assert.equal(result.output.split("\n")[0], user);
+    assert.notEqual(result.output.split("\n")[1], "0");
+    await rejects(
+      rt.runInSession({ session: "u", command: "sleep 30.75", timeout: 0.3 }),
+      CommandTimeoutError,
+    );
+    assert.equal((await rt.runInSession({ session: "u", command: "whoami" })).output, user);
+  }, { ignore: !isRoot });
+
+  test("execute() runs argv and shell strings with stdout and stderr apart", async (rt) => {
+    const argv = await rt.execute({ command: ["sh", "-c", "echo out; echo err >&2; exit 3"] });
+    assert.deepEqual(argv, { stdout: "out\n", stderr: "err\n", exit_code: 3 });
+    const shell = await rt.execute({ command: "echo $((1 + 2)) | tr 3 x", shell: true });
+    assert.deepEqual(shell, { stdout: "x\n", stderr: "", exit_code: 0 });
+    const single = await rt.execute({ command: "pwd" });
+    assert.equal(single.exit_code, 0);
+  });
+
+  test("execute() applies env and cwd", async (rt) => {
+    const result = await rt.execute({
+      command: "echo $ROCK_X; pwd",
+      shell: true,
+      env: { ROCK_X: "given" },
+      cwd: "/tmp",
+    });
+    assert.equal(result.stdout, "given\n/tmp\n");
+    await rejects(rt.execute({ command: "true", cwd: "/no/such/dir" }), FileOperationError, (e) => {
+      assert.equal(e.kind, "FileNotFoundError");
+    });
+  });
+
+  test("execute() kills the whole process tree on timeout", async (rt) => {
+    const sleep = uniqueSleep();
+    const started = performance.now();
+    const error = await rejects(
+      rt.execute({
+        command: `echo started; ${sleep} & ${sleep}; wait`,
+        shell: true,
+        timeout: 0.5,
+      }),
+      CommandTimeoutError,
+    );
+    assert.ok(performance.now() - started < 5000);
+    assert.match(error.output, /started/);
+    assert.equal(await processesWith(sleep), 0);
+  });
+
+  test("execute() reports a missing executable and check failures clearly", async (rt) => {
+    await rejects(rt.execute({ command: ["no-such-binary-xyz"] }), FileOperationError, (e) => {
+      assert.match(e.message, /no-such-binary-xyz/);
+    });
+    await rejects(rt.execute({ command: ["false"], check: true }), NonZeroExitCodeError, (e) => {
+      assert.equal(e.exitCode, 1);
+    });
+  });
+
+  test("writeFile() creates parents and readFile() reads text back with encodings", async (rt) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/a/b/c.txt`;
+      const text = "line one\nzweite Zeile: äöü\n第三行 🎉\n";
+      assert.equal((await rt.writeFile({ path, content: text })).success, true);
+      assert.equal((await rt.readFile({ path })).content, text);
+      await Deno.writeFile(`${dir}/latin1.txt`, new Uint8Array([0x63, 0x61, 0x66, 0xe9]));
+      assert.equal(
+        (await rt.readFile({ path: `${dir}/latin1.txt`, encoding: "latin1" })).content,
+        "café",
+      );
+      await rejects(rt.readFile({ path: `${dir}/latin1.txt` }), FileOperationError, (e) => {
+        assert.equal(e.kind, "UnicodeDecodeError");
+      });
+      assert.equal(
+        (await rt.readFile({ path: `${dir}/latin1.txt`, errors: "replace" })).content,
+        "caf\ufffd",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  test("readFile() and writeFile() report a missing file, a directory and permission denied", async (rt) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await rejects(rt.readFile({ path: `${dir}/missing.txt` }), FileOperationError, (e) => {
+        assert.equal(e.kind, "FileNotFoundError");
+        assert.match(e.message, /missing\.txt/);
+      });
+      await rejects(
+        rt.readFile({ path: dir }),
+        FileOperationError,
+        (e) => assert.equal(e.kind, "IsADirectoryError"),
+      );
+      await rejects(
+        rt.writeFile({ path: dir, content: "x" }),
+        FileOperationError,
+        (e) => assert.equal(e.kind, "IsADirectoryError"),
+      );
+      await rejects(
+        rt.download(dir),
+        FileOperationError,
+        (e) => assert.equal(e.kind, "IsADirectoryError"),
+      );
+      await rejects(
+        rt.download(`${dir}/missing.bin`),
+        FileOperationError,
+        (e) => assert.equal(e.kind, "FileNotFoundError"),
+      );
+      let denied: string;
+      if (isRoot) {
+        denied = "/proc/1/mem";
+      } else {
+        denied = `${dir}/locked.txt`;
+        await Deno.writeTextFile(denied, "secret");
+        await Deno.chmod(denied, 0o000);
+      }
+      await rejects(
+        rt.readFile({ path: denied }),
+        FileOperationError,
+        (e) => assert.equal(e.kind, "PermissionError"),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  test("upload() and download() move random binary data byte-exact", async (rt) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const data = seededBytes(3 * 1024 * 1024 + 17, 42);
+      const uploaded = await rt.upload(streamOf(data), { targetPath: `${dir}/deep/blob.bin` });
+      assert.equal(uploaded.success, true);
+      assert.equal(uploaded.file_name, "blob.bin");
+      assert.equal(
+        await sha256Hex(await Deno.readFile(`${dir}/deep/blob.bin`)),
+        await sha256Hex(data),
+      );
+      const download = await rt.download(`${dir}/deep/blob.bin`);
+      assert.equal(download.size, data.length);
+      assert.equal(await sha256Hex(await readAll(download.body)), await sha256Hex(data));
+      const leftovers = [];
+      for await (const entry of Deno.readDir(`${dir}/deep`)) leftovers.push(entry.name);
+      assert.deepEqual(leftovers, ["blob.bin"], "no temporary files are left");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  test("upload() with unzip extracts an archive into the target directory", async (rt) => {
+    const src = await Deno.makeTempDir();
+    const dest = await Deno.makeTempDir();
+    try {
+      await Deno.mkdir(`${src}/pkg/sub`, { recursive: true });
+      await Deno.writeTextFile(`${src}/pkg/a.txt`, "alpha");
+      const blob = seededBytes(100_000, 7);
+      await Deno.writeFile(`${src}/pkg/sub/b.bin`, blob);
+      const result = await rt.upload(zipDirectory(src), { targetPath: `${dest}/out`, unzip: true });
+      assert.equal(result.success, true);
+      assert.equal(await Deno.readTextFile(`${dest}/out/pkg/a.txt`), "alpha");
+      assert.equal(
+        await sha256Hex(await Deno.readFile(`${dest}/out/pkg/sub/b.bin`)),
+        await sha256Hex(blob),
+      );
+    } finally {
+      await Deno.remove(src, { recursive: true });
+      await Deno.remove(dest, { recursive: true });
+    }
+  });
+
+  test("upload() rejects data that is not a zip when unzip is set, leaving nothing behind", async (rt) => {
+    const dest = await Deno.makeTempDir();
+    try {
+      await rejects(
+        rt.upload(streamOf(new TextEncoder().encode("not a zip at all")), {
+          targetPath: `${dest}/out`,
+          unzip: true,
+        }),
+        RockError,
+      );
+      const names = [];
+      for await (const entry of Deno.readDir(dest)) names.push(entry.name);
+      assert.ok(
+        names.every((n) => !n.startsWith(".rock-upload-")),
+        `temporary file left: ${names}`,
+      );
+    } finally {
+      await Deno.remove(dest, { recursive: true });
+    }
+  });
+
+  test("isAlive() answers and getStatistics() reports figures", async (rt) => {
+    assert.deepEqual(await rt.isAlive(), { is_alive: true, message: "" });
+    const stats = await rt.getStatistics();
+    for (const key of ["cpu", "mem", "disk", "net"] as const) {
+      assert.equal(typeof stats[key], "number");
+    }
+    assert.ok(stats.mem > 0 && stats.mem < 100);
+  });
+
+  test("close() ends every session", async (rt) => {
+    await rt.createSession({ session: "x" });
+    await rt.createSession({ session: "y" });
+    await rt.close();
+    await rejects(rt.runInSession({ session: "x", command: "true" }), SessionNotFoundError);
+  });
+}

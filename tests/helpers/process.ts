@@ -1,0 +1,48 @@
+/** Helpers for tests (and the bench) that run `rock` as a child process. */
+import { fileURLToPath } from "node:url";
+
+/** Absolute path of main.ts. */
+export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+
+/** A server child process and the URL it printed. */
+export interface ServedChild {
+  url: string;
+  child: Deno.ChildProcess;
+  /** Everything the child writes to stderr, once it has exited. */
+  stderr: Promise<string>;
+}
+
+/**
+ * Spawns `deno <args>` (stdout and stderr piped) and waits for its `listening on <url>` line.
+ * @throws {Error} with the output so far when the child exits before listening.
+ */
+export async function spawnServer(
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<ServedChild> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: options.cwd,
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/listening on (http:\S+)/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`server exited before listening: ${text}\n${await stderr}`);
+    text += value;
+  }
+  // Keep draining stdout so the child never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })().catch(() => {});
+  return { url: /listening on (http:\S+)/.exec(text)![1], child, stderr };
+}
+
+/** Runs `rock rocklet` from source on a free loopback port. */
+export function spawnRocklet(): Promise<ServedChild> {
+  return spawnServer(["run", "--allow-all", MAIN, "rocklet", "--host", "127.0.0.1", "--port", "0"]);
+}
