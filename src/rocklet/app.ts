@@ -19,13 +19,7 @@ import {
 } from "../protocol/rocklet.ts";
 import { parseWire } from "../protocol/validate.ts";
 import type { Runtime } from "../runtime/runtime.ts";
-import { fileSink } from "../runtime/file_sink.ts";
-import {
-  multipartBoundary,
-  MultipartError,
-  parseMultipart,
-  readPartText,
-} from "../runtime/multipart.ts";
+import { receiveUpload } from "../runtime/upload_form.ts";
 
 /** What the rocklet app needs. */
 export interface RockletAppDeps {
@@ -125,16 +119,14 @@ export function createRockletApp(deps: RockletAppDeps): Hono {
     async (c) => c.json(await runtime.writeFile(await body(c, WriteFileRequest, "write_file"))),
   );
   app.post("/close", async (c) => c.json(await runtime.close()));
-  app.post("/upload", async (c) => {
-    try {
-      return c.json(await upload(runtime, c.req.raw));
-    } catch (error) {
-      if (error instanceof MultipartError) {
-        throw new BadRequestError(`Invalid upload request: ${error.message}`);
-      }
-      throw error;
-    }
-  });
+  app.post("/upload", async (c) =>
+    c.json(
+      await receiveUpload(c.req.raw, (fields) =>
+        fields.target_path !== undefined, ({ fields, file, fileName }) => {
+        const { target_path, unzip } = parseWire(UploadFields, fields, "upload request");
+        return runtime.upload(file, { targetPath: target_path, unzip, fileName });
+      }),
+    ));
   app.get("/download", async (c) => {
     const path = c.req.query("path");
     if (!path) {
@@ -151,50 +143,4 @@ export function createRockletApp(deps: RockletAppDeps): Hono {
     });
   });
   return app;
-}
-
-/**
- * Streams a multipart upload into the runtime. ROCK's clients send the form fields before the
- * file; when the file comes first it is spooled to a temporary file until `target_path` arrives.
- */
-async function upload(runtime: Runtime, request: Request) {
-  const boundary = multipartBoundary(request.headers.get("content-type"));
-  if (!request.body) throw new BadRequestError("Invalid upload request: the body is empty");
-  const fields: Record<string, string> = {};
-  let result: Awaited<ReturnType<Runtime["upload"]>> | undefined;
-  let spooled: { path: string; fileName?: string } | undefined;
-  try {
-    for await (const part of parseMultipart(request.body, boundary)) {
-      if (part.name !== "file") {
-        fields[part.name] = await readPartText(part);
-        continue;
-      }
-      if (result || spooled) {
-        throw new BadRequestError('Invalid upload request: more than one "file" part');
-      }
-      if (fields.target_path !== undefined) {
-        const { target_path, unzip } = parseWire(UploadFields, fields, "upload request");
-        result = await runtime.upload(part.body, {
-          targetPath: target_path,
-          unzip,
-          fileName: part.filename,
-        });
-      } else {
-        const path = await Deno.makeTempFile({ prefix: "rock-upload-" });
-        spooled = { path, fileName: part.filename };
-        await part.body.pipeTo(fileSink(await Deno.open(path, { write: true })));
-      }
-    }
-    if (result) return result;
-    if (!spooled) throw new BadRequestError('Invalid upload request: field "file" is required');
-    const { target_path, unzip } = parseWire(UploadFields, fields, "upload request");
-    const file = await Deno.open(spooled.path, { read: true });
-    return await runtime.upload(file.readable, {
-      targetPath: target_path,
-      unzip,
-      fileName: spooled.fileName,
-    });
-  } finally {
-    if (spooled) await Deno.remove(spooled.path).catch(() => {});
-  }
 }

@@ -1,0 +1,265 @@
+/**
+ * The admin's HTTP app: `GET /` and the sandbox routes under `/apis/envs/sandbox/v1`, in ROCK's
+ * envelope `{status, message, error, result}` (HTTP 200 even on failure, as ROCK does). Errors
+ * are mapped to the envelope in one place: `message` names the route, `error` says why and
+ * `result` carries ROCK's code.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { z } from "zod";
+import { BadRequestError, Codes, RockError } from "../common/errors.ts";
+import { type Logger, silentLogger } from "../common/log.ts";
+import {
+  BatchRequest,
+  type Envelope,
+  type FailureResult,
+  ListQuery,
+  SANDBOX_API,
+  SandboxIdRequest,
+  StartRequest,
+} from "../protocol/admin.ts";
+import {
+  BashAction,
+  CloseSessionRequest,
+  Command,
+  CreateSessionRequest,
+  ReadFileRequest,
+  UploadFields,
+  WriteFileRequest,
+} from "../protocol/rocklet.ts";
+import { parseWire } from "../protocol/validate.ts";
+import { receiveUpload } from "../runtime/upload_form.ts";
+import type { SandboxManager, StartMetadata } from "./manager.ts";
+import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
+
+/** What the admin app needs. */
+export interface AdminAppDeps {
+  manager: SandboxManager;
+  /** ROCK_TIME_ZONE for wire times. */
+  timeZone: string;
+  /** Largest batch or page (ROCK's batch_get_status_max_count, 2000). */
+  maxBatch?: number;
+  logger?: Logger;
+}
+
+/** A Success envelope. */
+function success<T>(result: T): Envelope<T> {
+  return { status: "Success", message: "", error: null, result };
+}
+
+/** A Failed envelope for `error` raised by the route described by `what`. */
+export function failure(what: string, error: unknown): Envelope<FailureResult> {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof RockError ? error.code : Codes.INTERNAL_SERVER_ERROR;
+  const exitCode = error instanceof RockError && typeof error.extraInfo.exit_code === "number"
+    ? error.extraInfo.exit_code
+    : null;
+  return {
+    status: "Failed",
+    message: `${what} failed`,
+    error: message,
+    result: { code, exit_code: exitCode, failure_reason: message },
+  };
+}
+
+/** Reads a JSON object body, or throws a BadRequestError. */
+async function jsonObject(c: Context): Promise<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await c.req.text());
+  } catch (error) {
+    throw new BadRequestError(`Invalid JSON body: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new BadRequestError("Invalid JSON body: expected an object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Start metadata from ROCK's headers. */
+function metadata(c: Context): StartMetadata {
+  return {
+    user_id: c.req.header("x-user-id"),
+    experiment_id: c.req.header("x-experiment-id"),
+    namespace: c.req.header("x-namespace"),
+    cluster_name: c.req.header("x-cluster"),
+  };
+}
+
+/** Builds the admin's Hono app. */
+export function createAdminApp(deps: AdminAppDeps): Hono {
+  const { manager, timeZone } = deps;
+  const maxBatch = deps.maxBatch ?? 2000;
+  const logger = deps.logger ?? silentLogger;
+  const app = new Hono();
+  const api = new Hono();
+
+  /** Registers a route whose handler result goes into a Success envelope and errors into Failed. */
+  const route = (
+    method: "get" | "post",
+    path: string,
+    what: string,
+    handler: (c: Context) => Promise<unknown>,
+  ) => {
+    api[method](path, async (c) => {
+      try {
+        return c.json(success(await handler(c)));
+      } catch (error) {
+        if (!(error instanceof RockError)) {
+          logger.error("Unexpected error", { path, error: String(error) });
+        }
+        return c.json(failure(what, error));
+      }
+    });
+  };
+  const body = async <S extends z.ZodType>(c: Context, schema: S, what: string) =>
+    parseWire(schema, await jsonObject(c), `${what} request`);
+  const query = <S extends z.ZodType>(c: Context, schema: S, what: string) =>
+    parseWire(schema, c.req.query(), `${what} request`);
+
+  route("post", "/start_async", "start sandbox", async (c) => {
+    const record = await manager.startAsync(
+      await body(c, StartRequest, "start_async"),
+      metadata(c),
+    );
+    return toStartResponse(record);
+  });
+  route("post", "/start", "start sandbox", async (c) => {
+    const record = await manager.start(await body(c, StartRequest, "start"), metadata(c));
+    return toStartResponse(record);
+  });
+  route("get", "/get_status", "get sandbox status", async (c) => {
+    const { sandbox_id } = query(c, SandboxIdRequest, "get_status");
+    return toStatusResponse(await manager.getStatus(sandbox_id), timeZone);
+  });
+  route("get", "/is_alive", "is alive", async (c) => {
+    const { sandbox_id } = query(c, SandboxIdRequest, "is_alive");
+    try {
+      const record = await manager.getStatus(sandbox_id);
+      const alive = record.state === "running";
+      return {
+        is_alive: alive,
+        message: alive ? (record.host_name ?? "") : `sandbox ${sandbox_id} is ${record.state}`,
+      };
+    } catch {
+      return { is_alive: false, message: `sandbox ${sandbox_id} is alive failed` };
+    }
+  });
+  route("post", "/stop", "stop sandbox", async (c) => {
+    const { sandbox_id } = await body(c, SandboxIdRequest, "stop");
+    await manager.stop(sandbox_id);
+    return `${sandbox_id} stopped`;
+  });
+  route("post", "/sandboxes/batch", "batch get sandbox status", async (c) => {
+    const { sandbox_ids } = await body(c, BatchRequest, "batch");
+    if (sandbox_ids.length > maxBatch) {
+      throw new BadRequestError(
+        `Invalid batch request: ${sandbox_ids.length} ids exceed the maximum of ${maxBatch}`,
+      );
+    }
+    const records = await manager.batch(sandbox_ids);
+    return { statuses: records.map((r) => toStatusResponse(r, timeZone, false)) };
+  });
+  route("get", "/sandboxes", "list sandboxes", async (c) => {
+    const q = query(c, ListQuery, "list");
+    if (q.page_size > maxBatch) {
+      throw new BadRequestError(
+        `Invalid list request: page_size ${q.page_size} exceeds the maximum of ${maxBatch}`,
+      );
+    }
+    const { page, page_size, ...filters } = q;
+    const { items, total } = await manager.list(filters, page, page_size);
+    return {
+      items: items.map((r) => toStatusResponse(r, timeZone, false)),
+      total,
+      has_more: page * page_size < total,
+    };
+  });
+  route("get", "/get_sandbox_statistics", "get sandbox statistics", async (c) => {
+    const { sandbox_id } = query(c, SandboxIdRequest, "get_sandbox_statistics");
+    return await (await manager.rocklet(sandbox_id)).getStatistics();
+  });
+
+  // Data plane: validated here, forwarded to the sandbox's rocklet over a keep-alive client.
+  const forward = <S extends z.ZodType>(
+    path: string,
+    what: string,
+    schema: S,
+    call: (
+      rocklet: Awaited<ReturnType<SandboxManager["rocklet"]>>,
+      request: z.output<S>,
+      signal: AbortSignal,
+    ) => Promise<unknown>,
+  ) =>
+    route("post", path, what, async (c) => {
+      const raw = await jsonObject(c);
+      const { sandbox_id } = parseWire(SandboxIdRequest, raw, `${path.slice(1)} request`);
+      const request = parseWire(schema, raw, `${path.slice(1)} request`);
+      return await call(await manager.rocklet(sandbox_id), request, c.req.raw.signal);
+    });
+  forward("/execute", "execute command", Command, (r, req, signal) => r.execute(req, { signal }));
+  forward(
+    "/create_session",
+    "create session",
+    CreateSessionRequest,
+    (r, req) => r.createSession(req),
+  );
+  forward(
+    "/run_in_session",
+    "run in session",
+    BashAction,
+    (r, req, signal) => r.runInSession(req, { signal }),
+  );
+  forward("/close_session", "close session", CloseSessionRequest, (r, req) => r.closeSession(req));
+  forward("/read_file", "read file", ReadFileRequest, (r, req) => r.readFile(req));
+  forward("/write_file", "write file", WriteFileRequest, (r, req) => r.writeFile(req));
+
+  route("post", "/upload", "upload file", (c) =>
+    receiveUpload(
+      c.req.raw,
+      (fields) => fields.sandbox_id !== undefined && fields.target_path !== undefined,
+      async ({ fields, file, fileName }) => {
+        try {
+          const { sandbox_id } = parseWire(SandboxIdRequest, fields, "upload request");
+          const { target_path, unzip } = parseWire(UploadFields, fields, "upload request");
+          const rocklet = await manager.rocklet(sandbox_id);
+          return await rocklet.upload(file, { targetPath: target_path, unzip, fileName });
+        } catch (error) {
+          await file.cancel().catch(() => {});
+          throw error;
+        }
+      },
+    ));
+
+  // Not in ROCK: a streamed, binary-safe download. Errors keep the envelope with an HTTP 4xx.
+  api.get("/download", async (c) => {
+    try {
+      const { sandbox_id } = query(c, SandboxIdRequest, "download");
+      const path = c.req.query("path");
+      if (!path) {
+        throw new BadRequestError('Invalid download request: query parameter "path" is required');
+      }
+      const file = await (await manager.rocklet(sandbox_id)).download(path);
+      return new Response(file.body, {
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-length": String(file.size),
+        },
+      });
+    } catch (error) {
+      return c.json(
+        failure("download file", error),
+        error instanceof RockError && error.code < 5000 ? 400 : 500,
+      );
+    }
+  });
+
+  app.get("/", (c) => c.json({ message: "hello, ROCK!" }));
+  app.route(SANDBOX_API, api);
+  app.notFound((c) => c.json({ detail: `Not Found: ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((error, c) => {
+    logger.error("Unexpected error", { path: c.req.path, error: String(error) });
+    return c.json(failure("request", error));
+  });
+  return app;
+}

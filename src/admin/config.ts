@@ -1,0 +1,182 @@
+/**
+ * Admin configuration: defaults < YAML (`rock-conf/rock-<env>.yml` or --config) < ROCK_* env <
+ * flags, validated once with zod. An unknown or bad key fails at start naming the file and key.
+ */
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { ConfigError } from "../common/errors.ts";
+import { DEFAULT_TIME_ZONE } from "../common/time.ts";
+import { memoryBytes } from "../protocol/admin.ts";
+
+const memory = z.string().refine((v) => memoryBytes(v) > 0, "must look like 64g, 512m or 1024");
+
+/** The YAML file's schema (every key documented in rock-conf/rock-local.yml). */
+export const AdminConfigFile = z.strictObject({
+  admin: z.strictObject({
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    backend: z.enum(["auto", "docker", "local"]).optional(),
+    data_dir: z.string().min(1).optional(),
+    db_url: z.string().min(1).optional(),
+    db_auth_token: z.string().min(1).optional(),
+  }).optional(),
+  runtime: z.strictObject({
+    default_image: z.string().min(1).optional(),
+    max_allowed_spec: z.strictObject({
+      cpus: z.number().positive().optional(),
+      memory: memory.optional(),
+    }).optional(),
+    default_auto_clear_time_minutes: z.number().int().positive().optional(),
+    startup_timeout_seconds: z.number().positive().optional(),
+    sweep_interval_seconds: z.number().positive().optional(),
+    batch_get_status_max_count: z.number().int().positive().optional(),
+    time_zone: z.string().min(1).optional(),
+  }).optional(),
+  docker: z.strictObject({
+    binary: z.string().min(1).optional(),
+    publish_ip: z.literal("127.0.0.1").optional(),
+    extra_run_args: z.array(z.string()).optional(),
+  }).optional(),
+});
+/** A parsed YAML file. */
+export type AdminConfigFile = z.output<typeof AdminConfigFile>;
+
+/** The resolved admin configuration. */
+export interface AdminConfig {
+  host: string;
+  port: number;
+  backend: "auto" | "docker" | "local";
+  dataDir: string;
+  dbUrl: string;
+  dbAuthToken?: string;
+  defaultImage: string;
+  maxCpus: number;
+  maxMemory: string;
+  defaultAutoClearMinutes: number;
+  startupTimeoutSeconds: number;
+  sweepIntervalSeconds: number;
+  maxBatch: number;
+  timeZone: string;
+  dockerBinary: string;
+  dockerExtraRunArgs: string[];
+  /** The YAML file read, if any. */
+  configFile?: string;
+}
+
+/** Flags of `rock admin start` that override configuration. */
+export interface AdminFlags {
+  env?: string;
+  config?: string;
+  host?: string;
+  port?: number;
+  backend?: "auto" | "docker" | "local";
+  dataDir?: string;
+  db?: string;
+}
+
+/** Reads and validates a YAML file. */
+export async function readConfigFile(path: string): Promise<AdminConfigFile> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new ConfigError(`Cannot read config file "${path}": ${(error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = parseYaml(text) ?? {};
+  } catch (error) {
+    throw new ConfigError(`Cannot parse config file "${path}": ${(error as Error).message}`);
+  }
+  const result = AdminConfigFile.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const key = [...issue.path, ...(issue.code === "unrecognized_keys" ? [issue.keys[0]] : [])]
+      .join(".");
+    throw new ConfigError(`Invalid config file "${path}": key "${key}": ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** Where `rock-conf/rock-<env>.yml` is: the working directory's rock-conf, else the checkout's. */
+async function findEnvFile(env: string): Promise<string | undefined> {
+  const name = `rock-${env}.yml`;
+  const candidates = [join(Deno.cwd(), "rock-conf", name)];
+  try {
+    candidates.push(fileURLToPath(new URL(`../../rock-conf/${name}`, import.meta.url)));
+  } catch {
+    // Not a file URL (a bundle served from elsewhere): only the working directory counts.
+  }
+  for (const path of candidates) {
+    if (await Deno.stat(path).then((s) => s.isFile, () => false)) return path;
+  }
+  return undefined;
+}
+
+function envNumber(env: Record<string, string>, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(
+      `Invalid environment variable ${name}: expected a positive number, got "${raw}"`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Resolves the configuration from flags, the environment and the YAML file.
+ * @throws {ConfigError} naming the file and key, or the variable, that is wrong.
+ */
+export async function loadAdminConfig(
+  flags: AdminFlags,
+  env: Record<string, string>,
+): Promise<AdminConfig> {
+  const explicit = flags.config ?? env.ROCK_CONFIG;
+  let configFile: string | undefined = explicit;
+  if (!configFile) {
+    const name = flags.env ?? "local";
+    configFile = await findEnvFile(name);
+    if (!configFile && flags.env && flags.env !== "local") {
+      throw new ConfigError(
+        `Cannot find config for --env ${flags.env}: no rock-conf/rock-${flags.env}.yml`,
+      );
+    }
+  }
+  const file = configFile ? await readConfigFile(configFile) : {};
+  const home = env.HOME ?? Deno.cwd();
+  const dataDir =
+    (flags.dataDir ?? env.ROCK_ADMIN_DATA_DIR ?? file.admin?.data_dir ?? join(home, ".rock"))
+      .replace(/^~(?=\/|$)/, home);
+  const timeZone = env.ROCK_TIME_ZONE || file.runtime?.time_zone || DEFAULT_TIME_ZONE;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone });
+  } catch {
+    throw new ConfigError(`Invalid time zone "${timeZone}" (ROCK_TIME_ZONE or runtime.time_zone)`);
+  }
+  return {
+    host: flags.host ?? file.admin?.host ?? "127.0.0.1",
+    port: flags.port ?? file.admin?.port ?? 8080,
+    backend: flags.backend ?? file.admin?.backend ?? "auto",
+    dataDir,
+    dbUrl: flags.db ?? env.ROCK_ADMIN_DB_URL ?? file.admin?.db_url ??
+      `file:${join(dataDir, "rock.db")}`,
+    dbAuthToken: env.ROCK_ADMIN_DB_AUTH_TOKEN ?? file.admin?.db_auth_token,
+    defaultImage: file.runtime?.default_image ?? "python:3.11",
+    maxCpus: file.runtime?.max_allowed_spec?.cpus ?? 16,
+    maxMemory: file.runtime?.max_allowed_spec?.memory ?? "64g",
+    defaultAutoClearMinutes: envNumber(env, "ROCK_DEFAULT_AUTO_CLEAR_TIME_MINUTES") ??
+      file.runtime?.default_auto_clear_time_minutes ?? 360,
+    startupTimeoutSeconds: envNumber(env, "ROCK_SANDBOX_STARTUP_TIMEOUT_SECONDS") ??
+      file.runtime?.startup_timeout_seconds ?? 180,
+    sweepIntervalSeconds: file.runtime?.sweep_interval_seconds ?? 30,
+    maxBatch: file.runtime?.batch_get_status_max_count ?? 2000,
+    timeZone,
+    dockerBinary: file.docker?.binary ?? "docker",
+    dockerExtraRunArgs: file.docker?.extra_run_args ?? [],
+    configFile,
+  };
+}

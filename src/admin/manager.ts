@@ -1,0 +1,490 @@
+/**
+ * SandboxManager: the lifecycle state machine. pending -> running -> stopped, or failed with a
+ * reason. The store is the truth: status, batch and list never ask a backend. Placement runs in
+ * the background; the manager waits for the rocklet's /is_alive with a fast backoff.
+ */
+import { BadRequestError, RockError } from "../common/errors.ts";
+import { type Logger, silentLogger } from "../common/log.ts";
+import { memoryBytes, type StartRequest } from "../protocol/admin.ts";
+import type { Backend, PhaseUpdate, Placement } from "../sandbox/backend.ts";
+import { ROCKLET_PORT } from "../sandbox/backend.ts";
+import { RockletClient } from "../sdk/rocklet_client.ts";
+import type { Billing } from "./billing.ts";
+import { toStatusResponse } from "./sandbox_info.ts";
+import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
+
+/** Start metadata from request headers. */
+export interface StartMetadata {
+  user_id?: string;
+  experiment_id?: string;
+  namespace?: string;
+  cluster_name?: string;
+}
+
+/** Settings of the manager. */
+export interface ManagerSettings {
+  /** Largest cpus a sandbox may ask for. */
+  maxCpus: number;
+  /** Largest memory a sandbox may ask for, in bytes. */
+  maxMemoryBytes: number;
+  /** Image used when a start request gives none. */
+  defaultImage: string;
+  /** auto_clear_time_minutes when a request gives none. */
+  defaultAutoClearMinutes: number;
+  /** How long a start may take until the rocklet answers, in milliseconds. */
+  startupTimeoutMs: number;
+  /** ROCK_TIME_ZONE for wire times. */
+  timeZone: string;
+  /** Expiry is written at most this often per sandbox, in milliseconds. */
+  touchIntervalMs: number;
+}
+
+/** What the manager needs. */
+export interface ManagerDeps {
+  store: SandboxStore;
+  backend: Backend;
+  billing: Billing;
+  settings: ManagerSettings;
+  logger?: Logger;
+  /** Clock in epoch ms (tests move it). */
+  now?: () => number;
+  /** fetch for rocklet clients. */
+  fetch?: (request: Request) => Promise<Response>;
+}
+
+/** The sandbox does not exist (code 4000). */
+export class SandboxNotFoundError extends BadRequestError {}
+
+/** What reconcile() did. */
+export interface ReconcileReport {
+  /** Rows whose sandbox was gone, now stopped or failed. */
+  marked: string[];
+  /** Labelled sandboxes without a live row, removed. */
+  removed: string[];
+  /** Pending rows whose sandbox exists: waiting for them again. */
+  resumed: string[];
+}
+
+const ACTIVE = ["pending", "running"] as const;
+
+/** Owns every sandbox's lifecycle. */
+export class SandboxManager {
+  readonly #store: SandboxStore;
+  readonly #backend: Backend;
+  readonly #billing: Billing;
+  readonly #settings: ManagerSettings;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #fetch?: (request: Request) => Promise<Response>;
+  /** Placements in progress, so stop can cancel them and close can wait for them. */
+  readonly #placing = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  readonly #clients = new Map<string, { url: string; client: RockletClient }>();
+  readonly #touched = new Map<string, number>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+
+  /** Creates the manager; call reconcile() once, then startSweeper(). */
+  constructor(deps: ManagerDeps) {
+    this.#store = deps.store;
+    this.#backend = deps.backend;
+    this.#billing = deps.billing;
+    this.#settings = deps.settings;
+    this.#logger = deps.logger ?? silentLogger;
+    this.#now = deps.now ?? Date.now;
+    this.#fetch = deps.fetch;
+  }
+
+  /** The backend kind sandboxes are placed on. */
+  get backendType(): string {
+    return this.#backend.type;
+  }
+
+  /**
+   * Checks limits, stores the sandbox as pending and places it in the background.
+   * @throws {BadRequestError} for a spec over the limits or an id in use.
+   */
+  async startAsync(request: StartRequest, meta: StartMetadata = {}): Promise<SandboxRecord> {
+    const bytes = memoryBytes(request.memory);
+    const { maxCpus, maxMemoryBytes } = this.#settings;
+    if (request.cpus > maxCpus) {
+      throw new BadRequestError(
+        `Cannot start sandbox: cpus ${request.cpus} exceeds the maximum of ${maxCpus}`,
+      );
+    }
+    if (!(bytes > 0) || bytes > maxMemoryBytes) {
+      throw new BadRequestError(
+        `Cannot start sandbox: memory "${request.memory}" exceeds the maximum of ${
+          formatBytes(maxMemoryBytes)
+        }`,
+      );
+    }
+    const id = request.sandbox_id ?? crypto.randomUUID().replaceAll("-", "");
+    const now = this.#now();
+    const minutes = request.auto_clear_time_minutes ?? this.#settings.defaultAutoClearMinutes;
+    const record: SandboxRecord = {
+      sandbox_id: id,
+      state: "pending",
+      user_id: meta.user_id || "default",
+      experiment_id: meta.experiment_id || "default",
+      namespace: meta.namespace || "default",
+      cluster_name: meta.cluster_name || "default",
+      image: request.image || this.#settings.defaultImage,
+      backend: this.#backend.type,
+      handle: null,
+      host_ip: null,
+      host_name: null,
+      port_mapping: {},
+      phases: {
+        image_pull: { status: "waiting", message: "waiting" },
+        docker_run: { status: "waiting", message: "waiting" },
+      },
+      cpus: request.cpus,
+      memory: request.memory,
+      auto_clear_minutes: minutes,
+      expire_at: now + minutes * 60_000,
+      create_time: now,
+      start_time: null,
+      stop_time: null,
+      failure_reason: null,
+    };
+    if (!(await this.#store.insert(record))) {
+      throw new BadRequestError(`Sandbox ${id} already exists`);
+    }
+    this.#logger.info("Starting sandbox", {
+      sandbox_id: id,
+      image: record.image,
+      backend: record.backend,
+    });
+    const abort = new AbortController();
+    const done = this.#place(record, request, bytes, abort.signal).finally(() =>
+      this.#placing.delete(id)
+    );
+    this.#placing.set(id, { abort, done });
+    return record;
+  }
+
+  /**
+   * Starts and waits until the sandbox runs (or fails), bounded by the startup timeout.
+   * @throws {RockError} with the failure reason when the start fails.
+   */
+  async start(request: StartRequest, meta: StartMetadata = {}): Promise<SandboxRecord> {
+    const record = await this.startAsync(request, meta);
+    await this.#placing.get(record.sandbox_id)?.done;
+    const final = await this.#store.get(record.sandbox_id);
+    if (!final || final.state !== "running") {
+      throw new RockError(
+        `Cannot start sandbox "${record.sandbox_id}": ${final?.failure_reason ?? "it was removed"}`,
+      );
+    }
+    return final;
+  }
+
+  async #place(
+    record: SandboxRecord,
+    request: StartRequest,
+    bytes: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const id = record.sandbox_id;
+    const phases = { ...record.phases };
+    let writes = Promise.resolve();
+    const onPhase = (update: PhaseUpdate) => {
+      phases[update.name] = { status: update.status, message: update.message };
+      const snapshot = { ...phases };
+      // Keep phase writes in order without blocking the backend.
+      writes = writes.then(() =>
+        this.#store.update(id, { phases: snapshot }, ["pending"]).then(() => {})
+      );
+    };
+    const deadline = performance.now() + this.#settings.startupTimeoutMs;
+    let placement: Placement | undefined;
+    try {
+      placement = await this.#backend.place({
+        sandboxId: id,
+        image: record.image,
+        pull: request.pull,
+        memoryBytes: bytes,
+        cpus: request.cpus,
+        registryUsername: request.registry_username ?? undefined,
+        registryPassword: request.registry_password ?? undefined,
+      }, { onPhase, signal });
+      await writes;
+      await this.#store.update(id, {
+        handle: placement.handle,
+        host_ip: placement.hostIp,
+        host_name: placement.hostName,
+        port_mapping: placement.portMapping,
+      }, ["pending"]);
+      await this.#waitAlive(id, placement, deadline, signal);
+      phases.docker_run = { status: "success", message: "docker run success" };
+      const now = this.#now();
+      const running = await this.#store.update(id, {
+        state: "running",
+        phases,
+        start_time: now,
+        expire_at: now + record.auto_clear_minutes * 60_000,
+      }, ["pending"]);
+      if (!running) await this.#backend.remove(id); // stopped while starting
+      else this.#logger.info("Sandbox running", { sandbox_id: id });
+    } catch (error) {
+      await writes;
+      const timedOut = error instanceof StartTimeoutError;
+      const reason = (error as Error).message;
+      if (!phases.docker_run || phases.docker_run.status !== "failed") {
+        if (phases.image_pull?.status !== "failed") {
+          phases.docker_run = timedOut
+            ? { status: "timeout", message: "docker run timeout" }
+            : { status: "failed", message: `docker run failed: ${reason}` };
+        }
+      }
+      await this.#store.update(id, { state: "failed", phases, failure_reason: reason }, [
+        "pending",
+      ]);
+      this.#logger.warn("Sandbox failed to start", { sandbox_id: id, error: reason });
+      await this.#backend.remove(id).catch(() => {});
+    }
+  }
+
+  async #waitAlive(
+    id: string,
+    placement: Placement,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const client = this.#clientFor(id, placement);
+    let delay = 5;
+    let last = "";
+    while (true) {
+      if (signal.aborted) {
+        throw new RockError(`Cannot start sandbox "${id}": it was stopped while starting`);
+      }
+      try {
+        if ((await client.isAlive()).is_alive) return;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new StartTimeoutError(
+          `Cannot start sandbox "${id}": the rocklet did not answer within ${
+            this.#settings.startupTimeoutMs / 1000
+          } s${last ? `: ${last}` : ""}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+      delay = Math.min(delay * 2, 100);
+    }
+  }
+
+  #clientFor(id: string, placement: Pick<Placement, "hostIp" | "portMapping">): RockletClient {
+    const port = placement.portMapping[String(ROCKLET_PORT)];
+    const url = `http://${placement.hostIp}:${port}`;
+    const cached = this.#clients.get(id);
+    if (cached?.url === url) return cached.client;
+    const client = new RockletClient(url, { fetch: this.#fetch, headers: { sandbox_id: id } });
+    this.#clients.set(id, { url, client });
+    return client;
+  }
+
+  /**
+   * The sandbox `id` as stored; refreshes its expiry (get_status is a keep-alive).
+   * @throws {SandboxNotFoundError} when there is no such sandbox.
+   */
+  async getStatus(id: string): Promise<SandboxRecord> {
+    const record = await this.#store.get(id);
+    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    await this.#touch(record);
+    return record;
+  }
+
+  async #touch(record: SandboxRecord): Promise<void> {
+    if (record.state !== "running" && record.state !== "pending") return;
+    const now = this.#now();
+    const last = this.#touched.get(record.sandbox_id) ?? 0;
+    if (now - last < this.#settings.touchIntervalMs) return;
+    this.#touched.set(record.sandbox_id, now);
+    record.expire_at = now + record.auto_clear_minutes * 60_000;
+    await this.#store.update(record.sandbox_id, { expire_at: record.expire_at }, [...ACTIVE]);
+  }
+
+  /**
+   * The rocklet client of a running sandbox, for data-plane calls; refreshes expiry.
+   * @throws {BadRequestError} when the sandbox does not exist or is not running.
+   */
+  async rocklet(id: string): Promise<RockletClient> {
+    const record = await this.#store.get(id);
+    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    if (record.state !== "running") {
+      throw new BadRequestError(`Sandbox "${id}" is not running (state ${record.state})`);
+    }
+    await this.#touch(record);
+    return this.#clientFor(id, {
+      hostIp: record.host_ip ?? "127.0.0.1",
+      portMapping: record.port_mapping,
+    });
+  }
+
+  /** Statuses of the ids that exist, in the order asked. */
+  batch(ids: string[]): Promise<SandboxRecord[]> {
+    return this.#store.getMany(ids);
+  }
+
+  /** One page of sandboxes. */
+  list(
+    filters: ListFilters,
+    page: number,
+    pageSize: number,
+  ): Promise<{ items: SandboxRecord[]; total: number }> {
+    return this.#store.list(filters, page, pageSize);
+  }
+
+  /**
+   * Stops a sandbox: removes it from its backend, marks it stopped and writes one billing record
+   * when it had started. Stopping a stopped sandbox does nothing.
+   * @throws {SandboxNotFoundError} when there is no such sandbox.
+   */
+  async stop(id: string, reason?: string): Promise<void> {
+    const record = await this.#store.get(id);
+    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    if (record.state === "stopped" || record.state === "failed") return;
+    this.#placing.get(id)?.abort.abort();
+    await this.#backend.remove(id);
+    const now = this.#now();
+    const changed = await this.#store.update(id, {
+      state: "stopped",
+      stop_time: now,
+      ...(reason ? { failure_reason: reason } : {}),
+    }, [...ACTIVE]);
+    this.#clients.delete(id);
+    this.#touched.delete(id);
+    if (!changed) return; // another caller stopped it first
+    this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? "requested" });
+    const stopped = await this.#store.get(id);
+    if (stopped?.start_time !== null && stopped) {
+      await this.#billing.record(
+        toStatusResponse(stopped, this.#settings.timeZone, false),
+        stopped.start_time,
+        now,
+      );
+    }
+  }
+
+  /** Stops every pending or running sandbox past its expiry; returns their ids. */
+  async sweepExpired(): Promise<string[]> {
+    const expired = await this.#store.listExpired(this.#now());
+    for (const record of expired) {
+      await this.stop(
+        record.sandbox_id,
+        "expired: auto_clear_time_minutes passed without a keep-alive",
+      )
+        .catch((error) =>
+          this.#logger.warn("Cannot stop expired sandbox", {
+            sandbox_id: record.sandbox_id,
+            error: String(error),
+          })
+        );
+    }
+    return expired.map((r) => r.sandbox_id);
+  }
+
+  /** Runs sweepExpired() every `intervalMs`. */
+  startSweeper(intervalMs: number): void {
+    this.#sweeper ??= setInterval(() => {
+      this.sweepExpired().catch((error) =>
+        this.#logger.warn("Sweep failed", { error: String(error) })
+      );
+    }, intervalMs);
+  }
+
+  /**
+   * Makes the store and the backend agree after an admin (re)start: rows whose sandbox is gone
+   * become stopped (failed if they never ran), labelled sandboxes without a live row are removed,
+   * and pending rows whose sandbox exists are waited for again.
+   */
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { marked: [], removed: [], resumed: [] };
+    const listed = new Map((await this.#backend.list()).map((s) => [s.sandboxId, s]));
+    const active = await this.#store.listByState([...ACTIVE]);
+    const activeIds = new Set(active.map((r) => r.sandbox_id));
+    for (const record of active) {
+      const found = listed.get(record.sandbox_id);
+      if (found?.running && found.placement) {
+        if (record.state === "pending") {
+          report.resumed.push(record.sandbox_id);
+          this.#resume(record, found.placement);
+        }
+        continue;
+      }
+      report.marked.push(record.sandbox_id);
+      const reason = "the sandbox was gone when the admin started";
+      if (record.start_time === null) {
+        await this.#store.update(record.sandbox_id, { state: "failed", failure_reason: reason }, [
+          ...ACTIVE,
+        ]);
+      } else {
+        await this.stop(record.sandbox_id, reason);
+      }
+      if (found) await this.#backend.remove(record.sandbox_id);
+    }
+    for (const id of listed.keys()) {
+      if (!activeIds.has(id)) {
+        report.removed.push(id);
+        await this.#backend.remove(id);
+      }
+    }
+    if (report.marked.length + report.removed.length + report.resumed.length > 0) {
+      this.#logger.info("Reconciled with the backend", { ...report });
+    }
+    return report;
+  }
+
+  #resume(record: SandboxRecord, placement: Placement): void {
+    const abort = new AbortController();
+    const id = record.sandbox_id;
+    const done = (async () => {
+      const deadline = performance.now() + this.#settings.startupTimeoutMs;
+      try {
+        await this.#waitAlive(id, placement, deadline, abort.signal);
+        const now = this.#now();
+        await this.#store.update(id, {
+          state: "running",
+          start_time: now,
+          expire_at: now + record.auto_clear_minutes * 60_000,
+          handle: placement.handle,
+          host_ip: placement.hostIp,
+          host_name: placement.hostName,
+          port_mapping: placement.portMapping,
+          phases: {
+            ...record.phases,
+            docker_run: { status: "success", message: "docker run success" },
+          },
+        }, ["pending"]);
+      } catch (error) {
+        await this.#store.update(
+          id,
+          { state: "failed", failure_reason: (error as Error).message },
+          ["pending"],
+        );
+        await this.#backend.remove(id).catch(() => {});
+      }
+    })().finally(() => this.#placing.delete(id));
+    this.#placing.set(id, { abort, done });
+  }
+
+  /** Stops the sweeper and waits for placements in progress (sandboxes keep running). */
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    await Promise.all([...this.#placing.values()].map((p) => p.done));
+  }
+}
+
+/** The rocklet did not answer in time. */
+class StartTimeoutError extends RockError {}
+
+function formatBytes(bytes: number): string {
+  const units = ["b", "k", "m", "g", "t"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && value % 1024 === 0 && unit < units.length - 1) value /= 1024, unit++;
+  return `${value}${units[unit]}`;
+}

@@ -1,0 +1,56 @@
+/** Wire views of a stored sandbox: ROCK's StatusResp and StartResp, times in ROCK_TIME_ZONE. */
+import { isoInZone } from "../common/time.ts";
+import type { StartResponse, StatusResponse } from "../protocol/admin.ts";
+import { ROCKLET_WIRE_VERSION } from "../version.ts";
+import type { SandboxRecord } from "./store.ts";
+
+/** ROCK's gateway version string, reported for compatibility. */
+export const GATEWAY_VERSION = "0.0.45";
+
+function iso(ms: number | null, timeZone: string): string | null {
+  return ms === null ? null : isoInZone(new Date(ms), timeZone);
+}
+
+/** StatusResp of `record`; `full` adds the version fields get_status reports (batch/list do not). */
+export function toStatusResponse(
+  record: SandboxRecord,
+  timeZone: string,
+  full = true,
+): StatusResponse {
+  return {
+    sandbox_id: record.sandbox_id,
+    status: record.phases,
+    state: record.state,
+    port_mapping: record.port_mapping,
+    host_name: record.host_name,
+    host_ip: record.host_ip,
+    is_alive: record.state === "running",
+    image: record.image,
+    gateway_version: full ? GATEWAY_VERSION : null,
+    swe_rex_version: full ? ROCKLET_WIRE_VERSION : null,
+    user_id: record.user_id,
+    experiment_id: record.experiment_id,
+    namespace: record.namespace,
+    cluster_name: record.cluster_name,
+    cpus: record.cpus,
+    memory: record.memory,
+    create_time: iso(record.create_time, timeZone)!,
+    start_time: iso(record.start_time, timeZone),
+    stop_time: iso(record.stop_time, timeZone),
+    failure_reason: record.failure_reason,
+  };
+}
+
+/** StartResp of `record`. */
+export function toStartResponse(record: SandboxRecord): StartResponse {
+  return {
+    code: null,
+    exit_code: null,
+    failure_reason: record.failure_reason,
+    sandbox_id: record.sandbox_id,
+    host_name: record.host_name,
+    host_ip: record.host_ip,
+    cpus: record.cpus,
+    memory: record.memory,
+  };
+}

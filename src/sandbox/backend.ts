@@ -1,0 +1,121 @@
+/**
+ * WHERE a sandbox runs. A backend places a sandbox (a container, a process) whose entrypoint is
+ * the rocklet, reports ROCK's phases while doing so, lists what it runs under rock's label, and
+ * removes sandboxes. Waiting for the rocklet to answer is the manager's job, not the backend's.
+ */
+import type { RockletLauncher } from "./rocklet_launcher.ts";
+
+/** Container port of the rocklet inside every sandbox (ROCK's PROXY port). */
+export const ROCKLET_PORT = 22555;
+/** Container port of an in-sandbox app / model service (ROCK's SERVER port). */
+export const SERVER_PORT = 8080;
+/** Container port of SSH (ROCK's SSH port). */
+export const SSH_PORT = 22;
+
+/** The label (docker) or marker (local) that says "this is a rock sandbox": `rock.sandbox_id`. */
+export const SANDBOX_LABEL = "rock.sandbox_id";
+
+/** Image pull policy, as in ROCK's start request. */
+export type PullPolicy = "never" | "always" | "missing";
+
+/** What to place. */
+export interface SandboxSpec {
+  /** Unique id; also the container name. */
+  sandboxId: string;
+  /** Image reference (docker) or ignored (local). */
+  image: string;
+  /** Pull policy (docker). */
+  pull: PullPolicy;
+  /** Memory limit in bytes. */
+  memoryBytes: number;
+  /** CPU limit (fractional cpus). */
+  cpus: number;
+  /** Extra environment for the sandbox. */
+  env?: Record<string, string>;
+  /** Registry credentials for the pull (docker); never logged or stored. */
+  registryUsername?: string;
+  registryPassword?: string;
+}
+
+/** ROCK's phase names. */
+export type PhaseName = "image_pull" | "docker_run";
+/** ROCK's phase states. */
+export type PhaseStatus = "waiting" | "running" | "success" | "failed" | "timeout";
+
+/** A phase change reported while placing a sandbox. */
+export interface PhaseUpdate {
+  name: PhaseName;
+  status: PhaseStatus;
+  message: string;
+}
+
+/** Where a placed sandbox's rocklet can be reached. */
+export interface Placement {
+  /** Address the admin connects to (always loopback for docker and local here). */
+  hostIp: string;
+  /** Name of the host running the sandbox. */
+  hostName: string;
+  /** Container port (as a string, ROCK's JSON keys) to host port. */
+  portMapping: Record<string, number>;
+  /** Backend's own handle: container id, or pid for the local backend. */
+  handle: string;
+}
+
+/** A sandbox the backend found under rock's label. */
+export interface ListedSandbox {
+  sandboxId: string;
+  handle: string;
+  /** True when the container or process is running. */
+  running: boolean;
+  /** Where its rocklet answers, when running. */
+  placement?: Placement;
+}
+
+/** Hooks a backend calls while placing. */
+export interface PlaceHooks {
+  /** Called on every phase change, in order. */
+  onPhase(update: PhaseUpdate): void;
+  /** Aborts placement (the backend cleans up what it made). */
+  signal?: AbortSignal;
+}
+
+/** A place where sandboxes run. */
+export interface Backend {
+  /** Which kind this is. */
+  readonly type: BackendType;
+  /**
+   * Places the sandbox and starts its rocklet; resolves once it is started (not yet alive).
+   * @throws {RockError} with the reason (e.g. docker's stderr tail); nothing is left behind.
+   */
+  place(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement>;
+  /** Removes the sandbox and everything it runs; resolves quietly when it is already gone. */
+  remove(sandboxId: string): Promise<void>;
+  /** Lists the sandboxes carrying rock's label. */
+  list(): Promise<ListedSandbox[]>;
+}
+
+/** Backend kinds. */
+export type BackendType = "docker" | "local";
+
+/** Configuration of a backend, discriminated by `type`. */
+export type BackendConfig =
+  | {
+    type: "local";
+    /** Directory under which each sandbox gets a private work dir. */
+    workRoot: string;
+    /** How to start the rocklet. */
+    launcher: RockletLauncher;
+  }
+  | {
+    type: "docker";
+    /** How to get the rocklet into the container. */
+    launcher: RockletLauncher;
+    /** The docker executable (default "docker"). */
+    dockerBinary?: string;
+    /** Host address ports are published on (always 127.0.0.1 here). */
+    publishIp?: string;
+    /** Extra `docker run` arguments. */
+    extraRunArgs?: string[];
+    /** Timeout of one docker command, in milliseconds (pulls excepted). */
+    commandTimeoutMs?: number;
+  };

@@ -1,0 +1,287 @@
+/**
+ * Sandboxes as docker containers on this machine. Each container runs the rocklet as its
+ * entrypoint (mounted read-only by the launcher), carries rock's label, and publishes the rocklet,
+ * app and SSH ports on a random loopback port. Waiting for the rocklet is the manager's job.
+ */
+import { hostname } from "node:os";
+import { BadRequestError, CancelledError, errorMessage, RockError } from "../common/errors.ts";
+import {
+  type Backend,
+  type BackendConfig,
+  type ListedSandbox,
+  type PhaseName,
+  type PhaseStatus,
+  type PlaceHooks,
+  type Placement,
+  ROCKLET_PORT,
+  SANDBOX_LABEL,
+  type SandboxSpec,
+  SERVER_PORT,
+  SSH_PORT,
+} from "./backend.ts";
+import { type ContainerInspect, DockerCli, publishedPorts, tail } from "./docker_cli.ts";
+import type { RockletLauncher } from "./rocklet_launcher.ts";
+
+/** Configuration of the docker backend. */
+export type DockerBackendConfig = Extract<BackendConfig, { type: "docker" }>;
+
+/** Seams of the docker backend (each defaults to the real thing). */
+export interface DockerBackendDeps {
+  /** The docker CLI wrapper (default: one built from the config). */
+  docker?: DockerCli;
+  /** Name of this host, reported in placements (default: `os.hostname()`). */
+  hostName?: string;
+}
+
+/** Container ports every sandbox publishes. */
+const PUBLISHED_PORTS = [ROCKLET_PORT, SERVER_PORT, SSH_PORT];
+
+/**
+ * The registry an image reference names: its first path segment when that contains "." or ":"
+ * (or is "localhost"), else "" for Docker Hub.
+ */
+export function registryOf(image: string): string {
+  const slash = image.indexOf("/");
+  if (slash < 0) return "";
+  const first = image.slice(0, slash);
+  return /[.:]/.test(first) || first === "localhost" ? first : "";
+}
+
+/** The `docker run` arguments (after `run`) that place `spec` with `launcher`. */
+export function dockerRunArgs(
+  spec: SandboxSpec,
+  options: { launcher: RockletLauncher; publishIp: string; extraRunArgs?: string[] },
+): string[] {
+  const { launcher, publishIp } = options;
+  const args = ["-d", "--init", "--pull=never", "--name", spec.sandboxId];
+  args.push("--label", `${SANDBOX_LABEL}=${spec.sandboxId}`);
+  for (const port of PUBLISHED_PORTS) args.push("-p", `${publishIp}::${port}`);
+  args.push(`--memory=${spec.memoryBytes}b`, `--memory-swap=${spec.memoryBytes}b`);
+  args.push(`--cpus=${spec.cpus}`);
+  const env = { ...spec.env, ...launcher.containerEnv() };
+  for (const [key, value] of Object.entries(env)) args.push("-e", `${key}=${value}`);
+  for (const mount of launcher.containerMounts()) {
+    args.push("-v", `${mount.source}:${mount.target}:ro`);
+  }
+  const [entrypoint, ...command] = launcher.containerCommand(ROCKLET_PORT);
+  args.push("--entrypoint", entrypoint, ...(options.extraRunArgs ?? []), spec.image, ...command);
+  return args;
+}
+
+/** Runs sandboxes as docker containers. */
+export class DockerBackend implements Backend {
+  /** Always "docker". */
+  readonly type = "docker" as const;
+  readonly #docker: DockerCli;
+  readonly #launcher: RockletLauncher;
+  readonly #publishIp: string;
+  readonly #extraRunArgs: string[];
+  readonly #hostName: string;
+
+  /** Creates the backend; nothing runs until the first call. */
+  constructor(config: DockerBackendConfig, deps: DockerBackendDeps = {}) {
+    this.#docker = deps.docker ??
+      new DockerCli({ binary: config.dockerBinary, timeoutMs: config.commandTimeoutMs });
+    this.#launcher = config.launcher;
+    this.#publishIp = config.publishIp ?? "127.0.0.1";
+    this.#extraRunArgs = config.extraRunArgs ?? [];
+    this.#hostName = deps.hostName ?? hostname();
+  }
+
+  /**
+   * Pulls the image as `spec.pull` says, then runs the container. Reports image_pull and
+   * docker_run phases (docker_run success is the caller's, once the rocklet answers).
+   * @throws {RockError} naming the image or carrying docker's stderr tail; nothing is left behind.
+   * @throws {CancelledError} when `hooks.signal` aborts; the container is removed.
+   */
+  async place(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement> {
+    await this.#prepareImage(spec, hooks);
+    return await this.#runContainer(spec, hooks);
+  }
+
+  /** Removes the container (`docker rm -f`); quiet when it is already gone. */
+  async remove(sandboxId: string): Promise<void> {
+    await this.#docker.remove([sandboxId]);
+  }
+
+  /** Lists every container carrying rock's label, running or not. */
+  async list(): Promise<ListedSandbox[]> {
+    const ids = await this.#docker.psByLabel(SANDBOX_LABEL);
+    const containers = await this.#docker.inspectContainers(ids);
+    return containers.map((container) => {
+      const running = container.State.Running;
+      const listed: ListedSandbox = {
+        sandboxId: container.Config.Labels?.[SANDBOX_LABEL] ?? container.Name.replace(/^\//, ""),
+        handle: container.Id,
+        running,
+      };
+      if (running) listed.placement = this.#placementOf(container);
+      return listed;
+    });
+  }
+
+  /** The image_pull phase. */
+  async #prepareImage(spec: SandboxSpec, hooks: PlaceHooks): Promise<void> {
+    const { image, pull, sandboxId } = spec;
+    const report = phaseReporter("image_pull", hooks);
+    const fail = (message: string, error: RockError): never => {
+      report("failed", message);
+      throw error;
+    };
+    const options = { signal: hooks.signal };
+    try {
+      if (pull === "never" || pull === "missing") {
+        const present = await this.#docker.imageExists(image, options);
+        if (pull === "never" && !present) {
+          const reason = `image "${image}" not found locally and pull policy is "never"`;
+          fail(
+            `Image "${image}" not found locally and pull policy is "never"`,
+            new BadRequestError(
+              `Cannot start sandbox "${sandboxId}": ${reason}`,
+            ),
+          );
+        }
+        if (present) {
+          report(
+            "success",
+            pull === "never" ? "skip image pull" : "use cached image, skip image pull",
+          );
+          return;
+        }
+      }
+      report("running", "image pull running");
+      try {
+        if (spec.registryUsername && spec.registryPassword) {
+          await this.#docker.login(registryOf(image), {
+            username: spec.registryUsername,
+            password: spec.registryPassword,
+          }, options);
+        }
+        await this.#docker.pull(image, options);
+      } catch (error) {
+        if (error instanceof CancelledError) throw error;
+        fail(
+          `Failed to pull image ${image}. Error: ${evidenceOf(error)}`,
+          new RockError(
+            `Cannot start sandbox "${sandboxId}": pull of "${image}" failed: ${detailOf(error)}`,
+            { cause: error },
+          ),
+        );
+      }
+      if (!(await this.#docker.imageExists(image, options))) {
+        const reason = `image "${image}" not found locally after pull`;
+        fail(
+          `Image "${image}" not found locally after pull`,
+          new RockError(
+            `Cannot start sandbox "${sandboxId}": ${reason}`,
+          ),
+        );
+      }
+      report("success", "image pull success");
+    } catch (error) {
+      if (error instanceof CancelledError) {
+        report("failed", "image pull cancelled");
+        throw new CancelledError(`Placement of sandbox "${sandboxId}" was cancelled`, {
+          cause: error,
+        });
+      }
+      if (!report.ended) report("failed", `image pull failed: ${errorMessage(error)}`);
+      throw error;
+    }
+  }
+
+  /** The docker_run phase, up to (not including) success. */
+  async #runContainer(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement> {
+    const { sandboxId } = spec;
+    const report = phaseReporter("docker_run", hooks);
+    const options = { signal: hooks.signal };
+    const args = dockerRunArgs(spec, {
+      launcher: this.#launcher,
+      publishIp: this.#publishIp,
+      extraRunArgs: this.#extraRunArgs,
+    });
+    report("running", "docker run running");
+    try {
+      const id = await this.#docker.run(args, options);
+      const container = await this.#docker.inspectContainer(id, options);
+      if (!container) throw new RockError(`container "${id}" vanished right after start`);
+      if (!container.State.Running) {
+        const logs = await this.#docker.logs(id, 10);
+        throw new RockError(
+          `container exited right after start with code ${container.State.ExitCode}: ${logs}`,
+        );
+      }
+      if (hooks.signal?.aborted) throw new CancelledError("cancelled after docker run");
+      return this.#placementOf(container);
+    } catch (error) {
+      // A failed run may still have created the container (e.g. a bad entrypoint), and an abort
+      // may land after docker created it: remove by name, unless the name belongs to another.
+      if (!/is already in use by container/.test(errorMessage(error))) {
+        await this.#docker.remove([sandboxId]).catch(() => {});
+      }
+      if (error instanceof CancelledError) {
+        report("failed", "docker run cancelled");
+        throw new CancelledError(`Placement of sandbox "${sandboxId}" was cancelled`, {
+          cause: error,
+        });
+      }
+      report("failed", `docker run failed: ${evidenceOf(error)}`);
+      throw new RockError(
+        `Cannot start sandbox "${sandboxId}": docker run failed: ${detailOf(error)}`,
+        {
+          cause: error,
+          extraInfo: error instanceof RockError ? error.extraInfo : {},
+        },
+      );
+    }
+  }
+
+  /** Where an inspected, running container's rocklet answers. */
+  #placementOf(container: ContainerInspect): Placement {
+    const ports = publishedPorts(container);
+    const portMapping: Record<string, number> = {};
+    for (const port of PUBLISHED_PORTS) {
+      const bindings = ports[`${port}/tcp`] ?? [];
+      const binding = bindings.find((b) => b.HostIp === this.#publishIp) ?? bindings[0];
+      if (binding) portMapping[String(port)] = Number(binding.HostPort);
+    }
+    return {
+      hostIp: this.#publishIp,
+      hostName: this.#hostName,
+      portMapping,
+      handle: container.Id,
+    };
+  }
+}
+
+/** A phase reporter that remembers whether it reported a terminal status. */
+interface PhaseReporter {
+  (status: PhaseStatus, message: string): void;
+  ended: boolean;
+}
+
+/** Reports updates of phase `name` through `hooks`. */
+function phaseReporter(name: PhaseName, hooks: PlaceHooks): PhaseReporter {
+  const report = ((status: PhaseStatus, message: string) => {
+    if (status !== "running" && status !== "waiting") report.ended = true;
+    hooks.onPhase({ name, status, message });
+  }) as PhaseReporter;
+  report.ended = false;
+  return report;
+}
+
+/** Docker's stderr tail when the error carries one (a failed docker call), else its message. */
+function evidenceOf(error: unknown): string {
+  if (error instanceof RockError && typeof error.extraInfo.stderr === "string") {
+    return tail(error.extraInfo.stderr);
+  }
+  return errorMessage(error);
+}
+
+/** As evidenceOf, with docker's exit code in front when there is one. */
+function detailOf(error: unknown): string {
+  if (error instanceof RockError && typeof error.extraInfo.stderr === "string") {
+    return `exit code ${error.extraInfo.exit_code}: ${tail(error.extraInfo.stderr)}`;
+  }
+  return errorMessage(error);
+}

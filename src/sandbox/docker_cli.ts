@@ -1,0 +1,319 @@
+/**
+ * The one wrapper around the docker CLI. Every docker call goes through `DockerCli.exec()`: dax
+ * with `.noThrow()`, stdout and stderr captured, a timeout and an optional AbortSignal, arguments
+ * passed as an array through dax's escaping (never concatenated into a shell string). A failure
+ * becomes a RockError naming the docker command, the exit code and the tail of stderr. Secrets
+ * travel on stdin only and are masked should docker ever echo them.
+ */
+import $, { KillController } from "dax";
+import { CancelledError, RockError, UnavailableError } from "../common/errors.ts";
+
+/** Options of a DockerCli. */
+export interface DockerCliOptions {
+  /** The docker executable (default "docker", found on PATH). */
+  binary?: string;
+  /** Timeout of one call in milliseconds (default 60 000). */
+  timeoutMs?: number;
+}
+
+/** Options of one docker call. */
+export interface DockerCallOptions {
+  /** Timeout of this call in milliseconds (default: the CLI's). */
+  timeoutMs?: number;
+  /** Aborts the call: docker gets SIGTERM and the call throws a CancelledError. */
+  signal?: AbortSignal;
+  /** Text fed to docker's stdin (e.g. a password for `--password-stdin`); masked in errors. */
+  stdin?: string;
+}
+
+/** What a docker call printed and how it exited. */
+export interface DockerResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A published port as docker reports it. */
+export interface PortBinding {
+  HostIp: string;
+  HostPort: string;
+}
+
+/** The fields of `docker container inspect` rock reads. */
+export interface ContainerInspect {
+  Id: string;
+  /** "/<name>" */
+  Name: string;
+  State: { Status: string; Running: boolean; ExitCode: number; Error?: string };
+  Config: { Image: string; Labels: Record<string, string> | null };
+  HostConfig: { Memory: number; MemorySwap: number; NanoCpus: number };
+  NetworkSettings: { Ports: Record<string, PortBinding[] | null> | null };
+}
+
+/** One line of `docker images`. */
+export interface ImageSummary {
+  repository: string;
+  tag: string;
+  id: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+const STDERR_TAIL_LINES = 10;
+const MISSING = /No such (container|object|image)/i;
+
+/** Last `lines` non-empty lines of `text`, trimmed. */
+export function tail(text: string, lines = STDERR_TAIL_LINES): string {
+  return text.trim().split("\n").filter((line) => line.trim() !== "").slice(-lines).join("\n");
+}
+
+/** A typed client for the docker CLI. */
+export class DockerCli {
+  readonly #binary: string;
+  readonly #timeoutMs: number;
+
+  /** Creates a client; nothing runs until the first call. */
+  constructor(options: DockerCliOptions = {}) {
+    this.#binary = options.binary ?? "docker";
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /**
+   * Runs `docker <args>` and returns its output whatever the exit code.
+   * @throws {CancelledError} when `options.signal` aborts the call.
+   * @throws {RockError} when docker cannot be started or runs past the timeout.
+   */
+  async call(args: string[], options: DockerCallOptions = {}): Promise<DockerResult> {
+    const name = commandName(args);
+    const { signal, stdin } = options;
+    if (signal?.aborted) throw new CancelledError(`Cannot run "${name}": cancelled before start`);
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const kill = new KillController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill.kill("SIGTERM");
+    }, timeoutMs);
+    const onAbort = () => kill.kill("SIGTERM");
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      let command = $`${this.#binary} ${args}`
+        .signal(kill.signal)
+        .stdout("piped")
+        .stderr("piped")
+        .noThrow();
+      command = stdin === undefined ? command.stdin("null") : command.stdinText(stdin);
+      const result = await command;
+      const secret = stdin?.trim();
+      const stderr = secret ? result.stderr.replaceAll(secret, "***") : result.stderr;
+      if (signal?.aborted) {
+        throw new CancelledError(`Cannot run "${name}": cancelled: ${tail(stderr)}`.trim());
+      }
+      if (timedOut) {
+        throw new RockError(
+          `Cannot run "${name}": timed out after ${timeoutMs} ms: ${tail(stderr)}`,
+        );
+      }
+      if (result.code === 127 && /command not found/.test(stderr)) {
+        throw new UnavailableError(`Cannot run "${name}": "${this.#binary}" not found on PATH`);
+      }
+      return { code: result.code, stdout: result.stdout, stderr };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Runs `docker <args>` and returns its stdout.
+   * @throws {RockError} `Cannot run "docker <cmd>": exit code N: <stderr tail>` on failure
+   * (an UnavailableError when the engine does not answer).
+   */
+  async exec(args: string[], options: DockerCallOptions = {}): Promise<string> {
+    const result = await this.call(args, options);
+    if (result.code !== 0) throw failure(args, result);
+    return result.stdout;
+  }
+
+  /** True when the docker engine answers. */
+  async available(): Promise<boolean> {
+    try {
+      return (await this.call(["info", "--format", "{{.ServerVersion}}"], { timeoutMs: 10_000 }))
+        .code === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The engine's `docker info` as JSON.
+   * @throws {UnavailableError} when the engine does not answer.
+   */
+  async info(): Promise<Record<string, unknown>> {
+    return JSON.parse(await this.exec(["info", "--format", "{{json .}}"]));
+  }
+
+  /** True when `image` is present locally. */
+  async imageExists(image: string, options: DockerCallOptions = {}): Promise<boolean> {
+    const result = await this.call(["image", "inspect", "--format", "{{.Id}}", image], options);
+    if (result.code === 0) return true;
+    if (MISSING.test(result.stderr)) return false;
+    throw failure(["image", "inspect"], result);
+  }
+
+  /** `docker image inspect` of `image`, or undefined when it is not present. */
+  async inspectImage(
+    image: string,
+    options: DockerCallOptions = {},
+  ): Promise<Record<string, unknown> | undefined> {
+    const result = await this.call(["image", "inspect", image], options);
+    if (result.code !== 0) {
+      if (MISSING.test(result.stderr)) return undefined;
+      throw failure(["image", "inspect"], result);
+    }
+    return JSON.parse(result.stdout)[0];
+  }
+
+  /** Lists local images. */
+  async images(options: DockerCallOptions = {}): Promise<ImageSummary[]> {
+    const out = await this.exec(["images", "--format", "{{json .}}"], options);
+    return jsonLines(out).map((row) => ({
+      repository: String(row.Repository),
+      tag: String(row.Tag),
+      id: String(row.ID),
+    }));
+  }
+
+  /**
+   * Pulls `image` (default timeout 30 minutes).
+   * @throws {RockError} with docker's stderr tail when the pull fails.
+   */
+  async pull(image: string, options: DockerCallOptions = {}): Promise<void> {
+    await this.exec(["pull", "--quiet", image], { timeoutMs: 30 * 60_000, ...options });
+  }
+
+  /**
+   * Logs in to `registry` (Docker Hub when empty); the password goes through stdin only.
+   * @throws {RockError} with docker's stderr tail (password masked) when the login fails.
+   */
+  async login(
+    registry: string,
+    credentials: { username: string; password: string },
+    options: DockerCallOptions = {},
+  ): Promise<void> {
+    const args = ["login", "--username", credentials.username, "--password-stdin"];
+    if (registry) args.push(registry);
+    await this.exec(args, { ...options, stdin: credentials.password });
+  }
+
+  /**
+   * Runs `docker run <args>` (put `-d` in `args`) and returns the container id it prints.
+   * @throws {RockError} with docker's exit code and stderr tail when the run fails.
+   */
+  async run(args: string[], options: DockerCallOptions = {}): Promise<string> {
+    const out = await this.exec(["run", ...args], options);
+    return out.trim().split("\n").pop() ?? "";
+  }
+
+  /**
+   * `docker container inspect` of each container that exists; missing ones are left out.
+   * @throws {RockError} when docker fails for another reason.
+   */
+  async inspectContainers(
+    containers: string[],
+    options: DockerCallOptions = {},
+  ): Promise<ContainerInspect[]> {
+    if (containers.length === 0) return [];
+    const result = await this.call(["container", "inspect", ...containers], options);
+    if (result.code === 0) return JSON.parse(result.stdout);
+    // With several ids docker prints the ones it found and names the missing ones on stderr.
+    const onlyMissing = tail(result.stderr, 1000).split("\n").every((line) => MISSING.test(line));
+    if (!onlyMissing) throw failure(["container", "inspect"], result);
+    return result.stdout.trim() ? JSON.parse(result.stdout) : [];
+  }
+
+  /** `docker container inspect` of one container, or undefined when it does not exist. */
+  async inspectContainer(
+    container: string,
+    options: DockerCallOptions = {},
+  ): Promise<ContainerInspect | undefined> {
+    return (await this.inspectContainers([container], options))[0];
+  }
+
+  /**
+   * Host ports a container publishes: container port (e.g. "22555/tcp") to host bindings.
+   * @throws {RockError} when the container does not exist.
+   */
+  async ports(
+    container: string,
+    options: DockerCallOptions = {},
+  ): Promise<Record<string, PortBinding[]>> {
+    const inspect = await this.inspectContainer(container, options);
+    if (!inspect) {
+      throw new RockError(`Cannot read ports of container "${container}": no such container`);
+    }
+    return publishedPorts(inspect);
+  }
+
+  /** The last `lines` lines a container wrote to stdout and stderr (empty when it is gone). */
+  async logs(container: string, lines = 20, options: DockerCallOptions = {}): Promise<string> {
+    const result = await this.call(["logs", "--tail", String(lines), container], options);
+    return `${result.stdout}${result.stderr}`.trim();
+  }
+
+  /** Ids of all containers (running or not) carrying label `label` (`key` or `key=value`). */
+  async psByLabel(label: string, options: DockerCallOptions = {}): Promise<string[]> {
+    const out = await this.exec(
+      ["ps", "--all", "--quiet", "--no-trunc", "--filter", `label=${label}`],
+      options,
+    );
+    return out.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+  }
+
+  /**
+   * Removes containers with `docker rm -f`; returns false when none of them existed.
+   * @throws {RockError} with docker's stderr tail when removal fails for another reason.
+   */
+  async remove(containers: string[], options: DockerCallOptions = {}): Promise<boolean> {
+    if (containers.length === 0) return false;
+    const result = await this.call(["rm", "--force", ...containers], options);
+    if (result.code === 0) return true;
+    const lines = tail(result.stderr, 1000).split("\n");
+    if (lines.every((line) => MISSING.test(line))) return result.stdout.trim() !== "";
+    throw failure(["rm"], result);
+  }
+}
+
+/** Published ports of an inspected container: "22555/tcp" to its host bindings. */
+export function publishedPorts(inspect: ContainerInspect): Record<string, PortBinding[]> {
+  const ports: Record<string, PortBinding[]> = {};
+  for (const [port, bindings] of Object.entries(inspect.NetworkSettings.Ports ?? {})) {
+    if (bindings?.length) ports[port] = bindings;
+  }
+  return ports;
+}
+
+/** "docker run", "docker image inspect": the docker command an argv runs, without arguments. */
+function commandName(args: string[]): string {
+  const groups = new Set(["image", "container", "network", "volume", "system", "builder"]);
+  const words = args.filter((arg) => !arg.startsWith("-"));
+  const count = groups.has(words[0]) ? 2 : 1;
+  return ["docker", ...words.slice(0, count)].join(" ");
+}
+
+/** The RockError for a docker call that exited non-zero. */
+function failure(args: string[], result: DockerResult): RockError {
+  const message = `Cannot run "${commandName(args)}": exit code ${result.code}: ${
+    tail(result.stderr)
+  }`;
+  if (/Cannot connect to the Docker daemon|Is the docker daemon running/i.test(result.stderr)) {
+    return new UnavailableError(message, { extraInfo: { exit_code: result.code } });
+  }
+  return new RockError(message, {
+    extraInfo: { exit_code: result.code, stderr: tail(result.stderr) },
+  });
+}
+
+/** Parses one JSON object per line. */
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
+}

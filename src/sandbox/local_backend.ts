@@ -1,0 +1,206 @@
+/**
+ * The local backend: each sandbox is a rocklet process on this machine, in its own session (so
+ * it outlives an admin restart) with a private work dir. It needs no engine and works anywhere;
+ * it isolates nothing beyond a directory and enforces no memory or cpu limit.
+ *
+ * The "label" is a state file `<workRoot>/<id>/sandbox.json` holding the pid and its start time,
+ * so a recycled pid is never mistaken for the sandbox.
+ */
+import { hostname } from "node:os";
+import { RockError } from "../common/errors.ts";
+import { killDescendants, listDescendants, signalProcess } from "../runtime/process_tree.ts";
+import type {
+  Backend,
+  BackendConfig,
+  ListedSandbox,
+  PlaceHooks,
+  Placement,
+  SandboxSpec,
+} from "./backend.ts";
+import { ROCKLET_PORT } from "./backend.ts";
+import type { RockletLauncher } from "./rocklet_launcher.ts";
+
+interface StateFile {
+  sandbox_id: string;
+  pid: number;
+  /** Start time of the process in clock ticks since boot (field 22 of /proc/PID/stat). */
+  start_ticks: number;
+  port: number;
+}
+
+/** Start time of `pid` in ticks, or undefined when it is not running. */
+async function startTicks(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z") return undefined; // a zombie is gone for our purposes
+    return Number(fields[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A free TCP port on 127.0.0.1. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Rocklet processes on this machine. */
+export class LocalBackend implements Backend {
+  readonly type = "local" as const;
+  readonly #root: string;
+  readonly #launcher: RockletLauncher;
+
+  /** Creates the backend; sandboxes live under `config.workRoot`. */
+  constructor(config: Extract<BackendConfig, { type: "local" }>) {
+    this.#root = config.workRoot;
+    this.#launcher = config.launcher;
+  }
+
+  #dir(id: string): string {
+    return `${this.#root}/${id}`;
+  }
+
+  /** Starts a rocklet process for `spec` on a free loopback port. */
+  async place(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement> {
+    hooks.onPhase({
+      name: "image_pull",
+      status: "success",
+      message: "skip image pull: the local backend runs no image",
+    });
+    hooks.onPhase({
+      name: "docker_run",
+      status: "running",
+      message: "starting the rocklet process",
+    });
+    const dir = this.#dir(spec.sandboxId);
+    const work = `${dir}/work`;
+    try {
+      await Deno.mkdir(work, { recursive: true });
+    } catch (error) {
+      throw new RockError(
+        `Cannot start sandbox "${spec.sandboxId}": cannot create "${work}": ${
+          (error as Error).message
+        }`,
+      );
+    }
+    const port = freePort();
+    const command = this.#launcher.hostCommand("127.0.0.1", port);
+    // sh redirects the rocklet's output to a log file: the process must not hold pipes to an
+    // admin that may exit before it.
+    const child = new Deno.Command("/bin/sh", {
+      args: ["-c", 'exec "$@" >> "$ROCK_SANDBOX_LOG" 2>&1', "rock-sandbox", ...command],
+      cwd: work,
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+        HOME: work,
+        ROCK_SANDBOX_ID: spec.sandboxId,
+        ROCK_SANDBOX_LOG: `${dir}/rocklet.log`,
+        ...spec.env,
+      },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+    child.unref();
+    // Reap it if it exits while this admin runs; after a restart nobody waits, which is fine.
+    child.status.catch(() => {});
+    const ticks = await startTicks(child.pid);
+    if (ticks === undefined) {
+      const log = await Deno.readTextFile(`${dir}/rocklet.log`).catch(() => "");
+      await this.remove(spec.sandboxId);
+      throw new RockError(
+        `Cannot start sandbox "${spec.sandboxId}": the rocklet exited at once: ${log.slice(-500)}`,
+      );
+    }
+    const state: StateFile = {
+      sandbox_id: spec.sandboxId,
+      pid: child.pid,
+      start_ticks: ticks,
+      port,
+    };
+    await Deno.writeTextFile(`${dir}/sandbox.json`, JSON.stringify(state));
+    if (hooks.signal?.aborted) {
+      await this.remove(spec.sandboxId);
+      throw new RockError(`Cannot start sandbox "${spec.sandboxId}": start was cancelled`);
+    }
+    return this.#placement(state);
+  }
+
+  #placement(state: StateFile): Placement {
+    return {
+      hostIp: "127.0.0.1",
+      hostName: hostname(),
+      portMapping: { [String(ROCKLET_PORT)]: state.port },
+      handle: String(state.pid),
+    };
+  }
+
+  async #read(id: string): Promise<StateFile | undefined> {
+    try {
+      return JSON.parse(await Deno.readTextFile(`${this.#dir(id)}/sandbox.json`)) as StateFile;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #running(state: StateFile): Promise<boolean> {
+    return (await startTicks(state.pid)) === state.start_ticks;
+  }
+
+  /**
+   * Stops the rocklet (SIGTERM lets it close its sessions), then kills whatever is left of its
+   * process tree, and removes the work dir.
+   */
+  async remove(sandboxId: string): Promise<void> {
+    const state = await this.#read(sandboxId);
+    if (state && await this.#running(state)) {
+      const tree = await listDescendants(state.pid);
+      signalProcess(state.pid, "SIGTERM");
+      for (let waited = 0; waited < 3000 && await this.#running(state); waited += 20) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      if (await this.#running(state)) {
+        await killDescendants(state.pid);
+        signalProcess(state.pid, "SIGKILL");
+      }
+      // Session shells run in sessions of their own: kill any the rocklet did not.
+      for (const entry of tree) {
+        if ((await startTicks(entry.pid)) === entry.startTicks) {
+          signalProcess(-entry.pid, "SIGKILL");
+        }
+      }
+    }
+    await Deno.remove(this.#dir(sandboxId), { recursive: true }).catch(() => {});
+  }
+
+  /** Sandboxes with a state file under the work root. */
+  async list(): Promise<ListedSandbox[]> {
+    const found: ListedSandbox[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.#root)) {
+        if (!entry.isDirectory) continue;
+        const state = await this.#read(entry.name);
+        if (!state) {
+          found.push({ sandboxId: entry.name, handle: "", running: false });
+          continue;
+        }
+        const running = await this.#running(state);
+        found.push({
+          sandboxId: state.sandbox_id,
+          handle: String(state.pid),
+          running,
+          placement: running ? this.#placement(state) : undefined,
+        });
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return found;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * How the rock executable gets into a sandbox and starts as its rocklet:
+ * - compiled (`deno compile`): the executable itself, mounted read-only at /rock/bin/rock;
+ * - from a bundle (`deno run rock.js`): the deno executable and that bundle, mounted read-only;
+ * - from source: `deno bundle main.ts` once into a cache file named by a hash of the sources,
+ *   then as for a bundle.
+ * No package install and no network are needed inside the image; any glibc image works.
+ */
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { RockError } from "../common/errors.ts";
+
+/** A file to mount read-only into a container. */
+export interface Mount {
+  source: string;
+  target: string;
+}
+
+/** How to run the rocklet on the host and in a container. */
+export interface RockletLauncher {
+  /** argv that serves a rocklet on this host at `host:port`. */
+  hostCommand(host: string, port: number): string[];
+  /** Read-only mounts a container needs. */
+  containerMounts(): Mount[];
+  /** Environment a container needs. */
+  containerEnv(): Record<string, string>;
+  /** Entrypoint argv inside a container, serving on `0.0.0.0:port`. */
+  containerCommand(port: number): string[];
+}
+
+const UNSTABLE = "--unstable-no-legacy-abort";
+
+/** A launcher for a compiled rock executable at `executable`. */
+function compiledLauncher(executable: string): RockletLauncher {
+  return {
+    hostCommand: (host, port) => [executable, "rocklet", "--host", host, "--port", String(port)],
+    containerMounts: () => [{ source: executable, target: "/rock/bin/rock" }],
+    containerEnv: () => ({}),
+    containerCommand: (
+      port,
+    ) => ["/rock/bin/rock", "rocklet", "--host", "0.0.0.0", "--port", String(port)],
+  };
+}
+
+/** A launcher for the deno executable `deno` running the bundle `bundle`. */
+export function bundleLauncher(deno: string, bundle: string): RockletLauncher {
+  const run = ["run", "--allow-all", UNSTABLE, "--no-config"];
+  return {
+    hostCommand: (
+      host,
+      port,
+    ) => [deno, ...run, bundle, "rocklet", "--host", host, "--port", String(port)],
+    containerMounts: () => [
+      { source: deno, target: "/rock/bin/deno" },
+      { source: bundle, target: "/rock/lib/rock.js" },
+    ],
+    // Deno wants a writable cache dir even for a self-contained bundle.
+    containerEnv: () => ({ DENO_DIR: "/tmp/.rock-deno", DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" }),
+    containerCommand: (port) => [
+      "/rock/bin/deno",
+      ...run,
+      "/rock/lib/rock.js",
+      "rocklet",
+      "--host",
+      "0.0.0.0",
+      "--port",
+      String(port),
+    ],
+  };
+}
+
+/** Hex SHA-256 of the sources under `root` (main.ts, deno.json, deno.lock, src/). */
+async function sourceHash(root: string): Promise<string> {
+  const files: string[] = ["main.ts", "deno.json", "deno.lock"];
+  const walk = async (dir: string, rel: string) => {
+    for await (const entry of Deno.readDir(join(root, dir))) {
+      const path = `${rel}${entry.name}`;
+      if (entry.isDirectory) await walk(join(dir, entry.name), `${path}/`);
+      else if (entry.name.endsWith(".ts")) files.push(`src/${path}`);
+    }
+  };
+  await walk("src", "");
+  files.sort();
+  const encoder = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  for (const file of files) {
+    parts.push(encoder.encode(`${file}\0`));
+    parts.push(await Deno.readFile(join(root, file)).catch(() => new Uint8Array()));
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) all.set(part, offset), offset += part.length;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Builds (or reuses) the bundle of this checkout in `cacheDir`.
+ * @throws {RockError} with deno's stderr when bundling fails.
+ */
+export async function ensureBundle(cacheDir: string): Promise<string> {
+  // This file is src/sandbox/rocklet_launcher.ts in a checkout: the root is two levels up.
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const target = join(cacheDir, `rock-${await sourceHash(root)}.js`);
+  if (await Deno.stat(target).then(() => true, () => false)) return target;
+  await Deno.mkdir(cacheDir, { recursive: true });
+  const temp = `${target}.${crypto.randomUUID()}.tmp`;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", join(root, "main.ts"), "--output", temp],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    await Deno.remove(temp).catch(() => {});
+    const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-10).join("\n");
+    throw new RockError(
+      `Cannot bundle rock for sandboxes: deno bundle exited with ${output.code}: ${stderr}`,
+    );
+  }
+  await Deno.rename(temp, target);
+  return target;
+}
+
+/**
+ * Picks the launcher for how this process runs: compiled, from a bundle, or from source (then
+ * bundles into `cacheDir` once per source change).
+ */
+export async function prepareRockletLauncher(
+  options: { cacheDir: string },
+): Promise<RockletLauncher> {
+  const executable = await Deno.realPath(Deno.execPath());
+  if (Deno.build.standalone) return compiledLauncher(executable);
+  const main = Deno.mainModule;
+  if (main.startsWith("file:") && main.endsWith(".js")) {
+    return bundleLauncher(executable, fileURLToPath(main));
+  }
+  return bundleLauncher(executable, await ensureBundle(options.cacheDir));
+}

@@ -1,0 +1,113 @@
+/** Starts an admin (app + manager + store + backend) on a loopback port for tests. */
+import { join } from "node:path";
+import { createAdminApp } from "../../src/admin/app.ts";
+import { Billing } from "../../src/admin/billing.ts";
+import { SandboxManager } from "../../src/admin/manager.ts";
+import { SandboxStore } from "../../src/admin/store.ts";
+import type { Backend } from "../../src/sandbox/backend.ts";
+import { DockerBackend } from "../../src/sandbox/docker_backend.ts";
+import { LocalBackend } from "../../src/sandbox/local_backend.ts";
+import { TEST_IMAGE, testRockletLauncher } from "./docker.ts";
+
+/** A running admin for tests; dispose stops it (sandboxes are the test's to stop). */
+export interface AdminServer extends AsyncDisposable {
+  url: string;
+  api: string;
+  manager: SandboxManager;
+  store: SandboxStore;
+  backend: Backend;
+  dataDir: string;
+}
+
+/** Which backend a test admin uses. */
+export type TestBackend = "local" | "docker";
+
+/** Creates the backend of kind `type` with its data under `dataDir`. */
+export async function testBackend(type: TestBackend, dataDir: string): Promise<Backend> {
+  const launcher = await testRockletLauncher();
+  return type === "docker"
+    ? new DockerBackend({ type: "docker", launcher })
+    : new LocalBackend({ type: "local", workRoot: join(dataDir, "sandboxes"), launcher });
+}
+
+/** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
+export async function startAdminServer(
+  type: TestBackend,
+  options: { dataDir?: string; startupTimeoutMs?: number; maxBatch?: number } = {},
+): Promise<AdminServer> {
+  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "rock-admin-test-" });
+  const store = await SandboxStore.open(`file:${join(dataDir, "rock.db")}`);
+  const backend = await testBackend(type, dataDir);
+  const manager = new SandboxManager({
+    store,
+    backend,
+    billing: new Billing(store, join(dataDir, "billing.log")),
+    settings: {
+      maxCpus: 16,
+      maxMemoryBytes: 64 * 1024 ** 3,
+      defaultImage: TEST_IMAGE,
+      defaultAutoClearMinutes: 30,
+      startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
+      timeZone: "Asia/Shanghai",
+      touchIntervalMs: 1000,
+    },
+  });
+  await manager.reconcile();
+  const app = createAdminApp({ manager, timeZone: "Asia/Shanghai", maxBatch: options.maxBatch });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  return {
+    url,
+    api: `${url}/apis/envs/sandbox/v1`,
+    manager,
+    store,
+    backend,
+    dataDir,
+    async [Symbol.asyncDispose]() {
+      await server.shutdown();
+      await manager.close();
+      store.close();
+    },
+  };
+}
+
+/** POSTs JSON to the admin API and returns the envelope. */
+export async function post(api: string, path: string, body: unknown): Promise<Envelope> {
+  const response = await fetch(`${api}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  if (response.status !== 200) {
+    throw new Error(`HTTP ${response.status} from ${path}: ${await response.text()}`);
+  }
+  return await response.json();
+}
+
+/** GETs from the admin API and returns the envelope. */
+export async function get(api: string, path: string): Promise<Envelope> {
+  const response = await fetch(`${api}${path}`);
+  if (response.status !== 200) {
+    throw new Error(`HTTP ${response.status} from ${path}: ${await response.text()}`);
+  }
+  return await response.json();
+}
+
+/** ROCK's envelope, loosely typed for assertions. */
+// deno-lint-ignore no-explicit-any
+export type Envelope = { status: string; message: string; error: string | null; result: any };
+
+/** Polls get_status until the sandbox runs (or fails), bounded. */
+export async function waitRunning(api: string, id: string, timeoutMs = 60_000): Promise<Envelope> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 10;
+  while (true) {
+    const status = await get(api, `/get_status?sandbox_id=${id}`);
+    if (status.result?.state === "running" || status.result?.state === "failed") return status;
+    if (Date.now() > deadline) {
+      throw new Error(`sandbox ${id} not running after ${timeoutMs} ms: ${JSON.stringify(status)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 200);
+  }
+}
