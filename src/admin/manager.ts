@@ -258,7 +258,8 @@ export class SandboxManager {
         throw new RockError(`Cannot start sandbox "${id}": it was stopped while starting`);
       }
       try {
-        if ((await client.isAlive()).is_alive) return;
+        const probe = AbortSignal.timeout(Math.max(50, Math.min(2000, deadline - performance.now())));
+        if ((await client.isAlive({ signal: probe })).is_alive) return;
       } catch (error) {
         last = (error as Error).message;
       }

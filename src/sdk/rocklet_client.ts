@@ -129,8 +129,8 @@ export class RockletClient implements Runtime {
     );
   }
 
-  async #get<T>(path: string): Promise<T> {
-    return await (await this.#send(path)).json() as T;
+  async #get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return await (await this.#send(path, { signal })).json() as T;
   }
 
   async #post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
@@ -143,9 +143,9 @@ export class RockletClient implements Runtime {
     return await response.json() as T;
   }
 
-  /** GET /is_alive */
-  isAlive(): Promise<IsAliveResponse> {
-    return this.#get("/is_alive");
+  /** GET /is_alive; `options.signal` bounds a probe (a published port may accept and hang). */
+  isAlive(options: CallOptions = {}): Promise<IsAliveResponse> {
+    return this.#get("/is_alive", options.signal);
   }
 
   /** GET /get_statistics */

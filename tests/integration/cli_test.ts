@@ -70,3 +70,68 @@ Deno.test("rock rocklet serves on the given port and stops cleanly on SIGTERM", 
     "background job left behind",
   );
 });
+
+Deno.test("rock admin start rejects bad flags and bad config files with one line and exit 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/bad.yml`, "admin:\n  colour: blue\n");
+    for (
+      const [args, pattern] of [
+        [["admin", "start", "--port", "http"], /expected a port number/],
+        [["admin", "start", "--backend", "cloud"], /argument 'cloud' is invalid/],
+        [["admin", "start", "--config", `${dir}/missing.yml`], /Cannot read config file/],
+        [["admin", "start", "--config", `${dir}/bad.yml`], /key "admin\.colour"/],
+        [["admin", "start", "--env", "nowhere"], /rock-nowhere\.yml/],
+      ] as const
+    ) {
+      const result = await rock(...args);
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+      assert.match(result.stderr, pattern);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rock admin start --daemon serves until rock admin stop for the same data dir", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rock-daemon-test-" });
+  try {
+    const started = await rock(
+      "admin",
+      "start",
+      "--daemon",
+      "--backend",
+      "local",
+      "--port",
+      "0",
+      "--data-dir",
+      dir,
+    );
+    assert.equal(started.code, 0, started.stderr);
+    const url = /on (http:\S+);/.exec(started.stdout)?.[1];
+    assert.ok(url, started.stdout);
+    assert.deepEqual(await (await fetch(`${url}/`)).json(), { message: "hello, ROCK!" });
+    const twice = await rock(
+      "admin",
+      "start",
+      "--daemon",
+      "--backend",
+      "local",
+      "--port",
+      "0",
+      "--data-dir",
+      dir,
+    );
+    assert.equal(twice.code, 1);
+    assert.match(twice.stderr, /already runs/);
+    const stopped = await rock("admin", "stop", "--data-dir", dir);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    await assert.rejects(fetch(`${url}/`));
+    const none = await rock("admin", "stop", "--data-dir", dir);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^error: No admin runs for/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
