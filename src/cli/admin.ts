@@ -18,6 +18,8 @@ import { DockerBackend } from "../sandbox/docker_backend.ts";
 import { DockerCli } from "../sandbox/docker_cli.ts";
 import { LocalBackend } from "../sandbox/local_backend.ts";
 import { prepareRockletLauncher } from "../sandbox/rocklet_launcher.ts";
+import { spawnDetached } from "../common/detached.ts";
+import { serveUntilSignal } from "./serve.ts";
 
 /** Options of `rock admin start`. */
 export interface AdminStartOptions extends AdminFlags {
@@ -98,17 +100,10 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     pidFile(config.dataDir),
     JSON.stringify({ pid: Deno.pid, host: config.host, port: server.addr.port }),
   );
-  const stop = async (signal: string) => {
-    logger.info("Stopping; sandboxes keep running", { signal });
-    await server.shutdown();
-  };
-  const onInt = () => stop("SIGINT");
-  const onTerm = () => stop("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
-  await server.finished;
-  Deno.removeSignalListener("SIGINT", onInt);
-  Deno.removeSignalListener("SIGTERM", onTerm);
+  await serveUntilSignal(
+    server,
+    (signal) => logger.info("Stopping; sandboxes keep running", { signal }),
+  );
   await manager.close();
   store.close();
   await Deno.remove(pidFile(config.dataDir)).catch(() => {});
@@ -137,23 +132,12 @@ async function startDaemon(config: AdminConfig): Promise<void> {
   }
   const args = Deno.args.filter((arg) => arg !== "--daemon");
   const log = join(config.dataDir, "admin.log");
-  const child = new Deno.Command("/bin/sh", {
-    args: [
-      "-c",
-      'exec "$@" >> "$ROCK_ADMIN_LOG" 2>&1',
-      "rock-admin",
-      ...selfCommand(),
-      ...args,
-      "--data-dir",
-      config.dataDir,
-    ],
-    env: { ROCK_ADMIN_LOG: log },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  child.unref();
+  const child = spawnDetached([
+    ...selfCommand(),
+    ...args,
+    "--data-dir",
+    config.dataDir,
+  ], log);
   const started = performance.now();
   let delay = 10;
   while (performance.now() - started < 60_000) {

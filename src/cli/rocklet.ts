@@ -3,6 +3,7 @@ import { processEnvironment, readCommonSettings } from "../common/config.ts";
 import { createLogger, type LogLevel } from "../common/log.ts";
 import { createRockletApp } from "../rocklet/app.ts";
 import { LocalRuntime } from "../runtime/local_runtime.ts";
+import { serveUntilSignal } from "./serve.ts";
 
 /** Options of `rock rocklet`. */
 export interface RockletOptions {
@@ -32,16 +33,8 @@ export async function runRocklet(options: RockletOptions): Promise<void> {
       console.log(`rocklet listening on http://${hostname}:${port}`);
     },
   }, app.fetch);
-  const stop = async (signal: string) => {
+  await serveUntilSignal(server, async (signal) => {
     logger.info("Stopping", { signal });
     await runtime.close();
-    await server.shutdown();
-  };
-  const onInt = () => stop("SIGINT");
-  const onTerm = () => stop("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
-  await server.finished;
-  Deno.removeSignalListener("SIGINT", onInt);
-  Deno.removeSignalListener("SIGTERM", onTerm);
+  });
 }

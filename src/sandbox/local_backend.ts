@@ -7,6 +7,7 @@
  * so a recycled pid is never mistaken for the sandbox.
  */
 import { hostname } from "node:os";
+import { spawnDetached } from "../common/detached.ts";
 import { RockError } from "../common/errors.ts";
 import { killDescendants, listDescendants, signalProcess } from "../runtime/process_tree.ts";
 import type {
@@ -89,27 +90,17 @@ export class LocalBackend implements Backend {
     }
     const port = freePort();
     const command = this.#launcher.hostCommand("127.0.0.1", port);
-    // sh redirects the rocklet's output to a log file: the process must not hold pipes to an
-    // admin that may exit before it.
-    const child = new Deno.Command("/bin/sh", {
-      args: ["-c", 'exec "$@" >> "$ROCK_SANDBOX_LOG" 2>&1', "rock-sandbox", ...command],
+    // The rocklet must hold no pipe to an admin that may exit before it: output goes to a log.
+    const child = spawnDetached(command, `${dir}/rocklet.log`, {
       cwd: work,
       clearEnv: true,
       env: {
         PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
         HOME: work,
         ROCK_SANDBOX_ID: spec.sandboxId,
-        ROCK_SANDBOX_LOG: `${dir}/rocklet.log`,
         ...spec.env,
       },
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-      detached: true,
-    }).spawn();
-    child.unref();
-    // Reap it if it exits while this admin runs; after a restart nobody waits, which is fine.
-    child.status.catch(() => {});
+    });
     const ticks = await startTicks(child.pid);
     if (ticks === undefined) {
       const log = await Deno.readTextFile(`${dir}/rocklet.log`).catch(() => "");
