@@ -8,11 +8,16 @@
  * - create_session + close_session time;
  * - peak memory of the rocklet while 1 GiB is uploaded through it.
  *
+ * Admin section (scripts/bench_admin.ts; skipped with the reason when docker is missing):
+ * start_async -> alive beside a bare `docker run`, run_in_session through the admin beside
+ * `docker exec`, get_status beside the admin's `GET /`.
+ *
  * Options: `--quick` for fewer iterations (used by tests to prove the script runs).
  */
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
 import { RockletClient } from "../src/sdk/rocklet_client.ts";
 import { spawnRocklet } from "../tests/helpers/process.ts";
+import { adminSection } from "./bench_admin.ts";
 
 const quick = Deno.args.includes("--quick");
 
@@ -39,13 +44,21 @@ async function measure(n: number, warmup: number, fn: () => Promise<unknown>): P
   return stats(samples);
 }
 
+/** "12.3x faster than baseline" or "1.08x slower than baseline" (two decimals below 10x). */
+function ratio(s: Stats, baseline: Stats): string {
+  const faster = baseline.p50 / s.p50;
+  const factor = faster >= 1 ? faster : 1 / faster;
+  return `${factor.toFixed(factor < 10 ? 2 : 1)}x ${
+    faster >= 1 ? "faster" : "slower"
+  } than baseline`;
+}
+
 function row(name: string, s: Stats, baseline?: Stats, target?: string): string {
-  const ratio = baseline
-    ? `${(baseline.p50 / s.p50).toFixed(1)}x faster than baseline`
-    : "baseline";
   return `${name.padEnd(52)} p50 ${s.p50.toFixed(3).padStart(8)} ms  p99 ${
     s.p99.toFixed(3).padStart(8)
-  } ms  n=${String(s.n).padEnd(5)} ${ratio}${target ? `  (target ${target})` : ""}`;
+  } ms  n=${String(s.n).padEnd(5)} ${baseline ? ratio(s, baseline) : "baseline"}${
+    target ? `  (target ${target})` : ""
+  }`;
 }
 
 async function peakRssKiB(pid: number): Promise<number> {
@@ -153,3 +166,4 @@ async function rockletSection(): Promise<void> {
 
 console.log(`rock bench on ${Deno.build.os}/${Deno.build.arch}, deno ${Deno.version.deno}`);
 await rockletSection();
+await adminSection(quick, { stats, measure, row });

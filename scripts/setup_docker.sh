@@ -59,7 +59,8 @@ if docker info >/dev/null 2>&1; then
 else
   say "starting dockerd (log: $DOCKERD_LOG)"
   as_root mkdir -p "$(dirname "$DOCKERD_LOG")"
-  as_root bash -c "nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
+  # setsid: dockerd leads a session of its own, so ending the caller's process group spares it.
+  as_root bash -c "setsid nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
   deadline=$((SECONDS + WAIT_SECONDS))
   until docker info >/dev/null 2>&1; do
     if [ "$SECONDS" -ge "$deadline" ]; then

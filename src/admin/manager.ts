@@ -258,7 +258,9 @@ export class SandboxManager {
         throw new RockError(`Cannot start sandbox "${id}": it was stopped while starting`);
       }
       try {
-        const probe = AbortSignal.timeout(Math.max(50, Math.min(2000, deadline - performance.now())));
+        const probe = AbortSignal.timeout(
+          Math.max(50, Math.min(2000, deadline - performance.now())),
+        );
         if ((await client.isAlive({ signal: probe })).is_alive) return;
       } catch (error) {
         last = (error as Error).message;
@@ -272,7 +274,7 @@ export class SandboxManager {
         );
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
-      delay = Math.min(delay * 2, 100);
+      delay = Math.min(delay * 2, 20);
     }
   }
 

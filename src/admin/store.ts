@@ -120,6 +120,7 @@ const MIGRATIONS: string[][] = [
     )`,
     "CREATE INDEX billing_sandbox ON billing (sandbox_id)",
   ],
+  ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
 ];
 
 function toRecord(row: Row): SandboxRecord {
@@ -273,6 +274,19 @@ export class SandboxStore {
       args: [now],
     });
     return result.rows.map(toRecord);
+  }
+
+  /**
+   * The id of this deployment: made once per database, so admins sharing a database share it
+   * and label their sandboxes with it.
+   */
+  async deploymentId(): Promise<string> {
+    await this.#db.execute({
+      sql: "INSERT INTO meta (key, value) VALUES ('deployment_id', ?) ON CONFLICT (key) DO NOTHING",
+      args: [crypto.randomUUID().replaceAll("-", "").slice(0, 16)],
+    });
+    const result = await this.#db.execute("SELECT value FROM meta WHERE key = 'deployment_id'");
+    return String(result.rows[0].value);
   }
 
   /** Stores a billing record. */

@@ -32,7 +32,11 @@ function pidFile(dataDir: string): string {
 }
 
 /** Picks the backend: docker when asked, or when `auto` and an engine answers; else local. */
-async function chooseBackend(config: AdminConfig, logger: Logger): Promise<Backend> {
+async function chooseBackend(
+  config: AdminConfig,
+  deploymentId: string,
+  logger: Logger,
+): Promise<Backend> {
   const launcher = await prepareRockletLauncher({ cacheDir: join(config.dataDir, "cache") });
   if (config.backend !== "local") {
     const docker = new DockerCli({ binary: config.dockerBinary });
@@ -42,6 +46,7 @@ async function chooseBackend(config: AdminConfig, logger: Logger): Promise<Backe
         launcher,
         dockerBinary: config.dockerBinary,
         extraRunArgs: config.dockerExtraRunArgs,
+        deploymentId,
       });
     }
     if (config.backend === "docker") {
@@ -63,7 +68,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
   const logger = createLogger("admin", { level: settings.logLevel, timeZone: config.timeZone });
   await Deno.mkdir(config.dataDir, { recursive: true });
   const store = await SandboxStore.open(config.dbUrl, config.dbAuthToken);
-  const backend = await chooseBackend(config, logger);
+  const backend = await chooseBackend(config, await store.deploymentId(), logger);
   const manager = new SandboxManager({
     store,
     backend,

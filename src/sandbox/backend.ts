@@ -15,6 +15,12 @@ export const SSH_PORT = 22;
 /** The label (docker) or marker (local) that says "this is a rock sandbox": `rock.sandbox_id`. */
 export const SANDBOX_LABEL = "rock.sandbox_id";
 
+/**
+ * The label naming the deployment (one admin, or admins sharing one database) a sandbox belongs
+ * to, so an admin only ever reconciles its own sandboxes on a shared docker engine.
+ */
+export const DEPLOYMENT_LABEL = "rock.deployment";
+
 /** Image pull policy, as in ROCK's start request. */
 export type PullPolicy = "never" | "always" | "missing";
 
@@ -118,4 +124,6 @@ export type BackendConfig =
     extraRunArgs?: string[];
     /** Timeout of one docker command, in milliseconds (pulls excepted). */
     commandTimeoutMs?: number;
+    /** Deployment id: containers get it as a label and list() only returns those. */
+    deploymentId?: string;
   };

@@ -8,6 +8,7 @@ import { BadRequestError, CancelledError, errorMessage, RockError } from "../com
 import {
   type Backend,
   type BackendConfig,
+  DEPLOYMENT_LABEL,
   type ListedSandbox,
   type PhaseName,
   type PhaseStatus,
@@ -50,11 +51,17 @@ export function registryOf(image: string): string {
 /** The `docker run` arguments (after `run`) that place `spec` with `launcher`. */
 export function dockerRunArgs(
   spec: SandboxSpec,
-  options: { launcher: RockletLauncher; publishIp: string; extraRunArgs?: string[] },
+  options: {
+    launcher: RockletLauncher;
+    publishIp: string;
+    extraRunArgs?: string[];
+    deploymentId?: string;
+  },
 ): string[] {
   const { launcher, publishIp } = options;
   const args = ["-d", "--init", "--pull=never", "--name", spec.sandboxId];
   args.push("--label", `${SANDBOX_LABEL}=${spec.sandboxId}`);
+  if (options.deploymentId) args.push("--label", `${DEPLOYMENT_LABEL}=${options.deploymentId}`);
   for (const port of PUBLISHED_PORTS) args.push("-p", `${publishIp}::${port}`);
   args.push(`--memory=${spec.memoryBytes}b`, `--memory-swap=${spec.memoryBytes}b`);
   args.push(`--cpus=${spec.cpus}`);
@@ -77,6 +84,7 @@ export class DockerBackend implements Backend {
   readonly #publishIp: string;
   readonly #extraRunArgs: string[];
   readonly #hostName: string;
+  readonly #deploymentId?: string;
 
   /** Creates the backend; nothing runs until the first call. */
   constructor(config: DockerBackendConfig, deps: DockerBackendDeps = {}) {
@@ -86,6 +94,7 @@ export class DockerBackend implements Backend {
     this.#publishIp = config.publishIp ?? "127.0.0.1";
     this.#extraRunArgs = config.extraRunArgs ?? [];
     this.#hostName = deps.hostName ?? hostname();
+    this.#deploymentId = config.deploymentId;
   }
 
   /**
@@ -104,9 +113,14 @@ export class DockerBackend implements Backend {
     await this.#docker.remove([sandboxId]);
   }
 
-  /** Lists every container carrying rock's label, running or not. */
+  /**
+   * Lists the containers carrying rock's label, running or not; with a deployment id, only that
+   * deployment's.
+   */
   async list(): Promise<ListedSandbox[]> {
-    const ids = await this.#docker.psByLabel(SANDBOX_LABEL);
+    const ids = await this.#docker.psByLabel(
+      this.#deploymentId ? `${DEPLOYMENT_LABEL}=${this.#deploymentId}` : SANDBOX_LABEL,
+    );
     const containers = await this.#docker.inspectContainers(ids);
     return containers.map((container) => {
       const running = container.State.Running;
@@ -136,9 +150,7 @@ export class DockerBackend implements Backend {
           const reason = `image "${image}" not found locally and pull policy is "never"`;
           fail(
             `Image "${image}" not found locally and pull policy is "never"`,
-            new BadRequestError(
-              `Cannot start sandbox "${sandboxId}": ${reason}`,
-            ),
+            new BadRequestError(`Cannot start sandbox "${sandboxId}": ${reason}`),
           );
         }
         if (present) {
@@ -172,9 +184,7 @@ export class DockerBackend implements Backend {
         const reason = `image "${image}" not found locally after pull`;
         fail(
           `Image "${image}" not found locally after pull`,
-          new RockError(
-            `Cannot start sandbox "${sandboxId}": ${reason}`,
-          ),
+          new RockError(`Cannot start sandbox "${sandboxId}": ${reason}`),
         );
       }
       report("success", "image pull success");
@@ -199,6 +209,7 @@ export class DockerBackend implements Backend {
       launcher: this.#launcher,
       publishIp: this.#publishIp,
       extraRunArgs: this.#extraRunArgs,
+      deploymentId: this.#deploymentId,
     });
     report("running", "docker run running");
     try {

@@ -61,9 +61,20 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 const STDERR_TAIL_LINES = 10;
 const MISSING = /No such (container|object|image)/i;
 
-/** Last `lines` non-empty lines of `text`, trimmed. */
+/** Docker's usage hint after a failure: noise in an error message. */
+const HELP_HINT = /^Run '.*--help' for more information\.?$/;
+
+/** Last `lines` non-empty lines of `text` (docker's usage hint left out). */
 export function tail(text: string, lines = STDERR_TAIL_LINES): string {
-  return text.trim().split("\n").filter((line) => line.trim() !== "").slice(-lines).join("\n");
+  return text.trim().split("\n")
+    .filter((line) => line.trim() !== "" && !HELP_HINT.test(line.trim()))
+    .slice(-lines)
+    .join("\n");
+}
+
+/** `": <evidence>"`, or nothing when there is no evidence. */
+function colon(evidence: string): string {
+  return evidence ? `: ${evidence}` : "";
 }
 
 /** A typed client for the docker CLI. */
@@ -106,11 +117,11 @@ export class DockerCli {
       const secret = stdin?.trim();
       const stderr = secret ? result.stderr.replaceAll(secret, "***") : result.stderr;
       if (signal?.aborted) {
-        throw new CancelledError(`Cannot run "${name}": cancelled: ${tail(stderr)}`.trim());
+        throw new CancelledError(`Cannot run "${name}": cancelled${colon(tail(stderr))}`);
       }
       if (timedOut) {
         throw new RockError(
-          `Cannot run "${name}": timed out after ${timeoutMs} ms: ${tail(stderr)}`,
+          `Cannot run "${name}": timed out after ${timeoutMs} ms${colon(tail(stderr))}`,
         );
       }
       if (result.code === 127 && /command not found/.test(stderr)) {
@@ -160,27 +171,13 @@ export class DockerCli {
     throw failure(["image", "inspect"], result);
   }
 
-  /** `docker image inspect` of `image`, or undefined when it is not present. */
-  async inspectImage(
-    image: string,
-    options: DockerCallOptions = {},
-  ): Promise<Record<string, unknown> | undefined> {
-    const result = await this.call(["image", "inspect", image], options);
-    if (result.code !== 0) {
-      if (MISSING.test(result.stderr)) return undefined;
-      throw failure(["image", "inspect"], result);
-    }
-    return JSON.parse(result.stdout)[0];
-  }
-
   /** Lists local images. */
   async images(options: DockerCallOptions = {}): Promise<ImageSummary[]> {
     const out = await this.exec(["images", "--format", "{{json .}}"], options);
-    return jsonLines(out).map((row) => ({
-      repository: String(row.Repository),
-      tag: String(row.Tag),
-      id: String(row.ID),
-    }));
+    return out.split("\n").filter((line) => line.trim() !== "").map((line) => {
+      const row = JSON.parse(line);
+      return { repository: row.Repository, tag: row.Tag, id: row.ID };
+    });
   }
 
   /**
@@ -257,6 +254,7 @@ export class DockerCli {
   /** The last `lines` lines a container wrote to stdout and stderr (empty when it is gone). */
   async logs(container: string, lines = 20, options: DockerCallOptions = {}): Promise<string> {
     const result = await this.call(["logs", "--tail", String(lines), container], options);
+    if (result.code !== 0) return "";
     return `${result.stdout}${result.stderr}`.trim();
   }
 
@@ -302,18 +300,12 @@ function commandName(args: string[]): string {
 
 /** The RockError for a docker call that exited non-zero. */
 function failure(args: string[], result: DockerResult): RockError {
-  const message = `Cannot run "${commandName(args)}": exit code ${result.code}: ${
-    tail(result.stderr)
+  const message = `Cannot run "${commandName(args)}": exit code ${result.code}${
+    colon(tail(result.stderr))
   }`;
+  const extraInfo = { exit_code: result.code, stderr: tail(result.stderr) };
   if (/Cannot connect to the Docker daemon|Is the docker daemon running/i.test(result.stderr)) {
-    return new UnavailableError(message, { extraInfo: { exit_code: result.code } });
+    return new UnavailableError(message, { extraInfo });
   }
-  return new RockError(message, {
-    extraInfo: { exit_code: result.code, stderr: tail(result.stderr) },
-  });
-}
-
-/** Parses one JSON object per line. */
-function jsonLines(text: string): Record<string, unknown>[] {
-  return text.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
+  return new RockError(message, { extraInfo });
 }

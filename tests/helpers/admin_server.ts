@@ -22,11 +22,15 @@ export interface AdminServer extends AsyncDisposable {
 /** Which backend a test admin uses. */
 export type TestBackend = "local" | "docker";
 
-/** Creates the backend of kind `type` with its data under `dataDir`. */
-export async function testBackend(type: TestBackend, dataDir: string): Promise<Backend> {
+/** Creates the backend of kind `type` with its data under `dataDir`, for deployment `deploymentId`. */
+export async function testBackend(
+  type: TestBackend,
+  dataDir: string,
+  deploymentId?: string,
+): Promise<Backend> {
   const launcher = await testRockletLauncher();
   return type === "docker"
-    ? new DockerBackend({ type: "docker", launcher })
+    ? new DockerBackend({ type: "docker", launcher, deploymentId })
     : new LocalBackend({ type: "local", workRoot: join(dataDir, "sandboxes"), launcher });
 }
 
@@ -37,7 +41,7 @@ export async function startAdminServer(
 ): Promise<AdminServer> {
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "rock-admin-test-" });
   const store = await SandboxStore.open(`file:${join(dataDir, "rock.db")}`);
-  const backend = await testBackend(type, dataDir);
+  const backend = await testBackend(type, dataDir, await store.deploymentId());
   const manager = new SandboxManager({
     store,
     backend,

@@ -3,6 +3,7 @@
  * dir, it finds them still reachable, marks the ones that vanished, and removes orphans.
  */
 import assert from "node:assert/strict";
+import { SandboxStore } from "../../src/admin/store.ts";
 import { get, post, type TestBackend, testBackend, waitRunning } from "../helpers/admin_server.ts";
 import { dockerTest, TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
 import { MAIN, type ServedChild, spawnServer } from "../helpers/process.ts";
@@ -37,7 +38,10 @@ function defineRestartTest(
     `admin (${type}) restarted after SIGKILL keeps running sandboxes, marks vanished ones, removes orphans`,
     async () => {
       const dataDir = await Deno.makeTempDir({ prefix: "rock-restart-test-" });
-      const backend = await testBackend(type, dataDir);
+      // The admin labels its sandboxes with the deployment id kept in its database.
+      const store = await SandboxStore.open(`file:${dataDir}/rock.db`);
+      const backend = await testBackend(type, dataDir, await store.deploymentId());
+      store.close();
       const kept = testSandboxId("kept");
       const vanished = testSandboxId("vanished");
       const orphan = testSandboxId("orphan");
