@@ -59,6 +59,12 @@ if docker info >/dev/null 2>&1; then
 else
   say "starting dockerd (log: $DOCKERD_LOG)"
   as_root mkdir -p "$(dirname "$DOCKERD_LOG")"
+  # Containers of an engine that was killed keep running under their shims and keep their
+  # addresses on the bridge, where they would answer for the new engine's containers: end them.
+  if pgrep -f 'containerd-shim.*-namespace moby' >/dev/null 2>&1; then
+    say "ending containers left by an engine that was killed"
+    as_root pkill -KILL -f 'containerd-shim.*-namespace moby' || true
+  fi
   # setsid: dockerd leads a session of its own, so ending the caller's process group spares it.
   as_root bash -c "setsid nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
   deadline=$((SECONDS + WAIT_SECONDS))
