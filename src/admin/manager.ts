@@ -80,6 +80,8 @@ export class SandboxManager {
   readonly #placing = new Map<string, { abort: AbortController; done: Promise<void> }>();
   readonly #clients = new Map<string, { url: string; client: RockletClient }>();
   readonly #touched = new Map<string, number>();
+  /** Clients of sandboxes recently seen running (see rocklet()). */
+  readonly #routes = new Map<string, RockletClient>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
   /** Creates the manager; call reconcile() once, then startSweeper(). */
@@ -314,16 +316,27 @@ export class SandboxManager {
    * @throws {BadRequestError} when the sandbox does not exist or is not running.
    */
   async rocklet(id: string): Promise<RockletClient> {
+    // Hot path: a sandbox seen running within the touch interval skips the database read. The
+    // touch that follows the interval re-checks the row, so a stop by another admin shows
+    // within that interval.
+    const cached = this.#routes.get(id);
+    const now = this.#now();
+    if (cached && now - (this.#touched.get(id) ?? 0) < this.#settings.touchIntervalMs) {
+      return cached;
+    }
     const record = await this.#store.get(id);
     if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
     if (record.state !== "running") {
+      this.#routes.delete(id);
       throw new BadRequestError(`Sandbox "${id}" is not running (state ${record.state})`);
     }
     await this.#touch(record);
-    return this.#clientFor(id, {
+    const client = this.#clientFor(id, {
       hostIp: record.host_ip ?? "127.0.0.1",
       portMapping: record.port_mapping,
     });
+    this.#routes.set(id, client);
+    return client;
   }
 
   /** Statuses of the ids that exist, in the order asked. */
@@ -358,6 +371,7 @@ export class SandboxManager {
       ...(reason ? { failure_reason: reason } : {}),
     }, [...ACTIVE]);
     this.#clients.delete(id);
+    this.#routes.delete(id);
     this.#touched.delete(id);
     if (!changed) return; // another caller stopped it first
     this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? "requested" });
