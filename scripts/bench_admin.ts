@@ -145,7 +145,7 @@ async function benchStart(
   admin: BenchAdmin,
   docker: DockerCli,
   options: { n: number; kit: BenchKit; started: string[]; bare: string[] },
-): Promise<void> {
+): Promise<Stats> {
   const { n, kit, started, bare } = options;
   const adminSamples: number[] = [];
   const bareSamples: number[] = [];
@@ -175,6 +175,52 @@ async function benchStart(
       "<= 1.25x slower",
     ),
   );
+  return baseline;
+}
+
+/**
+ * Times start_async -> alive when the warm pool holds a matching sandbox (the pool refills
+ * between starts, untimed), beside the same bare baseline.
+ */
+async function benchPooledStart(
+  docker: DockerCli,
+  options: { n: number; kit: BenchKit; baseline: Stats; started: string[] },
+): Promise<void> {
+  const { n, kit, baseline, started } = options;
+  const dataDir = await Deno.makeTempDir({ prefix: "rock-bench-pool-" });
+  try {
+    await using admin = await startAdminServer("docker", {
+      dataDir,
+      startupTimeoutMs: START_TIMEOUT_MS,
+      pool: [{ image: TEST_IMAGE, memory: "8g", cpus: 2, size: 1 }],
+    });
+    const samples: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const ready = performance.now();
+      while (admin.pool!.readyCount < 1) {
+        if (performance.now() - ready > START_TIMEOUT_MS) {
+          throw new Error("the warm pool did not fill");
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const id = testSandboxId("bench-pool");
+      started.push(id);
+      const begin = performance.now();
+      await startUntilAlive(admin.api, id, docker);
+      samples.push(performance.now() - begin);
+      resultOf("/stop", await post(admin.api, "/stop", { sandbox_id: id }));
+    }
+    console.log(
+      kit.row(
+        "start_async -> alive, warm pool (docker backend)",
+        kit.stats(samples),
+        baseline,
+        "<= 1.25x slower",
+      ),
+    );
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
 }
 
 /** Times run_in_session and get_status through the admin, each beside its baseline. */
@@ -242,7 +288,8 @@ export async function adminSection(quick: boolean, kit: BenchKit): Promise<void>
     // Its own deployment id scopes reconcile() to its own containers on a shared engine.
     const admin = await startAdminServer("docker", { dataDir, startupTimeoutMs: START_TIMEOUT_MS });
     try {
-      await benchStart(admin, docker, { n: quick ? 3 : 10, kit, started, bare });
+      const baseline = await benchStart(admin, docker, { n: quick ? 3 : 10, kit, started, bare });
+      await benchPooledStart(docker, { n: quick ? 3 : 10, kit, baseline, started });
       await benchRunning(admin, docker, { quick, kit, started });
     } finally {
       for (const id of started) await admin.manager.stop(id).catch(() => {});

@@ -33,6 +33,12 @@ export const AdminConfigFile = z.strictObject({
     sweep_interval_seconds: z.number().positive().optional(),
     batch_get_status_max_count: z.number().int().positive().optional(),
     time_zone: z.string().min(1).optional(),
+    warm_pool: z.array(z.strictObject({
+      image: z.string().min(1),
+      memory,
+      cpus: z.number().positive(),
+      size: z.number().int().min(0).max(100),
+    })).optional(),
   }).optional(),
   docker: z.strictObject({
     binary: z.string().min(1).optional(),
@@ -61,6 +67,8 @@ export interface AdminConfig {
   timeZone: string;
   dockerBinary: string;
   dockerExtraRunArgs: string[];
+  /** Specs kept ready by the warm pool (docker backend). */
+  warmPool: Array<{ image: string; memory: string; cpus: number; size: number }>;
   /** The YAML file read, if any. */
   configFile?: string;
 }
@@ -177,6 +185,7 @@ export async function loadAdminConfig(
     timeZone,
     dockerBinary: file.docker?.binary ?? "docker",
     dockerExtraRunArgs: file.docker?.extra_run_args ?? [],
+    warmPool: file.runtime?.warm_pool ?? [],
     configFile,
   };
 }

@@ -10,6 +10,8 @@ import type { Backend, PhaseUpdate, Placement } from "../sandbox/backend.ts";
 import { ROCKLET_PORT } from "../sandbox/backend.ts";
 import { RockletClient } from "../sdk/rocklet_client.ts";
 import type { Billing } from "./billing.ts";
+import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
+import type { WarmPool } from "./warm_pool.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
 
@@ -50,6 +52,8 @@ export interface ManagerDeps {
   now?: () => number;
   /** fetch for rocklet clients. */
   fetch?: (request: Request) => Promise<Response>;
+  /** Ready sandboxes to hand out to matching starts; the manager closes it. */
+  pool?: WarmPool;
 }
 
 /** The sandbox does not exist (code 4000). */
@@ -76,6 +80,7 @@ export class SandboxManager {
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #fetch?: (request: Request) => Promise<Response>;
+  readonly #pool?: WarmPool;
   /** Placements in progress, so stop can cancel them and close can wait for them. */
   readonly #placing = new Map<string, { abort: AbortController; done: Promise<void> }>();
   readonly #clients = new Map<string, { url: string; client: RockletClient }>();
@@ -93,6 +98,7 @@ export class SandboxManager {
     this.#logger = deps.logger ?? silentLogger;
     this.#now = deps.now ?? Date.now;
     this.#fetch = deps.fetch;
+    this.#pool = deps.pool;
   }
 
   /** The backend kind sandboxes are placed on. */
@@ -151,6 +157,13 @@ export class SandboxManager {
     if (!(await this.#store.insert(record))) {
       throw new BadRequestError(`Sandbox ${id} already exists`);
     }
+    const pooled = await this.#pool?.take(id, {
+      image: record.image,
+      memoryBytes: bytes,
+      cpus: request.cpus,
+      pull: request.pull,
+    });
+    if (pooled) return await this.#runPooled(record, pooled);
     this.#logger.info("Starting sandbox", {
       sandbox_id: id,
       image: record.image,
@@ -178,6 +191,27 @@ export class SandboxManager {
       );
     }
     return final;
+  }
+
+  /** Makes a row running on a sandbox handed out by the warm pool. */
+  async #runPooled(record: SandboxRecord, placement: Placement): Promise<SandboxRecord> {
+    const now = this.#now();
+    const running: Partial<SandboxRecord> = {
+      state: "running",
+      handle: placement.handle,
+      host_ip: placement.hostIp,
+      host_name: placement.hostName,
+      port_mapping: placement.portMapping,
+      phases: {
+        image_pull: { status: "success", message: "use cached image, skip image pull" },
+        docker_run: { status: "success", message: "docker run success (warm pool)" },
+      },
+      start_time: now,
+      expire_at: now + record.auto_clear_minutes * 60_000,
+    };
+    await this.#store.update(record.sandbox_id, running, ["pending"]);
+    this.#logger.info("Sandbox running from the warm pool", { sandbox_id: record.sandbox_id });
+    return { ...record, ...running };
   }
 
   async #place(
@@ -246,38 +280,18 @@ export class SandboxManager {
     }
   }
 
-  async #waitAlive(
+  #waitAlive(
     id: string,
     placement: Placement,
     deadline: number,
     signal: AbortSignal,
   ): Promise<void> {
-    const client = this.#clientFor(id, placement);
-    let delay = 5;
-    let last = "";
-    while (true) {
-      if (signal.aborted) {
-        throw new RockError(`Cannot start sandbox "${id}": it was stopped while starting`);
-      }
-      try {
-        const probe = AbortSignal.timeout(
-          Math.max(50, Math.min(2000, deadline - performance.now())),
-        );
-        if ((await client.isAlive({ signal: probe })).is_alive) return;
-      } catch (error) {
-        last = (error as Error).message;
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        throw new StartTimeoutError(
-          `Cannot start sandbox "${id}": the rocklet did not answer within ${
-            this.#settings.startupTimeoutMs / 1000
-          } s${last ? `: ${last}` : ""}`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
-      delay = Math.min(delay * 2, 20);
-    }
+    return waitForRocklet(this.#clientFor(id, placement), {
+      deadline,
+      signal,
+      what: `sandbox "${id}"`,
+      timeoutSeconds: this.#settings.startupTimeoutMs / 1000,
+    });
   }
 
   #clientFor(id: string, placement: Pick<Placement, "hostIp" | "portMapping">): RockletClient {
@@ -491,12 +505,10 @@ export class SandboxManager {
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
+    await this.#pool?.close();
     await Promise.all([...this.#placing.values()].map((p) => p.done));
   }
 }
-
-/** The rocklet did not answer in time. */
-class StartTimeoutError extends RockError {}
 
 function formatBytes(bytes: number): string {
   const units = ["b", "k", "m", "g", "t"];

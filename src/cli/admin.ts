@@ -13,7 +13,8 @@ import { processEnvironment, readCommonSettings } from "../common/config.ts";
 import { ConfigError, RockError } from "../common/errors.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import { memoryBytes } from "../protocol/admin.ts";
-import type { Backend } from "../sandbox/backend.ts";
+import { type Backend, isRenamable } from "../sandbox/backend.ts";
+import { WarmPool } from "../admin/warm_pool.ts";
 import { DockerBackend } from "../sandbox/docker_backend.ts";
 import { DockerCli } from "../sandbox/docker_cli.ts";
 import { LocalBackend } from "../sandbox/local_backend.ts";
@@ -69,9 +70,18 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
   await Deno.mkdir(config.dataDir, { recursive: true });
   const store = await SandboxStore.open(config.dbUrl, config.dbAuthToken);
   const backend = await chooseBackend(config, await store.deploymentId(), logger);
+  const pool = config.warmPool.length > 0 && isRenamable(backend)
+    ? new WarmPool({
+      backend,
+      specs: config.warmPool,
+      startupTimeoutMs: config.startupTimeoutSeconds * 1000,
+      logger,
+    })
+    : undefined;
   const manager = new SandboxManager({
     store,
     backend,
+    pool,
     billing: new Billing(store, join(config.dataDir, "billing.log")),
     logger,
     settings: {
@@ -85,6 +95,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     },
   });
   await manager.reconcile();
+  pool?.fill();
   manager.startSweeper(config.sweepIntervalSeconds * 1000);
   const app = createAdminApp({
     manager,

@@ -100,6 +100,21 @@ export interface Backend {
   list(): Promise<ListedSandbox[]>;
 }
 
+/**
+ * A backend whose sandboxes can take a new id after they were placed (a docker container is
+ * renamed). The admin's warm pool needs it: pooled sandboxes are placed under pool ids and take
+ * the requested id when handed out.
+ */
+export interface RenamableBackend extends Backend {
+  /** Gives sandbox `from` the id `to`; returns its placement under the new id. */
+  rename(from: string, to: string): Promise<Placement>;
+}
+
+/** True when `backend` can rename sandboxes. */
+export function isRenamable(backend: Backend): backend is RenamableBackend {
+  return typeof (backend as Partial<RenamableBackend>).rename === "function";
+}
+
 /** Backend kinds. */
 export type BackendType = "docker" | "local";
 

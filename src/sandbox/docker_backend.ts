@@ -6,7 +6,6 @@
 import { hostname } from "node:os";
 import { BadRequestError, CancelledError, errorMessage, RockError } from "../common/errors.ts";
 import {
-  type Backend,
   type BackendConfig,
   DEPLOYMENT_LABEL,
   type ListedSandbox,
@@ -14,6 +13,7 @@ import {
   type PhaseStatus,
   type PlaceHooks,
   type Placement,
+  type RenamableBackend,
   ROCKLET_PORT,
   SANDBOX_LABEL,
   type SandboxSpec,
@@ -76,7 +76,7 @@ export function dockerRunArgs(
 }
 
 /** Runs sandboxes as docker containers. */
-export class DockerBackend implements Backend {
+export class DockerBackend implements RenamableBackend {
   /** Always "docker". */
   readonly type = "docker" as const;
   readonly #docker: DockerCli;
@@ -113,6 +113,18 @@ export class DockerBackend implements Backend {
     await this.#docker.remove([sandboxId]);
   }
 
+  /** Renames container `from` to `to` (`docker rename`) and returns its placement. */
+  async rename(from: string, to: string): Promise<Placement> {
+    await this.#docker.exec(["rename", from, to]);
+    const container = await this.#docker.inspectContainer(to);
+    if (!container?.State.Running) {
+      throw new RockError(
+        `Cannot hand out sandbox "${from}" as "${to}": its container is not running`,
+      );
+    }
+    return this.#placementOf(container);
+  }
+
   /**
    * Lists the containers carrying rock's label, running or not; with a deployment id, only that
    * deployment's.
@@ -125,7 +137,8 @@ export class DockerBackend implements Backend {
     return containers.map((container) => {
       const running = container.State.Running;
       const listed: ListedSandbox = {
-        sandboxId: container.Config.Labels?.[SANDBOX_LABEL] ?? container.Name.replace(/^\//, ""),
+        // The name, not the label: a renamed (warm pool) container keeps its first label.
+        sandboxId: container.Name.replace(/^\//, ""),
         handle: container.Id,
         running,
       };

@@ -4,7 +4,8 @@ import { createAdminApp } from "../../src/admin/app.ts";
 import { Billing } from "../../src/admin/billing.ts";
 import { SandboxManager } from "../../src/admin/manager.ts";
 import { SandboxStore } from "../../src/admin/store.ts";
-import type { Backend } from "../../src/sandbox/backend.ts";
+import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
+import { type Backend, isRenamable } from "../../src/sandbox/backend.ts";
 import { DockerBackend } from "../../src/sandbox/docker_backend.ts";
 import { LocalBackend } from "../../src/sandbox/local_backend.ts";
 import { TEST_IMAGE, testRockletLauncher } from "./docker.ts";
@@ -12,6 +13,8 @@ import { TEST_IMAGE, testRockletLauncher } from "./docker.ts";
 /** A running admin for tests; dispose stops it (sandboxes are the test's to stop). */
 export interface AdminServer extends AsyncDisposable {
   url: string;
+  /** The warm pool, when one was asked for. */
+  pool?: WarmPool;
   api: string;
   manager: SandboxManager;
   store: SandboxStore;
@@ -37,14 +40,19 @@ export async function testBackend(
 /** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
 export async function startAdminServer(
   type: TestBackend,
-  options: { dataDir?: string; startupTimeoutMs?: number; maxBatch?: number } = {},
+  options: { dataDir?: string; startupTimeoutMs?: number; maxBatch?: number; pool?: PoolSpec[] } =
+    {},
 ): Promise<AdminServer> {
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "rock-admin-test-" });
   const store = await SandboxStore.open(`file:${join(dataDir, "rock.db")}`);
   const backend = await testBackend(type, dataDir, await store.deploymentId());
+  const pool = options.pool && isRenamable(backend)
+    ? new WarmPool({ backend, specs: options.pool, startupTimeoutMs: 60_000, retryDelayMs: 1000 })
+    : undefined;
   const manager = new SandboxManager({
     store,
     backend,
+    pool,
     billing: new Billing(store, join(dataDir, "billing.log")),
     settings: {
       maxCpus: 16,
@@ -57,12 +65,14 @@ export async function startAdminServer(
     },
   });
   await manager.reconcile();
+  pool?.fill();
   const app = createAdminApp({ manager, timeZone: "Asia/Shanghai", maxBatch: options.maxBatch });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const url = `http://127.0.0.1:${server.addr.port}`;
   return {
     url,
     api: `${url}/apis/envs/sandbox/v1`,
+    pool,
     manager,
     store,
     backend,

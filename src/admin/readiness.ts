@@ -1,0 +1,43 @@
+/** Waiting for a sandbox's rocklet to answer, with a fast backoff and no fixed sleeps. */
+import { RockError } from "../common/errors.ts";
+import type { RockletClient } from "../sdk/rocklet_client.ts";
+
+/** The rocklet did not answer in time. */
+export class StartTimeoutError extends RockError {}
+
+/**
+ * Polls `client.isAlive()` from 5 ms doubling to 20 ms until it answers, `deadline`
+ * (performance.now() time) passes, or `signal` aborts. Each probe is bounded, since a published
+ * port may accept a connection and hang.
+ * @throws {StartTimeoutError} with the last probe error when the deadline passes.
+ */
+export async function waitForRocklet(
+  client: RockletClient,
+  options: { deadline: number; signal?: AbortSignal; what: string; timeoutSeconds: number },
+): Promise<void> {
+  let delay = 5;
+  let last = "";
+  while (true) {
+    if (options.signal?.aborted) {
+      throw new RockError(`Cannot start ${options.what}: it was stopped while starting`);
+    }
+    try {
+      const probe = AbortSignal.timeout(
+        Math.max(50, Math.min(2000, options.deadline - performance.now())),
+      );
+      if ((await client.isAlive({ signal: probe })).is_alive) return;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    const left = options.deadline - performance.now();
+    if (left <= 0) {
+      throw new StartTimeoutError(
+        `Cannot start ${options.what}: the rocklet did not answer within ${options.timeoutSeconds} s${
+          last ? `: ${last}` : ""
+        }`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+    delay = Math.min(delay * 2, 20);
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * A warm pool: sandboxes placed ahead of demand for configured specs (image, memory, cpus), their
+ * rocklets already answering. A matching start takes one, renames it to the requested id and is
+ * running at once; the pool refills in the background. Pooled sandboxes have no rows: an admin
+ * restart removes them as orphans and fills the pool anew.
+ */
+import { type Logger, silentLogger } from "../common/log.ts";
+import { memoryBytes } from "../protocol/admin.ts";
+import type { Placement, RenamableBackend } from "../sandbox/backend.ts";
+import { ROCKLET_PORT } from "../sandbox/backend.ts";
+import { RockletClient } from "../sdk/rocklet_client.ts";
+import { waitForRocklet } from "./readiness.ts";
+
+/** One pooled spec. */
+export interface PoolSpec {
+  image: string;
+  memory: string;
+  cpus: number;
+  /** How many ready sandboxes to keep. */
+  size: number;
+}
+
+/** Settings of a WarmPool. */
+export interface WarmPoolDeps {
+  backend: RenamableBackend;
+  specs: PoolSpec[];
+  startupTimeoutMs: number;
+  /** Wait after a failed fill before trying again, in milliseconds. */
+  retryDelayMs?: number;
+  logger?: Logger;
+  fetch?: (request: Request) => Promise<Response>;
+}
+
+interface Slot {
+  spec: PoolSpec;
+  bytes: number;
+  ready: string[];
+  filling: boolean;
+}
+
+/** Keeps ready sandboxes for the configured specs. */
+export class WarmPool {
+  readonly #deps: WarmPoolDeps;
+  readonly #slots: Slot[];
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #stop = new AbortController();
+  #closed = false;
+
+  /** Creates the pool; call fill() to start placing. */
+  constructor(deps: WarmPoolDeps) {
+    this.#deps = deps;
+    this.#slots = deps.specs.filter((s) => s.size > 0).map((spec) => ({
+      spec,
+      bytes: memoryBytes(spec.memory),
+      ready: [],
+      filling: false,
+    }));
+  }
+
+  /** Starts filling every slot in the background. */
+  fill(): void {
+    for (const slot of this.#slots) this.#fill(slot);
+  }
+
+  /** Ready sandboxes per image, for diagnostics. */
+  get readyCount(): number {
+    return this.#slots.reduce((n, slot) => n + slot.ready.length, 0);
+  }
+
+  #fill(slot: Slot): void {
+    if (slot.filling || this.#closed) return;
+    slot.filling = true;
+    const run = (async () => {
+      const logger = this.#deps.logger ?? silentLogger;
+      while (!this.#closed && slot.ready.length < slot.spec.size) {
+        const id = `rock-pool-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+        try {
+          const placement = await this.#deps.backend.place({
+            sandboxId: id,
+            image: slot.spec.image,
+            pull: "missing",
+            memoryBytes: slot.bytes,
+            cpus: slot.spec.cpus,
+          }, { onPhase() {} });
+          await waitForRocklet(this.#client(placement), {
+            deadline: performance.now() + this.#deps.startupTimeoutMs,
+            what: `pooled sandbox "${id}"`,
+            timeoutSeconds: this.#deps.startupTimeoutMs / 1000,
+          });
+          if (this.#closed) {
+            await this.#deps.backend.remove(id);
+            break;
+          }
+          slot.ready.push(id);
+        } catch (error) {
+          await this.#deps.backend.remove(id).catch(() => {});
+          logger.warn("Cannot fill the warm pool; retrying later", {
+            image: slot.spec.image,
+            error: (error as Error).message,
+          });
+          await this.#pause(this.#deps.retryDelayMs ?? 30_000);
+        }
+      }
+    })().finally(() => {
+      slot.filling = false;
+      this.#inFlight.delete(run);
+    });
+    this.#inFlight.add(run);
+  }
+
+  /** Sleeps `ms`, or less when the pool closes. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.#stop.signal.addEventListener("abort", done, { once: true });
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  #client(placement: Placement): RockletClient {
+    return new RockletClient(
+      `http://${placement.hostIp}:${placement.portMapping[String(ROCKLET_PORT)]}`,
+      {
+        fetch: this.#deps.fetch,
+      },
+    );
+  }
+
+  /**
+   * Hands out a ready sandbox matching the request, renamed to `sandboxId`, and starts a refill;
+   * undefined when none matches or none is ready.
+   */
+  async take(
+    sandboxId: string,
+    request: { image: string; memoryBytes: number; cpus: number; pull: string },
+  ): Promise<Placement | undefined> {
+    if (request.pull === "always") return undefined;
+    const slot = this.#slots.find((s) =>
+      s.spec.image === request.image && s.bytes === request.memoryBytes &&
+      s.spec.cpus === request.cpus
+    );
+    if (!slot) return undefined;
+    while (slot.ready.length > 0) {
+      const pooled = slot.ready.shift()!;
+      this.#fill(slot);
+      try {
+        return await this.#deps.backend.rename(pooled, sandboxId);
+      } catch (error) {
+        (this.#deps.logger ?? silentLogger).warn(
+          "Dropping a pooled sandbox that cannot be handed out",
+          {
+            sandbox_id: pooled,
+            error: (error as Error).message,
+          },
+        );
+        await this.#deps.backend.remove(pooled).catch(() => {});
+      }
+    }
+    return undefined;
+  }
+
+  /** Stops filling and removes the pooled sandboxes (they hold resources and serve no one). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#stop.abort();
+    await Promise.all([...this.#inFlight]);
+    const ids = this.#slots.flatMap((slot) => slot.ready.splice(0));
+    await Promise.all(ids.map((id) => this.#deps.backend.remove(id).catch(() => {})));
+  }
+}
