@@ -9,7 +9,9 @@ export const SANDBOX_API = "/apis/envs/sandbox/v1";
 
 /** ROCK's response envelope; HTTP 200 whether it succeeded or not. */
 export interface Envelope<T> {
+  /** Start phases by name (image_pull, docker_run). */
   status: "Success" | "Failed";
+  /** A message (empty when there is nothing to say). */
   message: string;
   error: string | null;
   result: T | null;
@@ -17,8 +19,11 @@ export interface Envelope<T> {
 
 /** `result` of a Failed envelope caused by a RockError. */
 export interface FailureResult {
+  /** ROCK code of a failure; null on success. */
   code: number;
+  /** Exit code of a failed command; null otherwise. */
   exit_code: number | null;
+  /** Why it failed; null or empty when it did not. */
   failure_reason: string;
 }
 
@@ -73,7 +78,9 @@ export type ListQuery = z.output<typeof ListQuery>;
 
 /** A phase as ROCK reports it. */
 export interface PhaseInfo {
+  /** Start phases by name (image_pull, docker_run). */
   status: string;
+  /** A message (empty when there is nothing to say). */
   message: string;
 }
 
@@ -82,43 +89,74 @@ export type SandboxState = "pending" | "running" | "stopped" | "failed";
 
 /** StartResp */
 export interface StartResponse {
+  /** ROCK code of a failure; null on success. */
   code: number | null;
+  /** Exit code of a failed command; null otherwise. */
   exit_code: number | null;
+  /** Why it failed; null or empty when it did not. */
   failure_reason: string | null;
+  /** The sandbox id. */
   sandbox_id: string;
+  /** Host running the sandbox. */
   host_name: string | null;
+  /** Address the admin reaches the sandbox at. */
   host_ip: string | null;
+  /** CPUs of the sandbox. */
   cpus: number;
+  /** Memory of the sandbox as requested, e.g. "8g". */
   memory: string;
 }
 
 /** StatusResp (also the items of batch and list). */
 export interface StatusResponse {
+  /** The sandbox id. */
   sandbox_id: string;
+  /** Start phases by name (image_pull, docker_run). */
   status: Record<string, PhaseInfo>;
+  /** pending, running, stopped or failed. */
   state: SandboxState;
+  /** Container port to host port ("22555" is the rocklet). */
   port_mapping: Record<string, number>;
+  /** Host running the sandbox. */
   host_name: string | null;
+  /** Address the admin reaches the sandbox at. */
   host_ip: string | null;
+  /** True when the sandbox runs. */
   is_alive: boolean;
+  /** The image. */
   image: string;
+  /** ROCK's gateway version, for compatibility (null in lists). */
   gateway_version: string | null;
+  /** The rocklet version ROCK reports (null in lists). */
   swe_rex_version: string | null;
+  /** Owner, from X-User-Id. */
   user_id: string;
+  /** Experiment, from X-Experiment-Id. */
   experiment_id: string;
+  /** Namespace, from X-Namespace. */
   namespace: string;
+  /** Cluster, from X-Cluster. */
   cluster_name: string;
+  /** CPUs of the sandbox. */
   cpus: number;
+  /** Memory of the sandbox as requested, e.g. "8g". */
   memory: string;
+  /** When it was created, ISO 8601 in ROCK_TIME_ZONE. */
   create_time: string;
+  /** When it started running. */
   start_time: string | null;
+  /** When it stopped. */
   stop_time: string | null;
+  /** Why it failed; null or empty when it did not. */
   failure_reason: string | null;
 }
 
 /** GET /sandboxes result. */
 export interface ListResponse {
+  /** This page's sandboxes. */
   items: StatusResponse[];
+  /** How many match in all. */
   total: number;
+  /** True when later pages exist. */
   has_more: boolean;
 }

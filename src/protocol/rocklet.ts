@@ -99,60 +99,83 @@ export const UploadFields = z.object({
 
 /** GET /is_alive */
 export interface IsAliveResponse {
+  /** True when the sandbox runs. */
   is_alive: boolean;
+  /** A message (empty when there is nothing to say). */
   message: string;
 }
 
 /** GET /get_statistics: percentages of cpu, memory and `/` disk use, network bytes. */
 export interface StatisticsResponse {
+  /** CPU use in percent. */
   cpu: number;
+  /** Memory use in percent. */
   mem: number;
+  /** Use of / in percent. */
   disk: number;
+  /** Network bytes received and sent. */
   net: number;
 }
 
 /** POST /create_session */
 export interface CreateSessionResponse {
+  /** What the command printed (stdout and stderr, in order). */
   output: string;
+  /** Always "bash". */
   session_type: "bash";
 }
 
 /** POST /run_in_session */
 export interface BashObservation {
+  /** Always "bash". */
   session_type: "bash";
+  /** What the command printed (stdout and stderr, in order). */
   output: string;
+  /** Exit code of a failed command; null otherwise. */
   exit_code: number | null;
+  /** Why it failed; null or empty when it did not. */
   failure_reason: string;
+  /** The expect string that matched (interactive mode; always empty here). */
   expect_string: string;
 }
 
 /** POST /close_session */
 export interface CloseSessionResponse {
+  /** Always "bash". */
   session_type: "bash";
 }
 
 /** POST /execute */
 export interface CommandResponse {
+  /** Standard output. */
   stdout: string;
+  /** Standard error. */
   stderr: string;
+  /** Exit code of a failed command; null otherwise. */
   exit_code: number | null;
 }
 
 /** POST /read_file */
 export interface ReadFileResponse {
+  /** The file's text. */
   content: string;
 }
 
 /** POST /write_file */
 export interface WriteFileResponse {
+  /** True when it worked. */
   success: boolean;
+  /** A message (empty when there is nothing to say). */
   message: string;
 }
 
 /** POST /upload */
 export interface UploadResponse {
+  /** True when it worked. */
   success: boolean;
+  /** A message (empty when there is nothing to say). */
   message: string;
+  /** Name of the uploaded file. */
   file_name: string;
 }
 

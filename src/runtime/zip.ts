@@ -1,16 +1,20 @@
 /**
  * Zip archives (PKWARE APPNOTE): extraction with random-access reads that stream every entry to
- * its file, and a streaming writer for a directory tree. Stored and deflated entries only; no
- * zip64, no encryption, no symbolic links.
+ * its file. Stored and deflated entries only; no zip64, no encryption, no symbolic links.
+ *
+ * The writer lives in zip_writer.ts (portable to Node for the SDK); it is re-exported here with
+ * file-system errors turned into `Deno.errors.*`.
  */
 import { writeAllSync } from "./file_sink.ts";
+import { crc32, zipDirectory as portableZipDirectory, ZipError } from "./zip_writer.ts";
 import { isAbsolute, join, relative } from "node:path";
+
+export { ZipError };
 
 const LOCAL_SIGNATURE = 0x04034b50;
 const CENTRAL_SIGNATURE = 0x02014b50;
 const END_SIGNATURE = 0x06054b50;
 const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
-const DESCRIPTOR_SIGNATURE = 0x08074b50;
 const LOCAL_HEADER_SIZE = 30;
 const CENTRAL_HEADER_SIZE = 46;
 const END_SIZE = 22;
@@ -18,35 +22,18 @@ const ZIP64_LOCATOR_SIZE = 20;
 const MAX_COMMENT = 0xffff;
 const UNICODE_PATH_EXTRA = 0x7075;
 const FLAG_ENCRYPTED = 0x0001;
-const FLAG_DESCRIPTOR = 0x0008;
 const FLAG_UTF8 = 0x0800;
 const METHOD_STORED = 0;
 const METHOD_DEFLATE = 8;
 const HOST_UNIX = 3;
+// Types other than directory and symlink (e.g. a FIFO read by "zip -") extract as files.
 const TYPE_MASK = 0o170000;
-const TYPE_FILE = 0o100000; // other non-directory types (e.g. a FIFO read by "zip -") extract as files
 const TYPE_DIRECTORY = 0o040000;
 const TYPE_SYMLINK = 0o120000;
 const DOS_DIRECTORY = 0x10;
 const READ_CHUNK = 256 * 1024;
-// Files up to this size are compressed in memory so their header carries sizes and CRC; larger
-// ones are streamed and followed by a data descriptor.
-const BUFFERED_FILE_LIMIT = 16 * 1024 * 1024;
 const MAX_U32 = 0xffffffff;
 const MAX_U16 = 0xffff;
-
-/** A zip archive that cannot be read, is unsafe to extract, or cannot be written. */
-export class ZipError extends Error {
-  /**
-   * Creates the error.
-   * @param message What went wrong, in sentence case.
-   * @param options Standard error options (`cause`).
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ZipError";
-  }
-}
 
 /**
  * Extracts the zip file at zipPath into destDir (created if missing); returns the number of
@@ -110,8 +97,9 @@ export async function extractZip(zipPath: string, destDir: string): Promise<numb
 }
 
 /**
- * Writes a zip of every file under srcDir (recursively, relative paths, directories as entries,
- * file modes kept in external attributes) to a stream.
+ * Writes a zip of every file under srcDir to a stream: {@link portableZipDirectory} from
+ * zip_writer.ts, with `node:fs` errors (an `Error` with a `code`) turned into the matching
+ * `Deno.errors.*` class (original error as `cause`). ZipError passes through unchanged.
  *
  * Symbolic links and special files are skipped. Files up to 16 MiB are compressed in memory
  * (and stored instead when deflate does not shrink them); larger ones are deflated as a stream
@@ -123,7 +111,45 @@ export async function extractZip(zipPath: string, destDir: string): Promise<numb
  *   errors (`Deno.errors.*`) propagate through the stream too.
  */
 export function zipDirectory(srcDir: string): ReadableStream<Uint8Array> {
-  return ReadableStream.from(writeZip(srcDir));
+  const reader = portableZipDirectory(srcDir).getReader();
+  return new ReadableStream<Uint8Array>({
+    pull: async (controller) => {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch (error) {
+        throw denoError(error);
+      }
+      if (result.done) controller.close();
+      else controller.enqueue(result.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/** `Deno.errors` classes for the `node:fs` error codes the writer can meet. */
+const DENO_ERRORS: Record<string, new (message: string, options?: ErrorOptions) => Error> = {
+  ENOENT: Deno.errors.NotFound,
+  EACCES: Deno.errors.PermissionDenied,
+  EPERM: Deno.errors.PermissionDenied,
+  EEXIST: Deno.errors.AlreadyExists,
+  ENOTDIR: Deno.errors.NotADirectory,
+  EISDIR: Deno.errors.IsADirectory,
+  ELOOP: Deno.errors.FilesystemLoop,
+  EBUSY: Deno.errors.Busy,
+  EINTR: Deno.errors.Interrupted,
+};
+
+/** A `node:fs` error as the matching `Deno.errors.*` (same message and code); others unchanged. */
+function denoError(error: unknown): unknown {
+  if (error instanceof ZipError || !(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  const ErrorClass = typeof code === "string" ? DENO_ERRORS[code] : undefined;
+  const message = error.message;
+  if (ErrorClass === undefined || error instanceof ErrorClass) return error;
+  const converted = new ErrorClass(message, { cause: error });
+  Object.assign(converted, { code });
+  return converted;
 }
 
 /** One central directory record, as needed for extraction. */
@@ -484,283 +510,6 @@ function unicodePathExtra(raw: Uint8Array, extra: Uint8Array): string | undefine
     at = body + size;
   }
   return undefined;
-}
-
-/** An entry of the tree being zipped. */
-interface WalkItem {
-  path: string;
-  name: string;
-  info: Deno.FileInfo;
-}
-
-/** Yields directories (before their contents) and regular files under dir, sorted by name. */
-async function* walk(dir: string, prefix: string): AsyncGenerator<WalkItem> {
-  const names: string[] = [];
-  for await (const item of Deno.readDir(dir)) names.push(item.name);
-  names.sort();
-  for (const name of names) {
-    const path = join(dir, name);
-    const info = await Deno.lstat(path);
-    if (info.isDirectory) {
-      yield { path, name: `${prefix}${name}/`, info };
-      yield* walk(path, `${prefix}${name}/`);
-    } else if (info.isFile) {
-      yield { path, name: `${prefix}${name}`, info };
-    }
-  }
-}
-
-/** Produces the archive of srcDir chunk by chunk. */
-async function* writeZip(srcDir: string): AsyncGenerator<Uint8Array> {
-  const info = await Deno.stat(srcDir);
-  if (!info.isDirectory) throw new ZipError(`Cannot zip ${quote(srcDir)}: not a directory`);
-  const encoder = new TextEncoder();
-  const central: Uint8Array[] = [];
-  let offset = 0;
-  const emit = function* (chunk: Uint8Array): Generator<Uint8Array> {
-    offset += chunk.length;
-    if (offset > MAX_U32) {
-      throw new ZipError(
-        `Cannot zip ${quote(srcDir)}: the archive exceeds 4 GiB (zip64 is not supported)`,
-      );
-    }
-    if (chunk.length > 0) yield chunk;
-  };
-  for await (const item of walk(srcDir, "")) {
-    const name = encoder.encode(item.name);
-    if (name.length > MAX_U16) {
-      throw new ZipError(`Cannot zip ${quote(item.path)}: the path is too long`);
-    }
-    if (central.length === MAX_U16) {
-      throw new ZipError(
-        `Cannot zip ${quote(srcDir)}: more than ${MAX_U16} entries (zip64 is not supported)`,
-      );
-    }
-    const record: EntryRecord = {
-      name,
-      flags: FLAG_UTF8,
-      method: METHOD_STORED,
-      crc: 0,
-      compressedSize: 0,
-      size: 0,
-      ...dosDateTime(item.info.mtime),
-      externalAttributes: externalAttributes(item.info),
-      localOffset: offset,
-    };
-    const chunks = item.info.isDirectory
-      ? [localHeader(record)]
-      : item.info.size <= BUFFERED_FILE_LIMIT
-      ? await bufferedEntry(record, item.path)
-      : streamedEntry(record, item.path);
-    for await (const chunk of chunks) yield* emit(chunk);
-    central.push(centralHeader(record));
-  }
-  const centralOffset = offset;
-  for (const header of central) yield* emit(header);
-  const end = new Uint8Array(END_SIZE);
-  const view = dataView(end);
-  view.setUint32(0, END_SIGNATURE, true);
-  view.setUint16(8, central.length, true);
-  view.setUint16(10, central.length, true);
-  view.setUint32(12, offset - centralOffset, true);
-  view.setUint32(16, centralOffset, true);
-  yield* emit(end);
-}
-
-/**
- * Local header and data of a file read whole: deflated, or stored when deflate does not shrink
- * it. Fills in the record's method, sizes and CRC.
- */
-async function bufferedEntry(record: EntryRecord, path: string): Promise<Uint8Array[]> {
-  const data = await Deno.readFile(path);
-  if (data.length > MAX_U32) {
-    throw new ZipError(`Cannot zip ${quote(path)}: the file exceeds 4 GiB`);
-  }
-  record.crc = crc32(data);
-  record.size = data.length;
-  record.compressedSize = data.length;
-  let body: Uint8Array[] = [data];
-  if (data.length > 0) {
-    const deflated = await deflate(data);
-    const deflatedSize = deflated.reduce((sum, chunk) => sum + chunk.length, 0);
-    if (deflatedSize < data.length) {
-      body = deflated;
-      record.method = METHOD_DEFLATE;
-      record.compressedSize = deflatedSize;
-    }
-  }
-  return [localHeader(record), ...body];
-}
-
-/**
- * Local header, deflated data and data descriptor of a file streamed from disk. Fills in the
- * record's method, sizes and CRC as it goes (they are final once the generator is done).
- */
-async function* streamedEntry(record: EntryRecord, path: string): AsyncGenerator<Uint8Array> {
-  record.flags |= FLAG_DESCRIPTOR;
-  record.method = METHOD_DEFLATE;
-  yield localHeader(record);
-  const file = await Deno.open(path, { read: true });
-  const counter = new CrcCounter();
-  const deflated = file.readable.pipeThrough(counter.transform()).pipeThrough(
-    new CompressionStream("deflate-raw"),
-  );
-  for await (const chunk of deflated) {
-    record.compressedSize += chunk.length;
-    yield chunk;
-  }
-  if (counter.size > MAX_U32 || record.compressedSize > MAX_U32) {
-    throw new ZipError(`Cannot zip ${quote(path)}: the file exceeds 4 GiB`);
-  }
-  record.crc = counter.crc;
-  record.size = counter.size;
-  const descriptor = new Uint8Array(16);
-  const view = dataView(descriptor);
-  view.setUint32(0, DESCRIPTOR_SIGNATURE, true);
-  view.setUint32(4, record.crc, true);
-  view.setUint32(8, record.compressedSize, true);
-  view.setUint32(12, record.size, true);
-  yield descriptor;
-}
-
-/** What local and central headers of a written entry hold. */
-interface EntryRecord {
-  name: Uint8Array;
-  flags: number;
-  method: number;
-  time: number;
-  date: number;
-  crc: number;
-  compressedSize: number;
-  size: number;
-  externalAttributes: number;
-  localOffset: number;
-}
-
-/** A local file header (sizes and CRC are zero when the entry has a data descriptor). */
-function localHeader(record: EntryRecord): Uint8Array {
-  const header = new Uint8Array(LOCAL_HEADER_SIZE + record.name.length);
-  const view = dataView(header);
-  const described = (record.flags & FLAG_DESCRIPTOR) !== 0;
-  view.setUint32(0, LOCAL_SIGNATURE, true);
-  view.setUint16(4, versionNeeded(record), true);
-  view.setUint16(6, record.flags, true);
-  view.setUint16(8, record.method, true);
-  view.setUint16(10, record.time, true);
-  view.setUint16(12, record.date, true);
-  view.setUint32(14, described ? 0 : record.crc, true);
-  view.setUint32(18, described ? 0 : record.compressedSize, true);
-  view.setUint32(22, described ? 0 : record.size, true);
-  view.setUint16(26, record.name.length, true);
-  header.set(record.name, LOCAL_HEADER_SIZE);
-  return header;
-}
-
-/** A central directory file header. */
-function centralHeader(record: EntryRecord): Uint8Array {
-  const header = new Uint8Array(CENTRAL_HEADER_SIZE + record.name.length);
-  const view = dataView(header);
-  view.setUint32(0, CENTRAL_SIGNATURE, true);
-  view.setUint16(4, (HOST_UNIX << 8) | 30, true);
-  view.setUint16(6, versionNeeded(record), true);
-  view.setUint16(8, record.flags, true);
-  view.setUint16(10, record.method, true);
-  view.setUint16(12, record.time, true);
-  view.setUint16(14, record.date, true);
-  view.setUint32(16, record.crc, true);
-  view.setUint32(20, record.compressedSize, true);
-  view.setUint32(24, record.size, true);
-  view.setUint16(28, record.name.length, true);
-  view.setUint32(38, record.externalAttributes, true);
-  view.setUint32(42, record.localOffset, true);
-  header.set(record.name, CENTRAL_HEADER_SIZE);
-  return header;
-}
-
-/** Version needed to extract: 2.0 for deflate and directories, else 1.0. */
-function versionNeeded(record: EntryRecord): number {
-  return record.method === METHOD_DEFLATE || record.name[record.name.length - 1] === 0x2f ? 20 : 10;
-}
-
-/** Unix type and permission bits in the high word, the MS-DOS directory bit in the low one. */
-function externalAttributes(info: Deno.FileInfo): number {
-  const permissions = info.mode === null ? (info.isDirectory ? 0o755 : 0o644) : info.mode & 0o7777;
-  const unix = (info.isDirectory ? TYPE_DIRECTORY : TYPE_FILE) | permissions;
-  return unix * 0x10000 + (info.isDirectory ? DOS_DIRECTORY : 0);
-}
-
-/** MS-DOS date and time fields (local time, 2-second resolution, 1980 at the earliest). */
-function dosDateTime(mtime: Date | null): { time: number; date: number } {
-  const when = mtime ?? new Date();
-  if (when.getFullYear() < 1980) return { time: 0, date: (1 << 5) | 1 };
-  return {
-    time: (when.getHours() << 11) | (when.getMinutes() << 5) | Math.floor(when.getSeconds() / 2),
-    date: (Math.min(when.getFullYear() - 1980, 127) << 9) | ((when.getMonth() + 1) << 5) |
-      when.getDate(),
-  };
-}
-
-/** Raw deflate of a buffer, as chunks. */
-async function deflate(data: Uint8Array<ArrayBuffer>): Promise<Uint8Array[]> {
-  const chunks: Uint8Array[] = [];
-  const stream = ReadableStream.from([data]).pipeThrough(new CompressionStream("deflate-raw"));
-  for await (const chunk of stream) chunks.push(chunk);
-  return chunks;
-}
-
-/** Counts bytes and their CRC-32 as they pass through a stream. */
-class CrcCounter {
-  /** CRC-32 of the bytes seen so far. */
-  crc = 0;
-  /** Number of bytes seen so far. */
-  size = 0;
-
-  /** A pass-through stream that updates this counter. */
-  transform(): TransformStream<Uint8Array<ArrayBuffer>, Uint8Array<ArrayBuffer>> {
-    return new TransformStream({
-      transform: (chunk, controller) => {
-        this.crc = crc32(chunk, this.crc);
-        this.size += chunk.length;
-        controller.enqueue(chunk);
-      },
-    });
-  }
-}
-
-const CRC_TABLES = makeCrcTables();
-
-/** Slicing-by-8 tables for the reflected CRC-32 polynomial 0xEDB88320. */
-function makeCrcTables(): Uint32Array {
-  const tables = new Uint32Array(8 * 256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    tables[n] = c;
-  }
-  for (let n = 0; n < 256; n++) {
-    for (let t = 1; t < 8; t++) {
-      const previous = tables[(t - 1) * 256 + n];
-      tables[t * 256 + n] = (previous >>> 8) ^ tables[previous & 0xff];
-    }
-  }
-  return tables;
-}
-
-/** CRC-32 (as in zip and gzip) of bytes, continuing from a previous result. */
-function crc32(bytes: Uint8Array, previous = 0): number {
-  const t = CRC_TABLES;
-  let c = ~previous;
-  let i = 0;
-  const end8 = bytes.length - (bytes.length & 7);
-  for (; i < end8; i += 8) {
-    const low = c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
-    c = t[1792 + (low & 0xff)] ^ t[1536 + ((low >>> 8) & 0xff)] ^ t[1280 + ((low >>> 16) & 0xff)] ^
-      t[1024 + (low >>> 24)] ^ t[768 + bytes[i + 4]] ^ t[512 + bytes[i + 5]] ^
-      t[256 + bytes[i + 6]] ^
-      t[bytes[i + 7]];
-  }
-  for (; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
 }
 
 /** The next chunk of entry data, or null at its end; decompression errors become ZipError. */

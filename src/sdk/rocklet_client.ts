@@ -37,6 +37,7 @@ import type {
 } from "../protocol/rocklet.ts";
 import type { CallOptions, Download, Runtime, UploadOptions } from "../runtime/runtime.ts";
 import type { z } from "zod";
+import { multipartBody } from "./multipart_body.ts";
 
 /** Options of a RockletClient. */
 export interface RockletClientOptions {
@@ -188,23 +189,15 @@ export class RockletClient implements Runtime {
    * so the rocklet can write straight to disk.
    */
   async upload(data: ReadableStream<Uint8Array>, options: UploadOptions): Promise<UploadResponse> {
-    const boundary = `rock-${crypto.randomUUID()}`;
-    const encoder = new TextEncoder();
-    const field = (name: string, value: string) =>
-      `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
-    const fileName = (options.fileName ?? options.targetPath.split("/").pop() ?? "file")
-      .replace(/["\r\n]/g, "_");
-    const head = encoder.encode(
-      field("target_path", options.targetPath) + field("unzip", options.unzip ? "true" : "false") +
-        `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${fileName}"\r\n` +
-        "content-type: application/octet-stream\r\n\r\n",
+    const { body, contentType } = multipartBody(
+      { target_path: options.targetPath, unzip: options.unzip ? "true" : "false" },
+      data,
+      options.fileName ?? options.targetPath.split("/").pop() ?? "file",
     );
-    const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
-    const body = concatStreams([head, data, tail]);
     const response = await this.#send("/upload", {
       method: "POST",
       body,
-      headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+      headers: { "content-type": contentType },
       // Streaming request bodies need half-duplex mode.
       ...({ duplex: "half" } as RequestInit),
     });
@@ -224,36 +217,4 @@ export class RockletClient implements Runtime {
   close(): Promise<CloseResponse> {
     return this.#post("/close", {});
   }
-}
-
-/** Concatenates byte arrays and streams into one stream, pulling each part in order. */
-function concatStreams(
-  parts: Array<Uint8Array | ReadableStream<Uint8Array>>,
-): ReadableStream<Uint8Array> {
-  let index = 0;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      while (index < parts.length) {
-        const part = parts[index];
-        if (part instanceof Uint8Array) {
-          index++;
-          controller.enqueue(part);
-          return;
-        }
-        reader ??= part.getReader();
-        const { done, value } = await reader.read();
-        if (!done) {
-          controller.enqueue(value);
-          return;
-        }
-        reader = undefined;
-        index++;
-      }
-      controller.close();
-    },
-    async cancel(reason) {
-      await reader?.cancel(reason);
-    },
-  });
 }

@@ -1,0 +1,235 @@
+/**
+ * A typed client for the admin API under `/apis/envs/sandbox/v1` (rock's or ROCK's own): it
+ * unwraps ROCK's envelope and turns a Failed one into the SDK error class of its code. Runs on
+ * Deno and Node (web-standard fetch and streams only).
+ */
+import type { ListResponse, StartResponse, StatusResponse } from "../protocol/admin.ts";
+import type {
+  BashObservation,
+  CommandResponse,
+  CreateSessionResponse,
+  ReadFileResponse,
+  StatisticsResponse,
+  UploadResponse,
+  WriteFileResponse,
+} from "../protocol/rocklet.ts";
+import { errorForCode, InternalServerRockError } from "./errors.ts";
+import { multipartBody } from "./multipart_body.ts";
+
+/** Options of an AdminClient. */
+export interface AdminClientOptions {
+  /** Headers sent with every request (X-User-Id, ROUTE-KEY, ...). */
+  headers?: Record<string, string>;
+  /** The fetch to use (default: globalThis.fetch). */
+  fetch?: typeof fetch;
+}
+
+interface Envelope<T> {
+  status: "Success" | "Failed";
+  message: string;
+  error: string | null;
+  result: T | null;
+}
+
+/** The admin API, one method per route. */
+export class AdminClient {
+  /** `<baseUrl>/apis/envs/sandbox/v1` */
+  readonly url: string;
+  readonly #headers: Record<string, string>;
+  readonly #fetch: typeof fetch;
+
+  /** Creates a client for the admin at `baseUrl` (e.g. `http://127.0.0.1:8080`). */
+  constructor(baseUrl: string, options: AdminClientOptions = {}) {
+    this.url = `${baseUrl.replace(/\/+$/, "")}/apis/envs/sandbox/v1`;
+    this.#headers = options.headers ?? {};
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  async #call<T>(path: string, init: RequestInit, sandboxId?: string): Promise<T> {
+    let response: Response;
+    try {
+      response = await this.#fetch(`${this.url}${path}`, {
+        ...init,
+        headers: { ...this.#headers, ...(init.headers as Record<string, string> | undefined) },
+      });
+    } catch (error) {
+      throw new InternalServerRockError(
+        `Cannot reach the admin at ${this.url}: ${(error as Error).message}`,
+        { sandboxId },
+        { cause: error },
+      );
+    }
+    const text = await response.text();
+    let envelope: Envelope<T>;
+    try {
+      envelope = JSON.parse(text);
+    } catch {
+      throw new InternalServerRockError(
+        `The admin answered ${path} with HTTP ${response.status} and no JSON: ${
+          text.slice(0, 200)
+        }`,
+        { sandboxId },
+      );
+    }
+    if (envelope.status === "Success") return envelope.result as T;
+    const result = envelope.result as { code?: number; exit_code?: number | null } | null;
+    throw errorForCode(result?.code, envelope.error ?? envelope.message ?? "request failed", {
+      sandboxId,
+      exitCode: result?.exit_code ?? null,
+    });
+  }
+
+  #post<T>(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
+    return this.#call(path, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+      signal,
+    }, typeof body.sandbox_id === "string" ? body.sandbox_id : undefined);
+  }
+
+  #get<T>(path: string, query: Record<string, string | number | undefined>): Promise<T> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) params.set(key, String(value));
+    }
+    const id = typeof query.sandbox_id === "string" ? query.sandbox_id : undefined;
+    return this.#call(`${path}?${params}`, { method: "GET" }, id);
+  }
+
+  /** POST /start_async */
+  startAsync(
+    request: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ): Promise<StartResponse> {
+    return this.#call("/start_async", {
+      method: "POST",
+      body: JSON.stringify(request),
+      headers: { "content-type": "application/json", ...headers },
+    }, typeof request.sandbox_id === "string" ? request.sandbox_id : undefined);
+  }
+
+  /** GET /get_status */
+  getStatus(sandboxId: string): Promise<StatusResponse> {
+    return this.#get("/get_status", { sandbox_id: sandboxId });
+  }
+
+  /** GET /is_alive */
+  isAlive(sandboxId: string): Promise<{ is_alive: boolean; message: string }> {
+    return this.#get("/is_alive", { sandbox_id: sandboxId });
+  }
+
+  /** POST /stop */
+  stop(sandboxId: string): Promise<string> {
+    return this.#post("/stop", { sandbox_id: sandboxId });
+  }
+
+  /** POST /sandboxes/batch */
+  batch(sandboxIds: string[]): Promise<{ statuses: StatusResponse[] }> {
+    return this.#post("/sandboxes/batch", { sandbox_ids: sandboxIds });
+  }
+
+  /** GET /sandboxes */
+  list(query: Record<string, string | number | undefined> = {}): Promise<ListResponse> {
+    return this.#get("/sandboxes", query);
+  }
+
+  /** GET /get_sandbox_statistics */
+  statistics(sandboxId: string): Promise<StatisticsResponse> {
+    return this.#get("/get_sandbox_statistics", { sandbox_id: sandboxId });
+  }
+
+  /** GET /get_logs: the last `tail` lines the sandbox's rocklet wrote (rock's extension). */
+  getLogs(sandboxId: string, tail = 200): Promise<{ logs: string }> {
+    return this.#get("/get_logs", { sandbox_id: sandboxId, tail });
+  }
+
+  /** POST /execute */
+  execute(request: Record<string, unknown>, signal?: AbortSignal): Promise<CommandResponse> {
+    return this.#post("/execute", request, signal);
+  }
+
+  /** POST /create_session */
+  createSession(request: Record<string, unknown>): Promise<CreateSessionResponse> {
+    return this.#post("/create_session", request);
+  }
+
+  /** POST /run_in_session */
+  runInSession(request: Record<string, unknown>, signal?: AbortSignal): Promise<BashObservation> {
+    return this.#post("/run_in_session", request, signal);
+  }
+
+  /** POST /close_session */
+  closeSession(request: Record<string, unknown>): Promise<{ session_type: "bash" }> {
+    return this.#post("/close_session", request);
+  }
+
+  /** POST /read_file */
+  readFile(request: Record<string, unknown>): Promise<ReadFileResponse> {
+    return this.#post("/read_file", request);
+  }
+
+  /** POST /write_file */
+  writeFile(request: Record<string, unknown>): Promise<WriteFileResponse> {
+    return this.#post("/write_file", request);
+  }
+
+  /**
+   * POST /upload, streamed: the fields first, then the file, so neither side holds it in memory.
+   */
+  upload(
+    sandboxId: string,
+    data: ReadableStream<Uint8Array>,
+    options: { targetPath: string; unzip?: boolean; fileName?: string },
+  ): Promise<UploadResponse> {
+    const { body, contentType } = multipartBody(
+      {
+        sandbox_id: sandboxId,
+        target_path: options.targetPath,
+        unzip: options.unzip ? "true" : "false",
+      },
+      data,
+      options.fileName ?? options.targetPath.split("/").pop() ?? "file",
+    );
+    return this.#call("/upload", {
+      method: "POST",
+      body,
+      headers: { "content-type": contentType },
+      // Streaming request bodies need half-duplex mode.
+      ...({ duplex: "half" } as RequestInit),
+    }, sandboxId);
+  }
+
+  /** GET /download: the file's bytes as a stream (rock's extension). */
+  async download(
+    sandboxId: string,
+    path: string,
+  ): Promise<{ body: ReadableStream<Uint8Array>; size: number }> {
+    const params = new URLSearchParams({ sandbox_id: sandboxId, path });
+    let response: Response;
+    try {
+      response = await this.#fetch(`${this.url}/download?${params}`, { headers: this.#headers });
+    } catch (error) {
+      throw new InternalServerRockError(
+        `Cannot reach the admin at ${this.url}: ${(error as Error).message}`,
+        {
+          sandboxId,
+        },
+      );
+    }
+    if (
+      response.ok && response.body &&
+      response.headers.get("content-type") === "application/octet-stream"
+    ) {
+      return { body: response.body, size: Number(response.headers.get("content-length") ?? -1) };
+    }
+    const envelope = await response.json().catch(() => undefined) as
+      | Envelope<{ code?: number }>
+      | undefined;
+    throw errorForCode(
+      envelope?.result?.code ?? 5000,
+      envelope?.error ?? `Cannot download "${path}": HTTP ${response.status}`,
+      { sandboxId },
+    );
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Errors the SDK throws, mapped from ROCK's response codes: 4xxx BadRequestRockError, 5xxx
+ * InternalServerRockError, 6xxx CommandRockError. Each carries the sandbox id and, for start
+ * failures, the phase that failed.
+ */
+import { RockError, type RockErrorOptions } from "../common/errors.ts";
+
+/** Context every SDK error carries. */
+export interface SdkErrorContext {
+  /** The sandbox the call was about. */
+  sandboxId?: string;
+  /** The start phase that failed (`image_pull`, `docker_run`), for start failures. */
+  phase?: string;
+  /** The command's exit code, for command errors. */
+  exitCode?: number | null;
+}
+
+/** Base of the SDK's errors: a RockError with the sandbox id and phase. */
+export class RockSdkError extends RockError {
+  /** The sandbox the call was about. */
+  readonly sandboxId?: string;
+  /** The start phase that failed. */
+  readonly phase?: string;
+  /** The command's exit code, when a command failed. */
+  readonly exitCode: number | null;
+
+  /** Creates the error. */
+  constructor(message: string, context: SdkErrorContext = {}, options: RockErrorOptions = {}) {
+    super(message, options);
+    this.sandboxId = context.sandboxId;
+    this.phase = context.phase;
+    this.exitCode = context.exitCode ?? null;
+  }
+}
+
+/** The request was refused (ROCK codes 4000-4999): bad input, unknown sandbox, over limits. */
+export class BadRequestRockError extends RockSdkError {}
+/** The server failed (ROCK codes 5000-5999), or could not be reached. */
+export class InternalServerRockError extends RockSdkError {}
+/** A command failed (ROCK codes 6000-6999): non-zero exit with check, timeout. */
+export class CommandRockError extends RockSdkError {}
+/** A sandbox did not start: a phase failed or the start timed out. */
+export class SandboxStartError extends InternalServerRockError {}
+
+/** Builds the error class for ROCK `code` (null and 2xxx give InternalServerRockError). */
+export function errorForCode(
+  code: number | null | undefined,
+  message: string,
+  context: SdkErrorContext = {},
+): RockSdkError {
+  const options = { code: code ?? 5000 };
+  if (code !== null && code !== undefined && code >= 4000 && code < 5000) {
+    return new BadRequestRockError(message, context, { ...options, status: 400 });
+  }
+  if (code !== null && code !== undefined && code >= 6000 && code < 7000) {
+    return new CommandRockError(message, context, { ...options, status: 200 });
+  }
+  return new InternalServerRockError(message, context, { ...options, status: 500 });
+}

@@ -1,0 +1,50 @@
+/**
+ * rock's TypeScript SDK: sandboxes on a rock (or ROCK) admin, on Deno and Node.
+ *
+ * @example
+ * ```ts
+ * import { Sandbox } from "./mod.ts";
+ * await using sandbox = await new Sandbox({ baseUrl: "http://127.0.0.1:8080" }).start();
+ * console.log((await sandbox.arun("echo hi")).output);
+ * ```
+ * @module
+ */
+export { Sandbox } from "./sandbox.ts";
+export type {
+  ArunOptions,
+  ArunResult,
+  SandboxConfig,
+  SandboxStatus,
+  SessionOptions,
+} from "./sandbox.ts";
+export { SandboxGroup } from "./group.ts";
+export type { GroupMember, SandboxGroupConfig } from "./group.ts";
+export { AdminClient } from "./admin_client.ts";
+export type { AdminClientOptions } from "./admin_client.ts";
+export {
+  BadRequestRockError,
+  CommandRockError,
+  errorForCode,
+  InternalServerRockError,
+  RockSdkError,
+  SandboxStartError,
+} from "./errors.ts";
+export type { SdkErrorContext } from "./errors.ts";
+export { RockError } from "../common/errors.ts";
+export type { RockErrorOptions } from "../common/errors.ts";
+export type {
+  ListResponse,
+  PhaseInfo,
+  SandboxState,
+  StartResponse,
+  StatusResponse,
+} from "../protocol/admin.ts";
+export type {
+  BashObservation,
+  CommandResponse,
+  CreateSessionResponse,
+  ReadFileResponse,
+  StatisticsResponse,
+  UploadResponse,
+  WriteFileResponse,
+} from "../protocol/rocklet.ts";

@@ -1,0 +1,482 @@
+/**
+ * `Sandbox`: one sandbox on a rock (or ROCK) admin, in TypeScript idiom (camelCase methods,
+ * snake_case on the wire). Runs on Deno and Node.
+ *
+ * @example
+ * ```ts
+ * import { Sandbox } from "./mod.ts";
+ * await using sandbox = await new Sandbox({ image: "python:3.11" }).start();
+ * const result = await sandbox.arun("python3 --version");
+ * console.log(result.exitCode, result.output);
+ * ```
+ */
+import process from "node:process";
+import { basename } from "node:path";
+import type { StatusResponse } from "../protocol/admin.ts";
+import type { CommandResponse, UploadResponse } from "../protocol/rocklet.ts";
+import { AdminClient } from "./admin_client.ts";
+import { BadRequestRockError, CommandRockError, SandboxStartError } from "./errors.ts";
+import { fileStream, writeStreamToFile } from "./local_files.ts";
+import { zipDirectory } from "../runtime/zip_writer.ts";
+
+/** How a Sandbox is created; every field has ROCK's default. */
+export interface SandboxConfig {
+  /** Admin URL (default: $ROCK_BASE_URL, else http://localhost:8080). */
+  baseUrl?: string;
+  /** Headers sent with every request. */
+  extraHeaders?: Record<string, string>;
+  /** Image (default "python:3.11"). */
+  image?: string;
+  /** Memory, e.g. "8g" (default). */
+  memory?: string;
+  /** CPUs (default 2). */
+  cpus?: number;
+  /** Pull policy (default "missing"). */
+  pull?: "never" | "always" | "missing";
+  /** Stop after this many seconds without a keep-alive (default 300, sent in whole minutes). */
+  autoClearSeconds?: number;
+  /** How long start() waits for the sandbox to be alive, in seconds (default 180). */
+  startupTimeout?: number;
+  /** Owner, sent as X-User-Id (the admin's default "default"). */
+  userId?: string;
+  /** Experiment, sent as X-Experiment-Id. */
+  experimentId?: string;
+  /** Namespace, sent as X-Namespace. */
+  namespace?: string;
+  /** Cluster, sent as X-Cluster. */
+  cluster?: string;
+  /** A sandbox id to use instead of a generated one. */
+  sandboxId?: string;
+  /** The fetch to use. */
+  fetch?: typeof fetch;
+}
+
+/** A sandbox's status (ROCK's StatusResp). */
+export type SandboxStatus = StatusResponse;
+
+/** Options of arun(). */
+export interface ArunOptions {
+  /** Session to run in (default: one the Sandbox creates; nohup: a fresh one). */
+  session?: string;
+  /** "normal": one call in the session; "nohup": in the background, waited for. */
+  mode?: "normal" | "nohup";
+  /** Seconds to wait for the command (default 300). */
+  waitTimeout?: number;
+  /** Throw CommandRockError on a non-zero exit or a timeout (default false). */
+  check?: boolean;
+  /** nohup: where the output goes (default a temp file in the sandbox). */
+  outputFile?: string;
+  /** nohup: return a note instead of the output. */
+  ignoreOutput?: boolean;
+  /** nohup: return at most this many bytes of output. */
+  responseLimitedBytes?: number;
+}
+
+/** What arun() returns. */
+export interface ArunResult {
+  /** What the command printed, stdout and stderr in order (trimmed, as ROCK does). */
+  output: string;
+  /** The command's real exit code; null when it did not finish within waitTimeout. */
+  exitCode: number | null;
+  /** Why it failed, when it did. */
+  failureReason: string;
+  /** nohup: the background process id. */
+  pid?: number;
+  /** nohup: the file holding the full output. */
+  outputFile?: string;
+}
+
+/** Options of createSession(). */
+export interface SessionOptions {
+  /** Variables set in the session. */
+  env?: Record<string, string>;
+  /** Start from the rocklet's environment (default: an empty one, as in ROCK). */
+  envEnable?: boolean;
+  /** Files sourced when the session starts. */
+  startupSource?: string[];
+  /** Run the session's shell as this user (the rocklet must run as root). */
+  remoteUser?: string;
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+function randomHex(bytes = 6): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+/** One sandbox. Create, then `await start()`; `await using` stops it. */
+export class Sandbox implements AsyncDisposable {
+  /** The configuration with defaults applied. */
+  readonly config:
+    & Required<
+      Omit<
+        SandboxConfig,
+        "sandboxId" | "fetch" | "userId" | "experimentId" | "namespace" | "cluster"
+      >
+    >
+    & Pick<
+      SandboxConfig,
+      "sandboxId" | "fetch" | "userId" | "experimentId" | "namespace" | "cluster"
+    >;
+  /** The admin client (for calls the Sandbox does not wrap). */
+  readonly client: AdminClient;
+  #id: string | undefined;
+  #defaultSession: Promise<string> | undefined;
+
+  /** Creates the handle; nothing is sent until start() (or attach()). */
+  constructor(config: SandboxConfig = {}) {
+    this.config = {
+      baseUrl: config.baseUrl ?? process.env.ROCK_BASE_URL ?? "http://localhost:8080",
+      extraHeaders: config.extraHeaders ?? {},
+      image: config.image ?? "python:3.11",
+      memory: config.memory ?? "8g",
+      cpus: config.cpus ?? 2,
+      pull: config.pull ?? "missing",
+      autoClearSeconds: config.autoClearSeconds ?? 300,
+      startupTimeout: config.startupTimeout ?? 180,
+      ...config,
+    } as Sandbox["config"];
+    this.client = new AdminClient(this.config.baseUrl, {
+      headers: this.config.extraHeaders,
+      fetch: config.fetch,
+    });
+    this.#id = config.sandboxId;
+  }
+
+  /** The sandbox id (set by start() or the config). */
+  get sandboxId(): string {
+    if (!this.#id) throw new BadRequestRockError("The sandbox has no id yet: call start() first");
+    return this.#id;
+  }
+
+  /**
+   * Starts the sandbox and waits until it is alive, polling with a fast backoff.
+   * @throws {SandboxStartError} naming the phase that failed, or after startupTimeout.
+   */
+  async start(
+    options: { onStatus?: (status: SandboxStatus) => void; signal?: AbortSignal } = {},
+  ): Promise<this> {
+    const headers: Record<string, string> = {};
+    if (this.config.userId) headers["X-User-Id"] = this.config.userId;
+    if (this.config.experimentId) headers["X-Experiment-Id"] = this.config.experimentId;
+    if (this.config.namespace) headers["X-Namespace"] = this.config.namespace;
+    if (this.config.cluster) headers["X-Cluster"] = this.config.cluster;
+    const started = await this.client.startAsync({
+      image: this.config.image,
+      memory: this.config.memory,
+      cpus: this.config.cpus,
+      pull: this.config.pull,
+      auto_clear_time_minutes: Math.max(1, Math.ceil(this.config.autoClearSeconds / 60)),
+      ...(this.#id ? { sandbox_id: this.#id } : {}),
+    }, headers);
+    this.#id = started.sandbox_id;
+    const deadline = Date.now() + this.config.startupTimeout * 1000;
+    let delay = 10;
+    while (true) {
+      options.signal?.throwIfAborted();
+      const status = await this.client.getStatus(this.#id);
+      options.onStatus?.(status);
+      if (status.is_alive) return this;
+      const failed = Object.entries(status.status ?? {}).find(([, p]) =>
+        p.status === "failed" || p.status === "timeout"
+      );
+      if (failed || status.state === "failed") {
+        const [phase, info] = failed ?? ["start", { message: status.failure_reason ?? "failed" }];
+        throw new SandboxStartError(
+          `Sandbox "${this.#id}" failed to start in phase ${phase}: ${info.message}`,
+          { sandboxId: this.#id, phase },
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new SandboxStartError(
+          `Sandbox "${this.#id}" was not alive within ${this.config.startupTimeout} s (state ${status.state})`,
+          { sandboxId: this.#id, phase: "startup" },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+
+  /** Stops the sandbox. */
+  async stop(): Promise<void> {
+    if (!this.#id) return;
+    await this.client.stop(this.#id);
+  }
+
+  /** Stops the sandbox, ignoring errors (for `await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop().catch(() => {});
+  }
+
+  /** The sandbox's status; also a keep-alive. */
+  getStatus(): Promise<SandboxStatus> {
+    return this.client.getStatus(this.sandboxId);
+  }
+
+  /** True when the sandbox runs. */
+  async isAlive(): Promise<boolean> {
+    return (await this.client.isAlive(this.sandboxId)).is_alive;
+  }
+
+  /** Runs one process (argv, or a shell string with `shell: true`), stdout and stderr apart. */
+  execute(
+    command: string | string[],
+    options: {
+      timeout?: number;
+      env?: Record<string, string>;
+      cwd?: string;
+      shell?: boolean;
+      check?: boolean;
+    } = {},
+  ): Promise<CommandResponse> {
+    return this.client.execute({ sandbox_id: this.sandboxId, command, ...options });
+  }
+
+  /** Creates a bash session. */
+  async createSession(session: string, options: SessionOptions = {}): Promise<void> {
+    await this.client.createSession({
+      sandbox_id: this.sandboxId,
+      session,
+      env: options.env,
+      env_enable: options.envEnable ?? false,
+      startup_source: options.startupSource ?? [],
+      remote_user: options.remoteUser,
+    });
+  }
+
+  /** Closes a bash session. */
+  async closeSession(session: string): Promise<void> {
+    await this.client.closeSession({ sandbox_id: this.sandboxId, session });
+  }
+
+  /** The session arun() uses when none is given (created once, env inherited). */
+  #session(): Promise<string> {
+    this.#defaultSession ??= (async () => {
+      const name = `sdk-${randomHex()}`;
+      await this.createSession(name, { envEnable: true });
+      return name;
+    })();
+    return this.#defaultSession;
+  }
+
+  /**
+   * Runs a shell command and returns its output and real exit code. "normal" runs it in a
+   * session; "nohup" runs it in the background and waits with `wait`, so the exit code is the
+   * command's own and completion is noticed at once (no polling).
+   * @throws {CommandRockError} with `check` when it exits non-zero or does not finish in time.
+   */
+  async arun(command: string, options: ArunOptions = {}): Promise<ArunResult> {
+    const result = options.mode === "nohup"
+      ? await this.#nohup(command, options)
+      : await this.#normal(command, options);
+    if (options.check && result.exitCode !== 0) {
+      throw new CommandRockError(
+        `Command '${command}' ${
+          result.exitCode === null ? "did not finish" : `failed with exit code ${result.exitCode}`
+        }: ${result.failureReason || result.output.slice(-2000)}`,
+        { sandboxId: this.#id, exitCode: result.exitCode },
+        { code: 6000 },
+      );
+    }
+    return result;
+  }
+
+  async #normal(command: string, options: ArunOptions): Promise<ArunResult> {
+    const session = options.session ?? await this.#session();
+    try {
+      const observation = await this.client.runInSession({
+        sandbox_id: this.sandboxId,
+        session,
+        command,
+        check: "silent",
+        timeout: options.waitTimeout ?? 300,
+      });
+      return { output: observation.output, exitCode: observation.exit_code, failureReason: "" };
+    } catch (error) {
+      if (error instanceof CommandRockError && /timed out/.test(error.message)) {
+        return { output: "", exitCode: null, failureReason: error.message };
+      }
+      throw error;
+    }
+  }
+
+  async #nohup(command: string, options: ArunOptions): Promise<ArunResult> {
+    const started = Date.now();
+    const waitSeconds = options.waitTimeout ?? 300;
+    const own = options.session === undefined;
+    const session = options.session ?? `arun-${randomHex()}`;
+    if (own) await this.createSession(session, { envEnable: true });
+    try {
+      const outputFile = options.outputFile ?? `/tmp/rock-arun-${randomHex()}.out`;
+      const dir = outputFile.slice(0, outputFile.lastIndexOf("/")) || "/";
+      const launched = await this.client.runInSession({
+        sandbox_id: this.sandboxId,
+        session,
+        command: `mkdir -p ${shellQuote(dir)} && nohup bash -c ${shellQuote(command)} > ${
+          shellQuote(outputFile)
+        } 2>&1 < /dev/null & echo "$!"`,
+        check: "raise",
+        timeout: 30,
+      });
+      const pid = Number(launched.output.trim().split("\n").pop());
+      const left = Math.max(0.05, waitSeconds - (Date.now() - started) / 1000);
+      let exitCode: number | null = null;
+      let failureReason = "";
+      try {
+        // The job is a child of this session's shell: `wait` returns its exit status as soon as
+        // it ends. On timeout the shell is interrupted; the job ignores SIGINT and runs on.
+        const waited = await this.client.runInSession({
+          sandbox_id: this.sandboxId,
+          session,
+          command: `wait ${pid}; echo "__rock_exit__$?"`,
+          check: "silent",
+          timeout: left,
+        });
+        exitCode = Number(/__rock_exit__(\d+)/.exec(waited.output)?.[1] ?? Number.NaN);
+        if (Number.isNaN(exitCode)) {
+          exitCode = null;
+          failureReason = `Cannot read the exit status of process ${pid}: ${waited.output}`;
+        }
+      } catch (error) {
+        if (!(error instanceof CommandRockError)) throw error;
+        failureReason = `Process ${pid} did not complete within ${waitSeconds} s; it keeps running`;
+      }
+      let output: string;
+      if (options.ignoreOutput) {
+        output = `output of process ${pid} is in ${outputFile}`;
+      } else {
+        const limit = options.responseLimitedBytes;
+        const read = await this.client.runInSession({
+          sandbox_id: this.sandboxId,
+          session,
+          command: limit
+            ? `head -c ${Math.floor(limit)} ${shellQuote(outputFile)}`
+            : `cat ${shellQuote(outputFile)}`,
+          check: "silent",
+          timeout: 60,
+        });
+        output = read.output;
+      }
+      return { output, exitCode, failureReason, pid, outputFile };
+    } finally {
+      if (own) await this.closeSession(session).catch(() => {});
+    }
+  }
+
+  /** Reads a text file. */
+  async readFile(path: string, options: { encoding?: string } = {}): Promise<string> {
+    return (await this.client.readFile({
+      sandbox_id: this.sandboxId,
+      path,
+      encoding: options.encoding,
+    })).content;
+  }
+
+  /** Writes a text file (parents created). */
+  async writeFile(path: string, content: string): Promise<void> {
+    await this.client.writeFile({ sandbox_id: this.sandboxId, path, content });
+  }
+
+  /** Uploads bytes (binary-safe, streamed) to `targetPath`. */
+  upload(
+    data: Uint8Array | Blob | ReadableStream<Uint8Array>,
+    targetPath: string,
+    options: { unzip?: boolean; fileName?: string } = {},
+  ): Promise<UploadResponse> {
+    const stream = data instanceof ReadableStream
+      ? data
+      : data instanceof Blob
+      ? data.stream()
+      : new Blob([data as Uint8Array<ArrayBuffer>]).stream();
+    return this.client.upload(this.sandboxId, stream, { targetPath, ...options });
+  }
+
+  /** Uploads the local file `localPath` to `targetPath`, streamed. */
+  async uploadByPath(localPath: string, targetPath: string): Promise<UploadResponse> {
+    return await this.upload(await fileStream(localPath), targetPath, {
+      fileName: basename(localPath),
+    });
+  }
+
+  /** Uploads the local directory `localDir` into `targetDir` (zipped on the way, extracted there). */
+  uploadDir(localDir: string, targetDir: string): Promise<UploadResponse> {
+    return this.upload(zipDirectory(localDir), targetDir, {
+      unzip: true,
+      fileName: `${basename(localDir)}.zip`,
+    });
+  }
+
+  /** Downloads a file's bytes (binary-safe). */
+  async download(path: string): Promise<Uint8Array> {
+    const { body } = await this.client.download(this.sandboxId, path);
+    return new Uint8Array(await new Response(body).arrayBuffer());
+  }
+
+  /** Downloads a file to `localPath`, streamed; returns the bytes written. */
+  async downloadToPath(
+    path: string,
+    localPath: string,
+    onProgress?: (bytes: number, total: number) => void,
+  ): Promise<number> {
+    const { body, size } = await this.client.download(this.sandboxId, path);
+    return await writeStreamToFile(
+      body,
+      localPath,
+      onProgress ? (bytes) => onProgress(bytes, size) : undefined,
+    );
+  }
+
+  /** File-system helpers run as commands in the sandbox. */
+  readonly fs = {
+    /** `chown [-R] owner path`. */
+    chown: (path: string, owner: string, options: { recursive?: boolean } = {}) =>
+      this.#checked(["chown", ...(options.recursive ? ["-R"] : []), owner, path]),
+    /** `chmod [-R] mode path`. */
+    chmod: (path: string, mode: string, options: { recursive?: boolean } = {}) =>
+      this.#checked(["chmod", ...(options.recursive ? ["-R"] : []), mode, path]),
+  };
+
+  /** Process helpers. */
+  readonly process = {
+    /**
+     * Writes `content` to a script in /tmp and runs it with bash in nohup mode; the script is
+     * removed afterwards unless `cleanup` is false.
+     */
+    executeScript: async (
+      content: string,
+      options: { name?: string; waitTimeout?: number; cleanup?: boolean; check?: boolean } = {},
+    ): Promise<ArunResult> => {
+      const path = `/tmp/${options.name ?? `rock-script-${randomHex()}.sh`}`;
+      await this.writeFile(path, content);
+      try {
+        return await this.arun(`bash ${shellQuote(path)}`, {
+          mode: "nohup",
+          waitTimeout: options.waitTimeout ?? 300,
+          check: options.check,
+        });
+      } finally {
+        if (options.cleanup ?? true) await this.execute(["rm", "-f", path]).catch(() => {});
+      }
+    },
+  };
+
+  async #checked(argv: string[]): Promise<void> {
+    const result = await this.execute(argv);
+    if (result.exit_code !== 0) {
+      throw new CommandRockError(
+        `Command ${
+          JSON.stringify(argv)
+        } failed with exit code ${result.exit_code}: ${result.stderr.trim()}`,
+        { sandboxId: this.#id, exitCode: result.exit_code },
+        { code: 6000 },
+      );
+    }
+  }
+}

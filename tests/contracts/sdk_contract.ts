@@ -1,0 +1,204 @@
+/**
+ * The SDK against a real admin (one suite, every backend): lifecycle, arun in both modes with
+ * real exit codes, files both ways, groups with a forced failure, and typed errors.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  BadRequestRockError,
+  CommandRockError,
+  InternalServerRockError,
+  Sandbox,
+  type SandboxConfig,
+  SandboxGroup,
+  SandboxStartError,
+} from "../../src/sdk/mod.ts";
+import { type AdminServer, startAdminServer, type TestBackend } from "../helpers/admin_server.ts";
+import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
+import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
+
+/** Registers one test (Deno.test, or dockerTest for docker). */
+export type Register = (name: string, fn: () => Promise<void>) => void;
+
+function configOf(admin: AdminServer, label: string, extra: SandboxConfig = {}): SandboxConfig {
+  return {
+    baseUrl: admin.url,
+    image: TEST_IMAGE,
+    pull: "never",
+    memory: "1g",
+    cpus: 1,
+    sandboxId: testSandboxId(label),
+    startupTimeout: 60,
+    ...extra,
+  };
+}
+
+/** Registers the SDK contract for `type`. */
+export function defineSdkContract(type: TestBackend, register: Register): void {
+  const label = `SDK (${type})`;
+
+  register(
+    `${label}: Sandbox starts, reports status, runs arun in both modes with real exit codes, and stops`,
+    async () => {
+      await using admin = await startAdminServer(type);
+      const config = configOf(admin, "sdk", { userId: "sdk-user" });
+      {
+        await using sandbox = await new Sandbox(config).start();
+        assert.equal(sandbox.sandboxId, config.sandboxId);
+        const status = await sandbox.getStatus();
+        assert.deepEqual([status.state, status.is_alive, status.user_id], [
+          "running",
+          true,
+          "sdk-user",
+        ]);
+        assert.equal(await sandbox.isAlive(), true);
+
+        const ok = await sandbox.arun("cd /tmp && echo hello");
+        assert.deepEqual([ok.output, ok.exitCode], ["hello", 0]);
+        const state = await sandbox.arun("pwd");
+        assert.equal(state.output, "/tmp", "normal mode keeps its session");
+        const seven = await sandbox.arun("echo out; (exit 7)");
+        assert.deepEqual([seven.output, seven.exitCode], ["out", 7]);
+        await assert.rejects(sandbox.arun("(exit 7)", { check: true }), (error: Error) => {
+          assert.ok(error instanceof CommandRockError);
+          assert.equal(error.exitCode, 7);
+          assert.equal(error.sandboxId, config.sandboxId);
+          return true;
+        });
+
+        const begin = performance.now();
+        const bg = await sandbox.arun("sleep 0.3; echo background; exit 7", { mode: "nohup" });
+        const took = performance.now() - begin;
+        assert.deepEqual([bg.output, bg.exitCode], ["background", 7], JSON.stringify(bg));
+        assert.ok(took < 3000, `completion is noticed at once, took ${took} ms`);
+        assert.ok(bg.pid && bg.pid > 0);
+        const zero = await sandbox.arun("echo fine", { mode: "nohup" });
+        assert.deepEqual([zero.output, zero.exitCode], ["fine", 0]);
+        const slow = await sandbox.arun("sleep 30", { mode: "nohup", waitTimeout: 0.5 });
+        assert.equal(slow.exitCode, null);
+        assert.match(slow.failureReason, /did not complete within 0.5 s/);
+        await sandbox.execute(["kill", String(slow.pid)]);
+        const limited = await sandbox.arun("seq 1 1000", {
+          mode: "nohup",
+          responseLimitedBytes: 10,
+        });
+        assert.equal(limited.output, "1\n2\n3\n4\n5");
+
+        const script = await sandbox.process.executeScript("echo from-script\nexit 4\n");
+        assert.deepEqual([script.output, script.exitCode], ["from-script", 4]);
+        const executed = await sandbox.execute(["sh", "-c", "echo o; echo e >&2; exit 2"]);
+        assert.deepEqual(executed, { stdout: "o\n", stderr: "e\n", exit_code: 2 });
+      }
+      const after = await new Sandbox(config).getStatus();
+      assert.equal(after.state, "stopped", "`await using` stopped it");
+    },
+  );
+
+  register(
+    `${label}: files go both ways byte-exact, including a directory of 100 files`,
+    async () => {
+      await using admin = await startAdminServer(type);
+      await using sandbox = await new Sandbox(configOf(admin, "sdk-files")).start();
+      const local = await Deno.makeTempDir({ prefix: "rock-sdk-files-" });
+      try {
+        await sandbox.writeFile("/tmp/sdk/a/b.txt", "héllo\nworld");
+        assert.equal(await sandbox.readFile("/tmp/sdk/a/b.txt"), "héllo\nworld");
+        const blob = seededBytes(2 * 1024 * 1024 + 3, 11);
+        await sandbox.upload(blob, "/tmp/sdk/blob.bin");
+        assert.equal(
+          await sha256Hex(await sandbox.download("/tmp/sdk/blob.bin")),
+          await sha256Hex(blob),
+        );
+        await Deno.writeFile(join(local, "up.bin"), blob);
+        await sandbox.uploadByPath(join(local, "up.bin"), "/tmp/sdk/up.bin");
+        const written = await sandbox.downloadToPath(
+          "/tmp/sdk/up.bin",
+          join(local, "down", "up.bin"),
+        );
+        assert.equal(written, blob.length);
+        assert.equal(
+          await sha256Hex(await Deno.readFile(join(local, "down", "up.bin"))),
+          await sha256Hex(blob),
+        );
+
+        const tree = join(local, "tree");
+        for (let i = 0; i < 100; i++) {
+          await Deno.mkdir(join(tree, `d${i % 10}`), { recursive: true });
+          await Deno.writeFile(join(tree, `d${i % 10}`, `f${i}.bin`), seededBytes(100 + i, i + 1));
+        }
+        await sandbox.uploadDir(tree, "/tmp/sdk/tree");
+        const count = await sandbox.execute("find /tmp/sdk/tree -type f | wc -l", { shell: true });
+        assert.equal(count.stdout.trim(), "100");
+        assert.equal(
+          await sha256Hex(await sandbox.download("/tmp/sdk/tree/d7/f57.bin")),
+          await sha256Hex(seededBytes(157, 58)),
+        );
+
+        await sandbox.fs.chmod("/tmp/sdk/blob.bin", "600");
+        assert.equal((await sandbox.arun("stat -c %a /tmp/sdk/blob.bin")).output, "600");
+        await assert.rejects(sandbox.fs.chmod("/no/such/file", "600"), CommandRockError);
+        await assert.rejects(sandbox.readFile("/no/such/file"), (error: Error) => {
+          assert.ok(error instanceof BadRequestRockError, String(error));
+          assert.match(error.message, /no such file/);
+          return true;
+        });
+        await assert.rejects(sandbox.download("/no/such/file"), BadRequestRockError);
+      } finally {
+        await Deno.remove(local, { recursive: true });
+      }
+    },
+  );
+
+  register(`${label}: a group of 5 starts 4 and reports the one forced failure`, async () => {
+    await using admin = await startAdminServer(type);
+    await using group = await new SandboxGroup({
+      size: 5,
+      startConcurrency: 3,
+      startRetryTimes: 1,
+      configFor: (index) => configOf(admin, `group${index}`, index === 2 ? { memory: "65g" } : {}),
+    }).start();
+    assert.equal(group.sandboxes.length, 4);
+    assert.deepEqual(group.failures.map((f) => [f.index, f.attempts]), [[2, 2]]);
+    assert.ok(group.failures[0].error instanceof BadRequestRockError);
+    assert.match(group.failures[0].error!.message, /exceeds the maximum/);
+    const statuses = await Promise.all(group.sandboxes.map((s) => s.getStatus()));
+    assert.ok(statuses.every((s) => s.state === "running"));
+    assert.deepEqual(await group.stop(), []);
+    assert.ok(
+      (await Promise.all(group.sandboxes.map((s) => s.getStatus()))).every((s) =>
+        s.state === "stopped"
+      ),
+    );
+  });
+
+  register(`${label}: errors are typed: unknown sandbox, unreachable admin`, async () => {
+    await using admin = await startAdminServer(type);
+    const ghost = new Sandbox({ baseUrl: admin.url, sandboxId: "no-such-sandbox" });
+    await assert.rejects(ghost.getStatus(), (error: Error) => {
+      assert.ok(error instanceof BadRequestRockError);
+      assert.equal((error as BadRequestRockError).sandboxId, "no-such-sandbox");
+      return true;
+    });
+    await assert.rejects(ghost.arun("true"), BadRequestRockError);
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    await assert.rejects(
+      new Sandbox({ baseUrl: `http://127.0.0.1:${port}` }).start(),
+      InternalServerRockError,
+    );
+  });
+
+  if (type === "docker") {
+    register(`${label}: a start that fails names its phase`, async () => {
+      await using admin = await startAdminServer(type);
+      const sandbox = new Sandbox(configOf(admin, "sdk-fail", { image: "rock-test/missing:none" }));
+      await assert.rejects(sandbox.start(), (error: Error) => {
+        assert.ok(error instanceof SandboxStartError, String(error));
+        assert.equal((error as SandboxStartError).phase, "image_pull");
+        assert.match(error.message, /rock-test\/missing:none/);
+        return true;
+      });
+    });
+  }
+}

@@ -1,0 +1,3 @@
+import { defineSdkContract } from "../contracts/sdk_contract.ts";
+
+defineSdkContract("local", (name, fn) => Deno.test(name, fn));
