@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startRockletServer } from "../helpers/rocklet_server.ts";
+import { startAdminServer } from "../helpers/admin_server.ts";
+import { TEST_IMAGE } from "../helpers/docker.ts";
 
 Deno.test("examples/rocklet_session.ts runs a session, a file round trip and a command", async () => {
   await using server = startRockletServer();
@@ -20,4 +22,46 @@ Deno.test("examples/rocklet_session.ts runs a session, a file round trip and a c
   assert.match(stdout, /^session: hello from \/tmp \(exit 0\)$/m);
   assert.match(stdout, /^file: written through the rocklet$/m);
   assert.match(stdout, /^execute: removed '\/tmp\/rock-example-[0-9a-f-]+\.txt' \(exit 0\)$/m);
+});
+
+async function runExample(name: string, args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", fileURLToPath(new URL(`../../examples/${name}`, import.meta.url)), ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  return stdout;
+}
+
+Deno.test("examples/sdk_basic.ts starts a sandbox and reports both arun modes", async () => {
+  await using admin = await startAdminServer("local");
+  const stdout = await runExample("sdk_basic.ts", [admin.url, TEST_IMAGE]);
+  assert.match(stdout, /^sandbox \S+ is running$/m);
+  assert.match(stdout, /^normal: hello from \/tmp \(exit 0\)$/m);
+  assert.match(stdout, /^nohup: about to fail \(exit 7\)$/m);
+  assert.match(stdout, /^phases: image_pull=success, docker_run=success$/m);
+  assert.deepEqual(
+    (await admin.manager.list({ state: "running" }, 1, 10)).total,
+    0,
+    "the example stopped it",
+  );
+});
+
+Deno.test("examples/sdk_files.ts moves text, binary, a directory and a download", async () => {
+  await using admin = await startAdminServer("local");
+  const stdout = await runExample("sdk_files.ts", [admin.url, TEST_IMAGE]);
+  assert.match(stdout, /^text: written by the SDK$/m);
+  assert.match(stdout, /^binary: 65536 bytes, identical: true$/m);
+  assert.match(stdout, /^directory: \.\/README \.\/src\/main\.py$/m);
+  assert.match(stdout, /^downloaded: 19 bytes$/m);
+});
+
+Deno.test("examples/sandbox_group.ts starts a group and runs in every member", async () => {
+  await using admin = await startAdminServer("local");
+  const stdout = await runExample("sandbox_group.ts", [admin.url, TEST_IMAGE, "3"]);
+  assert.match(stdout, /^started 3 of 3$/m);
+  assert.match(stdout, /^ran in all: true$/m);
+  assert.equal((await admin.manager.list({ state: "running" }, 1, 10)).total, 0);
 });
