@@ -8,6 +8,7 @@
  * Skipped, with the reason, when no docker engine answers or the test image is missing.
  */
 import { DockerCli } from "../src/sandbox/docker_cli.ts";
+import { Sandbox } from "../src/sdk/mod.ts";
 import {
   type AdminServer,
   type Envelope,
@@ -223,6 +224,58 @@ async function benchPooledStart(
   }
 }
 
+/**
+ * The SDK on docker: `Sandbox.start()` until ready beside the bare baseline, and `arun` of a
+ * trivial command (normal mode) beside the raw run_in_session call it wraps.
+ */
+async function benchSdk(
+  admin: BenchAdmin,
+  options: { quick: boolean; kit: BenchKit; baseline: Stats; started: string[] },
+): Promise<void> {
+  const { quick, kit, baseline, started } = options;
+  const config = { baseUrl: admin.url, image: TEST_IMAGE, pull: "never" as const };
+  const starts: number[] = [];
+  for (let i = 0; i < (quick ? 3 : 10); i++) {
+    const sandbox = new Sandbox({ ...config, sandboxId: testSandboxId("bench-sdk") });
+    started.push(sandbox.config.sandboxId!);
+    const begin = performance.now();
+    await sandbox.start();
+    starts.push(performance.now() - begin);
+    await sandbox.stop();
+  }
+  console.log(
+    kit.row(
+      "SDK Sandbox.start() -> ready (docker backend)",
+      kit.stats(starts),
+      baseline,
+      "<= 1.25x slower",
+    ),
+  );
+  const sandbox = new Sandbox({ ...config, sandboxId: testSandboxId("bench-sdk-arun") });
+  started.push(sandbox.config.sandboxId!);
+  await sandbox.start();
+  try {
+    await sandbox.createSession("raw");
+    const body = { sandbox_id: sandbox.sandboxId, session: "raw", command: "true" };
+    const raw = await kit.measure(
+      quick ? 100 : 1000,
+      50,
+      async () => resultOf("/run_in_session", await post(admin.api, "/run_in_session", body)),
+    );
+    console.log(kit.row("baseline: raw run_in_session `true` (fetch)", raw));
+    const arun = await kit.measure(quick ? 100 : 1000, 50, () => sandbox.arun("true"));
+    console.log(kit.row('SDK arun("true") normal mode', arun, raw));
+    const nohup = await kit.measure(
+      quick ? 10 : 50,
+      2,
+      () => sandbox.arun("true", { mode: "nohup" }),
+    );
+    console.log(kit.row('SDK arun("true", nohup) with its real exit code', nohup, raw));
+  } finally {
+    await sandbox.stop().catch(() => {});
+  }
+}
+
 /** Times run_in_session and get_status through the admin, each beside its baseline. */
 async function benchRunning(
   admin: BenchAdmin,
@@ -290,6 +343,7 @@ export async function adminSection(quick: boolean, kit: BenchKit): Promise<void>
     try {
       const baseline = await benchStart(admin, docker, { n: quick ? 3 : 10, kit, started, bare });
       await benchPooledStart(docker, { n: quick ? 3 : 10, kit, baseline, started });
+      await benchSdk(admin, { quick, kit, baseline, started });
       await benchRunning(admin, docker, { quick, kit, started });
     } finally {
       for (const id of started) await admin.manager.stop(id).catch(() => {});
