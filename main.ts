@@ -5,6 +5,7 @@
 import { Option } from "@commander-js/extra-typings";
 import { parsePort } from "./src/cli/options.ts";
 import { addRocklet, createProgram, runProgram } from "./src/cli/program.ts";
+import { addSandbox } from "./src/cli/sandbox_commands.ts";
 
 function buildProgram() {
   const program = createProgram();
@@ -50,6 +51,8 @@ function buildProgram() {
       const { stopAdmin } = await import("./src/cli/admin.ts");
       await stopAdmin(options);
     });
+
+  addSandbox(program);
 
   return program;
 }

@@ -14,6 +14,7 @@ import {
   type Envelope,
   type FailureResult,
   ListQuery,
+  LogsQuery,
   SANDBOX_API,
   SandboxIdRequest,
   StartRequest,
@@ -174,6 +175,10 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
       total,
       has_more: page * page_size < total,
     };
+  });
+  route("get", "/get_logs", "get sandbox logs", async (c) => {
+    const { sandbox_id, tail } = query(c, LogsQuery, "get_logs");
+    return { logs: await manager.logs(sandbox_id, tail) };
   });
   route("get", "/get_sandbox_statistics", "get sandbox statistics", async (c) => {
     const { sandbox_id } = query(c, SandboxIdRequest, "get_sandbox_statistics");

@@ -7,7 +7,7 @@ import { BadRequestError, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import { memoryBytes, type StartRequest } from "../protocol/admin.ts";
 import type { Backend, PhaseUpdate, Placement } from "../sandbox/backend.ts";
-import { ROCKLET_PORT } from "../sandbox/backend.ts";
+import { isLogging, ROCKLET_PORT } from "../sandbox/backend.ts";
 import { RockletClient } from "../sdk/rocklet_client.ts";
 import type { Billing } from "./billing.ts";
 import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
@@ -351,6 +351,22 @@ export class SandboxManager {
     });
     this.#routes.set(id, client);
     return client;
+  }
+
+  /**
+   * The last `tail` lines the sandbox's rocklet wrote (empty once its backend removed it).
+   * @throws {SandboxNotFoundError} when there is no such sandbox.
+   * @throws {BadRequestError} when the backend keeps no logs.
+   */
+  async logs(id: string, tail: number): Promise<string> {
+    const record = await this.#store.get(id);
+    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    if (!isLogging(this.#backend)) {
+      throw new BadRequestError(
+        `Cannot read logs of sandbox "${id}": the ${this.#backend.type} backend keeps no logs`,
+      );
+    }
+    return await this.#backend.logs(id, tail);
   }
 
   /** Statuses of the ids that exist, in the order asked. */

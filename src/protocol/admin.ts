@@ -60,6 +60,11 @@ export type StartRequest = z.output<typeof StartRequest>;
 /** Query or body carrying just a sandbox id. */
 export const SandboxIdRequest = z.object({ "sandbox_id": sandboxId });
 
+/** GET /get_logs query (rock's extension): the sandbox and how many lines from the end. */
+export const LogsQuery = SandboxIdRequest.extend({
+  "tail": z.coerce.number().int().min(1).max(100_000).default(200),
+});
+
 /** POST /sandboxes/batch */
 export const BatchRequest = z.object({ "sandbox_ids": z.array(z.string()) });
 

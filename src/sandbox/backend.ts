@@ -115,6 +115,17 @@ export function isRenamable(backend: Backend): backend is RenamableBackend {
   return typeof (backend as Partial<RenamableBackend>).rename === "function";
 }
 
+/** A backend that keeps what a sandbox's rocklet wrote (docker logs, the local rocklet.log). */
+export interface LoggingBackend extends Backend {
+  /** The last `tail` lines the sandbox's rocklet wrote; empty when the sandbox is gone. */
+  logs(sandboxId: string, tail: number): Promise<string>;
+}
+
+/** True when `backend` can return a sandbox's logs. */
+export function isLogging(backend: Backend): backend is LoggingBackend {
+  return typeof (backend as Partial<LoggingBackend>).logs === "function";
+}
+
 /** Backend kinds. */
 export type BackendType = "docker" | "local";
 

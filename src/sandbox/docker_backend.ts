@@ -9,6 +9,7 @@ import {
   type BackendConfig,
   DEPLOYMENT_LABEL,
   type ListedSandbox,
+  type LoggingBackend,
   type PhaseName,
   type PhaseStatus,
   type PlaceHooks,
@@ -76,7 +77,7 @@ export function dockerRunArgs(
 }
 
 /** Runs sandboxes as docker containers. */
-export class DockerBackend implements RenamableBackend {
+export class DockerBackend implements RenamableBackend, LoggingBackend {
   /** Always "docker". */
   readonly type = "docker" as const;
   readonly #docker: DockerCli;
@@ -111,6 +112,11 @@ export class DockerBackend implements RenamableBackend {
   /** Removes the container (`docker rm -f`); quiet when it is already gone. */
   async remove(sandboxId: string): Promise<void> {
     await this.#docker.remove([sandboxId]);
+  }
+
+  /** The container's last `tail` lines of output (`docker logs --tail`); empty when it is gone. */
+  logs(sandboxId: string, tail: number): Promise<string> {
+    return this.#docker.logs(sandboxId, tail);
   }
 
   /** Renames container `from` to `to` (`docker rename`) and returns its placement. */

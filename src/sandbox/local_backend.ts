@@ -11,9 +11,9 @@ import { spawnDetached } from "../common/detached.ts";
 import { RockError } from "../common/errors.ts";
 import { killDescendants, listDescendants, signalProcess } from "../runtime/process_tree.ts";
 import type {
-  Backend,
   BackendConfig,
   ListedSandbox,
+  LoggingBackend,
   PlaceHooks,
   Placement,
   SandboxSpec,
@@ -50,7 +50,7 @@ function freePort(): number {
 }
 
 /** Rocklet processes on this machine. */
-export class LocalBackend implements Backend {
+export class LocalBackend implements LoggingBackend {
   readonly type = "local" as const;
   readonly #root: string;
   readonly #launcher: RockletLauncher;
@@ -168,6 +168,35 @@ export class LocalBackend implements Backend {
       }
     }
     await Deno.remove(this.#dir(sandboxId), { recursive: true }).catch(() => {});
+  }
+
+  /** The last `tail` lines of the sandbox's `rocklet.log`; empty when the sandbox is gone. */
+  async logs(sandboxId: string, tail: number): Promise<string> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(`${this.#dir(sandboxId)}/rocklet.log`, { read: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return "";
+      throw new RockError(
+        `Cannot read logs of sandbox "${sandboxId}": ${(error as Error).message}`,
+      );
+    }
+    try {
+      // Read only the end: at most 1 MiB, enough for any sensible tail.
+      const size = (await file.stat()).size;
+      const start = Math.max(0, size - 1024 * 1024);
+      await file.seek(start, Deno.SeekMode.Start);
+      const bytes = new Uint8Array(size - start);
+      for (let read = 0; read < bytes.length;) {
+        const n = await file.read(bytes.subarray(read));
+        if (n === null) break;
+        read += n;
+      }
+      const lines = new TextDecoder().decode(bytes).replace(/\n$/, "").split("\n");
+      return lines.slice(-tail).join("\n");
+    } finally {
+      file.close();
+    }
   }
 
   /** Sandboxes with a state file under the work root. */

@@ -1,0 +1,309 @@
+/**
+ * `rock sandbox start|ls|status|exec|stop|logs`: the user CLI over the SDK, plus what `shell`
+ * and `cp` share: resolving the admin, and turning failures into one `error: ...` line with
+ * exit code 1 (2 for bad flags or config), the command's own exit code for `exec`.
+ */
+import { processEnvironment } from "../common/config.ts";
+import { ConfigError, RockError } from "../common/errors.ts";
+import type { StatusResponse } from "../protocol/admin.ts";
+import { AdminClient } from "../sdk/admin_client.ts";
+import { BadRequestRockError } from "../sdk/errors.ts";
+import { Sandbox } from "../sdk/sandbox.ts";
+import {
+  type CliConnection,
+  type ConnectionFlags,
+  mergeHeaders,
+  resolveConnection,
+  splitKeyValue,
+} from "./cli_config.ts";
+import { StatusLine, writeAll } from "./terminal.ts";
+
+/** Options of `rock sandbox start`. */
+export interface StartOptions extends ConnectionFlags {
+  image: string;
+  memory: string;
+  cpus: number;
+  pull: "never" | "always" | "missing";
+  autoClear: number;
+  startupTimeout: number;
+  user?: string;
+  experiment?: string;
+  namespace?: string;
+  cluster?: string;
+  sandboxId?: string;
+  env?: string[];
+}
+
+/** Options of `rock sandbox ls`. */
+export interface ListOptions extends ConnectionFlags {
+  state?: string;
+  user?: string;
+  experiment?: string;
+  namespace?: string;
+  image?: string;
+  page: number;
+  pageSize: number;
+  json: boolean;
+}
+
+/** Options of `rock sandbox exec`. */
+export interface ExecOptions extends ConnectionFlags {
+  session?: string;
+  timeout?: number;
+  env?: string[];
+}
+
+/**
+ * Runs a CLI action: a failure prints one `error: ...` line and exits 1 (2 for a ConfigError);
+ * a number returned becomes the exit code.
+ */
+export async function runCli(action: () => Promise<number | void>): Promise<void> {
+  let code: number;
+  try {
+    code = (await action()) ?? 0;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    // One line whatever the message holds (docker stderr tails span several).
+    console.error(`error: ${message.replace(/\s*\n\s*/g, " | ").trim()}`);
+    code = error instanceof ConfigError ? 2 : 1;
+  }
+  if (code !== 0) Deno.exit(code);
+}
+
+/** The admin URL and headers for `flags`. */
+export function connection(flags: ConnectionFlags): Promise<CliConnection> {
+  return resolveConnection(flags, processEnvironment());
+}
+
+/** A Sandbox handle on the existing sandbox `id`. */
+export async function attach(id: string, flags: ConnectionFlags): Promise<Sandbox> {
+  const { baseUrl, headers } = await connection(flags);
+  return new Sandbox({ baseUrl, extraHeaders: headers, sandboxId: id });
+}
+
+/** `K=V` strings as an object. */
+export function keyValues(pairs: string[] | undefined): Record<string, string> {
+  return Object.fromEntries((pairs ?? []).map((pair) => splitKeyValue(pair)!));
+}
+
+/** Creates bash session `session` unless it exists. */
+export async function ensureSession(
+  sandbox: Sandbox,
+  session: string,
+  env?: Record<string, string>,
+): Promise<void> {
+  try {
+    await sandbox.createSession(session, { envEnable: true, env });
+  } catch (error) {
+    if (
+      !(error instanceof BadRequestRockError && /session with this name exists/.test(error.message))
+    ) {
+      throw error;
+    }
+  }
+}
+
+/** What a start is doing, from its status: the first phase not yet done. */
+function phaseText(status: StatusResponse): string {
+  const pending = Object.entries(status.status ?? {}).find(([, p]) => p.status !== "success");
+  if (pending) return `${pending[0]}: ${pending[1].message}`;
+  return status.is_alive ? "running" : "waiting for the rocklet";
+}
+
+/** `rock sandbox start`: prints the id once the sandbox runs; a spinner on a terminal. */
+export function startSandbox(options: StartOptions): Promise<void> {
+  return runCli(async () => {
+    if (options.env?.length) {
+      throw new ConfigError(
+        "Cannot use --env with start: ROCK's start request carries no environment; " +
+          "pass --env to `rock sandbox exec` or `rock sandbox shell` instead",
+      );
+    }
+    const { baseUrl, headers } = await connection(options);
+    const metadata: Record<string, string> = {};
+    if (options.user) metadata["X-User-Id"] = options.user;
+    if (options.experiment) metadata["X-Experiment-Id"] = options.experiment;
+    if (options.namespace) metadata["X-Namespace"] = options.namespace;
+    if (options.cluster) metadata["X-Cluster"] = options.cluster;
+    const sandbox = new Sandbox({
+      baseUrl,
+      extraHeaders: mergeHeaders(headers, metadata),
+      image: options.image,
+      memory: options.memory,
+      cpus: options.cpus,
+      pull: options.pull,
+      autoClearSeconds: options.autoClear * 60,
+      startupTimeout: options.startupTimeout,
+      sandboxId: options.sandboxId,
+    });
+    const line = new StatusLine();
+    const abort = new AbortController();
+    const onInterrupt = () => abort.abort();
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    line.spin(`starting ${options.image}`);
+    let accepted = false;
+    try {
+      await sandbox.start({
+        signal: abort.signal,
+        onStatus: (status) => {
+          accepted = true;
+          line.set(`${status.sandbox_id} ${status.state}: ${phaseText(status)}`);
+        },
+      });
+    } catch (error) {
+      line.clear();
+      let id: string | undefined;
+      try {
+        id = sandbox.sandboxId;
+      } catch { /* the admin gave no id */ }
+      // Leave nothing half-started behind, but never stop a sandbox whose id was given and
+      // taken already (the admin refused the start; a failed start is gone already).
+      if (id && (accepted || options.sandboxId === undefined)) {
+        await sandbox.stop().catch(() => {});
+      }
+      if (abort.signal.aborted) {
+        throw new RockError(`Start of sandbox "${id ?? "?"}" interrupted; the sandbox was stopped`);
+      }
+      throw error;
+    } finally {
+      line.clear();
+      Deno.removeSignalListener("SIGINT", onInterrupt);
+    }
+    console.log(sandbox.sandboxId);
+  });
+}
+
+/** `rock sandbox ls`: a table, or the page's items as JSON. */
+export function listSandboxes(options: ListOptions): Promise<void> {
+  return runCli(async () => {
+    const { baseUrl, headers } = await connection(options);
+    const client = new AdminClient(baseUrl, { headers });
+    const page = await client.list({
+      page: options.page,
+      page_size: options.pageSize,
+      state: options.state,
+      user_id: options.user,
+      experiment_id: options.experiment,
+      namespace: options.namespace,
+      image: options.image,
+    });
+    if (options.json) {
+      console.log(JSON.stringify(page.items, null, 2));
+      return;
+    }
+    const rows = [["ID", "STATE", "IMAGE", "USER", "CREATED"]];
+    for (const item of page.items) {
+      rows.push([item.sandbox_id, item.state, item.image, item.user_id, item.create_time]);
+    }
+    const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+    for (const row of rows) {
+      console.log(row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd());
+    }
+    if (page.has_more) {
+      console.error(
+        `(page ${options.page} of ${Math.ceil(page.total / options.pageSize)}, ` +
+          `${page.total} sandboxes; use --page)`,
+      );
+    }
+  });
+}
+
+/** `rock sandbox status ID`. */
+export function showStatus(
+  id: string,
+  options: ConnectionFlags & { json: boolean },
+): Promise<void> {
+  return runCli(async () => {
+    const { baseUrl, headers } = await connection(options);
+    const status = await new AdminClient(baseUrl, { headers }).getStatus(id);
+    if (options.json) {
+      console.log(JSON.stringify(status, null, 2));
+      return;
+    }
+    const rows: [string, string | null][] = [
+      ["sandbox", status.sandbox_id],
+      ["state", status.is_alive ? `${status.state} (alive)` : status.state],
+      ["image", status.image],
+      ["cpus, memory", `${status.cpus}, ${status.memory}`],
+      ["user", status.user_id],
+      ["experiment", status.experiment_id],
+      ["namespace", status.namespace],
+      ["host", status.host_name ? `${status.host_name} (${status.host_ip})` : null],
+      ["created", status.create_time],
+      ["started", status.start_time],
+      ["stopped", status.stop_time],
+      ["failure", status.failure_reason],
+    ];
+    for (const [name, phase] of Object.entries(status.status ?? {})) {
+      rows.push([name, `${phase.status}: ${phase.message}`]);
+    }
+    for (const [name, value] of rows) {
+      if (value !== null && value !== "") console.log(`${name.padEnd(13)} ${value}`);
+    }
+  });
+}
+
+/** `rock sandbox exec ID [--session S] -- CMD...`: the command's exit code becomes rock's. */
+export function execCommand(id: string, argv: string[], options: ExecOptions): Promise<void> {
+  return runCli(async () => {
+    if (options.session !== undefined && options.env?.length) {
+      throw new ConfigError(
+        "Cannot use --env with --session: the session keeps its own environment; " +
+          "run `export KEY=VALUE` in it instead",
+      );
+    }
+    const sandbox = await attach(id, options);
+    if (options.session === undefined) {
+      const env = keyValues(options.env);
+      // `env -- K=V cmd` adds to the sandbox's environment (execute's env would replace it).
+      const command = Object.keys(env).length > 0
+        ? ["env", "--", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv]
+        : argv;
+      const result = await sandbox.execute(command, { timeout: options.timeout ?? 1200 });
+      await writeAll(Deno.stdout, result.stdout);
+      await writeAll(Deno.stderr, result.stderr);
+      return result.exit_code ?? 0;
+    }
+    await ensureSession(sandbox, options.session);
+    const result = await sandbox.arun(argv.join(" "), {
+      session: options.session,
+      waitTimeout: options.timeout ?? 300,
+    });
+    if (result.output) await writeAll(Deno.stdout, `${result.output}\n`);
+    if (result.exitCode === null) throw new RockError(result.failureReason);
+    return result.exitCode;
+  });
+}
+
+/** `rock sandbox stop ID...`: exit 1 when any of them could not be stopped. */
+export function stopSandboxes(ids: string[], options: ConnectionFlags): Promise<void> {
+  return runCli(async () => {
+    const { baseUrl, headers } = await connection(options);
+    const client = new AdminClient(baseUrl, { headers });
+    const results = await Promise.allSettled(ids.map((id) => client.stop(id)));
+    let failed = 0;
+    results.forEach((result, index) => {
+      if (result.status === "fulfilled") {
+        console.log(ids[index]);
+        return;
+      }
+      failed++;
+      const message = result.reason instanceof Error ? result.reason.message : result.reason;
+      console.error(
+        `error: Cannot stop sandbox "${ids[index]}": ${
+          String(message).replace(/\s*\n\s*/g, " | ")
+        }`,
+      );
+    });
+    return failed > 0 ? 1 : 0;
+  });
+}
+
+/** `rock sandbox logs ID [--tail N]`. */
+export function showLogs(id: string, options: ConnectionFlags & { tail: number }): Promise<void> {
+  return runCli(async () => {
+    const { baseUrl, headers } = await connection(options);
+    const { logs } = await new AdminClient(baseUrl, { headers }).getLogs(id, options.tail);
+    if (logs) await writeAll(Deno.stdout, logs.endsWith("\n") ? logs : `${logs}\n`);
+  });
+}

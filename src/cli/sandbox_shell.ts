@@ -1,0 +1,128 @@
+/**
+ * `rock sandbox shell ID`: reads lines from stdin (a terminal or a pipe) and runs each in one
+ * persistent bash session, so `cd` and variables carry over. A line that bash finds incomplete
+ * (an open `if`, a trailing `\`) waits for the next ones. `exit [N]` or end of input ends with N,
+ * else the last line's exit code, as bash does. The prompt shows only on a terminal.
+ */
+import { CommandRockError, RockSdkError } from "../sdk/errors.ts";
+import type { Sandbox } from "../sdk/sandbox.ts";
+import type { ConnectionFlags } from "./cli_config.ts";
+import { attach, ensureSession, keyValues, runCli } from "./sandbox.ts";
+import { writeAll } from "./terminal.ts";
+
+/** Options of `rock sandbox shell`. */
+export interface ShellOptions extends ConnectionFlags {
+  session?: string;
+  timeout: number;
+  env?: string[];
+}
+
+/** Lines of stdin, as they arrive (without their newline). */
+async function* stdinLines(): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of Deno.stdin.readable) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let newline: number;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+    }
+  }
+  buffer += decoder.decode();
+  if (buffer !== "") yield buffer;
+}
+
+/**
+ * True when bash ran out of input: an open quote, or a syntax error past the command's last line
+ * (the session checks a command as a function body, so an open `if` fails at the closing brace).
+ */
+function incomplete(error: unknown, command: string): boolean {
+  if (!(error instanceof RockSdkError) || !/syntax error/.test(error.message)) return false;
+  if (/unexpected (EOF|end of file)/.test(error.message)) return true;
+  const line = /line (\d+): syntax error near unexpected token `\}'/.exec(error.message)?.[1];
+  return line !== undefined && Number(line) > command.split("\n").length;
+}
+
+/**
+ * Runs one command and returns its exit code (2 with the reason on stderr when bash rejects it),
+ * or undefined when bash found it incomplete and `final` is false: more lines may complete it.
+ */
+async function runLine(
+  sandbox: Sandbox,
+  session: string,
+  command: string,
+  options: { timeout: number; final: boolean },
+): Promise<number | undefined> {
+  try {
+    const result = await sandbox.arun(command, { session, waitTimeout: options.timeout });
+    if (result.output) await writeAll(Deno.stdout, `${result.output}\n`);
+    if (result.exitCode === null) {
+      console.error(`error: ${result.failureReason}`);
+      return 124;
+    }
+    return result.exitCode;
+  } catch (error) {
+    if (!options.final && incomplete(error, command)) return undefined;
+    // A line bash rejects ends that line only; anything else (the sandbox is gone) ends the shell.
+    if (error instanceof CommandRockError || /syntax error/.test((error as Error).message)) {
+      console.error(`error: ${(error as Error).message.replace(/\s*\n\s*/g, " | ")}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+/** `rock sandbox shell ID`. */
+export async function runShell(id: string, options: ShellOptions): Promise<void> {
+  await runCli(async () => {
+    const sandbox = await attach(id, options);
+    const own = options.session === undefined;
+    const session = options.session ?? `shell-${crypto.randomUUID().slice(0, 8)}`;
+    await ensureSession(sandbox, session, keyValues(options.env));
+    const interactive = Deno.stdin.isTerminal();
+    const timeout = options.timeout;
+    const prompt = (more: boolean) => {
+      if (interactive) {
+        Deno.stderr.writeSync(new TextEncoder().encode(more ? "> " : `rock:${id}$ `));
+      }
+    };
+    let status = 0;
+    let pending: string[] = [];
+    try {
+      prompt(false);
+      for await (const line of stdinLines()) {
+        const exit = /^\s*exit(?:\s+(\d+))?\s*;?\s*$/.exec(line);
+        if (pending.length === 0 && exit) {
+          return exit[1] === undefined ? status : Number(exit[1]) & 0xff;
+        }
+        if (pending.length === 0 && line.trim() === "") {
+          prompt(false);
+          continue;
+        }
+        pending.push(line);
+        const command = pending.join("\n");
+        if (line.endsWith("\\")) {
+          prompt(true);
+          continue;
+        }
+        const code = await runLine(sandbox, session, command, { timeout, final: false });
+        if (code !== undefined) {
+          status = code;
+          pending = [];
+        }
+        prompt(pending.length > 0);
+      }
+      if (pending.length > 0) {
+        // End of input inside an unfinished command: let bash say what is wrong with it.
+        status = (await runLine(sandbox, session, pending.join("\n"), { timeout, final: true }))!;
+      }
+      if (interactive) console.error();
+      return status;
+    } finally {
+      if (own) await sandbox.closeSession(session).catch(() => {});
+    }
+  });
+  // A read of stdin may still be pending (a terminal after `exit`): do not wait for it.
+  Deno.exit(0);
+}
