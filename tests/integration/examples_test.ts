@@ -65,3 +65,27 @@ Deno.test("examples/sandbox_group.ts starts a group and runs in every member", a
   assert.match(stdout, /^ran in all: true$/m);
   assert.equal((await admin.manager.list({ state: "running" }, 1, 10)).total, 0);
 });
+
+Deno.test("the README's SDK quickstart runs as pasted", async () => {
+  await using admin = await startAdminServer("local");
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const code = /## SDK quickstart[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(code, "the README has a ts block under SDK quickstart");
+  const path = fileURLToPath(
+    new URL(`../../quickstart-${crypto.randomUUID()}.ts`, import.meta.url),
+  );
+  await Deno.writeTextFile(path, code);
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", path],
+      env: { ROCK_BASE_URL: admin.url },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.equal(stdout, "hello from /tmp 0\n7\nUint8Array(3) [ 0, 1, 255 ]\n3 []\n");
+  } finally {
+    await Deno.remove(path);
+  }
+});
