@@ -31,11 +31,15 @@ import {
 import { parseWire } from "../protocol/validate.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 import type { SandboxManager, StartMetadata } from "./manager.ts";
+import type { Scheduler } from "./scheduler/scheduler.ts";
+import { isoInZone } from "../common/time.ts";
 import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
 
 /** What the admin app needs. */
 export interface AdminAppDeps {
   manager: SandboxManager;
+  /** The scheduler, when enabled: its tasks are listed at /scheduler/tasks. */
+  scheduler?: Scheduler;
   /** ROCK_TIME_ZONE for wire times. */
   timeZone: string;
   /** Largest batch or page (ROCK's batch_get_status_max_count, 2000). */
@@ -179,6 +183,17 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   route("get", "/get_logs", "get sandbox logs", async (c) => {
     const { sandbox_id, tail } = query(c, LogsQuery, "get_logs");
     return { logs: await manager.logs(sandbox_id, tail) };
+  });
+  route("get", "/scheduler/tasks", "list scheduler tasks", async () => {
+    if (!deps.scheduler) return { enabled: false, tasks: [] };
+    const tasks = await deps.scheduler.list();
+    return {
+      enabled: true,
+      tasks: tasks.map((t) => ({
+        ...t,
+        last_run: t.last_run === null ? null : isoInZone(new Date(t.last_run), timeZone),
+      })),
+    };
   });
   route("get", "/get_sandbox_statistics", "get sandbox statistics", async (c) => {
     const { sandbox_id } = query(c, SandboxIdRequest, "get_sandbox_statistics");

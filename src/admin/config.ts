@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { ConfigError } from "../common/errors.ts";
 import { DEFAULT_TIME_ZONE } from "../common/time.ts";
 import { memoryBytes } from "../protocol/admin.ts";
+import type { TaskConfig } from "./scheduler/scheduler.ts";
 
 const memory = z.string().refine((v) => memoryBytes(v) > 0, "must look like 64g, 512m or 1024");
 
@@ -40,6 +41,17 @@ export const AdminConfigFile = z.strictObject({
       size: z.number().int().min(0).max(100),
     })).optional(),
   }).optional(),
+  scheduler: z.strictObject({
+    enabled: z.boolean().optional(),
+    worker_cache_ttl: z.number().positive().optional(),
+    tasks: z.array(z.strictObject({
+      task_class: z.string().min(1),
+      enabled: z.boolean().optional(),
+      interval_seconds: z.number().positive(),
+      params: z.record(z.string(), z.unknown()).optional(),
+      name: z.string().min(1).optional(),
+    })).optional(),
+  }).optional(),
   docker: z.strictObject({
     binary: z.string().min(1).optional(),
     publish_ip: z.literal("127.0.0.1").optional(),
@@ -69,6 +81,8 @@ export interface AdminConfig {
   dockerExtraRunArgs: string[];
   /** Specs kept ready by the warm pool (docker backend). */
   warmPool: Array<{ image: string; memory: string; cpus: number; size: number }>;
+  /** The scheduler: enabled and its tasks (ROCK's `scheduler` section). */
+  scheduler: { enabled: boolean; tasks: TaskConfig[] };
   /** The YAML file read, if any. */
   configFile?: string;
 }
@@ -186,6 +200,10 @@ export async function loadAdminConfig(
     dockerBinary: file.docker?.binary ?? "docker",
     dockerExtraRunArgs: file.docker?.extra_run_args ?? [],
     warmPool: file.runtime?.warm_pool ?? [],
+    scheduler: {
+      enabled: file.scheduler?.enabled ?? false,
+      tasks: (file.scheduler?.tasks ?? []).filter((t) => t.enabled ?? true),
+    },
     configFile,
   };
 }

@@ -484,6 +484,21 @@ export class SandboxManager {
     return report;
   }
 
+  /**
+   * Removes sandboxes the backend lists that no active row owns (and that are not the warm
+   * pool's or being placed); returns their ids.
+   */
+  async removeOrphans(): Promise<string[]> {
+    const listed = await this.#backend.list();
+    const active = new Set((await this.#store.listByState([...ACTIVE])).map((r) => r.sandbox_id));
+    const orphans = listed.map((s) => s.sandboxId).filter((id) =>
+      !active.has(id) && !this.#placing.has(id) && !this.#pool?.owns(id)
+    );
+    for (const id of orphans) await this.#backend.remove(id);
+    if (orphans.length > 0) this.#logger.info("Removed orphan sandboxes", { removed: orphans });
+    return orphans;
+  }
+
   #resume(record: SandboxRecord, placement: Placement): void {
     const abort = new AbortController();
     const id = record.sandbox_id;

@@ -121,7 +121,37 @@ const MIGRATIONS: string[][] = [
     "CREATE INDEX billing_sandbox ON billing (sandbox_id)",
   ],
   ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
+  [
+    `CREATE TABLE scheduler_tasks (
+      task_name TEXT PRIMARY KEY,
+      task_class TEXT NOT NULL,
+      interval_seconds REAL NOT NULL,
+      status TEXT NOT NULL,
+      runs INTEGER NOT NULL DEFAULT 0,
+      failures INTEGER NOT NULL DEFAULT 0,
+      last_run INTEGER,
+      duration_ms REAL,
+      error TEXT,
+      result TEXT
+    )`,
+  ],
 ];
+
+/** A scheduled task's state as stored. */
+export interface TaskRunRecord {
+  task_name: string;
+  task_class: string;
+  interval_seconds: number;
+  /** pending (never ran), running, success or failed. */
+  status: string;
+  runs: number;
+  failures: number;
+  /** Start of the last run, epoch ms. */
+  last_run: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  result: Record<string, unknown> | null;
+}
 
 function toRecord(row: Row): SandboxRecord {
   const record: Record<string, unknown> = {};
@@ -287,6 +317,76 @@ export class SandboxStore {
     });
     const result = await this.#db.execute("SELECT value FROM meta WHERE key = 'deployment_id'");
     return String(result.rows[0].value);
+  }
+
+  /** The newest create_time of a sandbox per image: when rock last used each image. */
+  async lastUseByImage(): Promise<Map<string, number>> {
+    const result = await this.#db.execute(
+      "SELECT image, MAX(create_time) AS t FROM sandboxes GROUP BY image",
+    );
+    return new Map(result.rows.map((row) => [String(row.image), Number(row.t)]));
+  }
+
+  /** Registers a task (kept across restarts: its counters go on). */
+  async registerTask(name: string, taskClass: string, intervalSeconds: number): Promise<void> {
+    await this.#db.execute({
+      sql:
+        `INSERT INTO scheduler_tasks (task_name, task_class, interval_seconds, status) VALUES (?, ?, ?, 'pending')
+            ON CONFLICT (task_name) DO UPDATE SET task_class = excluded.task_class,
+            interval_seconds = excluded.interval_seconds,
+            status = CASE WHEN status = 'running' THEN 'pending' ELSE status END`,
+      args: [name, taskClass, intervalSeconds],
+    });
+  }
+
+  /** Records the start of a run. */
+  async taskStarted(name: string, at: number): Promise<void> {
+    await this.#db.execute({
+      sql: "UPDATE scheduler_tasks SET status = 'running', last_run = ? WHERE task_name = ?",
+      args: [at, name],
+    });
+  }
+
+  /** Records the end of a run. */
+  async taskFinished(
+    name: string,
+    outcome: {
+      ok: boolean;
+      durationMs: number;
+      error?: string;
+      result?: Record<string, unknown> | null;
+    },
+  ): Promise<void> {
+    await this.#db.execute({
+      sql:
+        `UPDATE scheduler_tasks SET status = ?, runs = runs + 1, failures = failures + ?, duration_ms = ?,
+            error = ?, result = ? WHERE task_name = ?`,
+      args: [
+        outcome.ok ? "success" : "failed",
+        outcome.ok ? 0 : 1,
+        outcome.durationMs,
+        outcome.error ?? null,
+        outcome.result ? JSON.stringify(outcome.result) : null,
+        name,
+      ],
+    });
+  }
+
+  /** Every registered task's state. */
+  async listTasks(): Promise<TaskRunRecord[]> {
+    const result = await this.#db.execute("SELECT * FROM scheduler_tasks ORDER BY task_name");
+    return result.rows.map((row) => ({
+      task_name: String(row.task_name),
+      task_class: String(row.task_class),
+      interval_seconds: Number(row.interval_seconds),
+      status: String(row.status),
+      runs: Number(row.runs),
+      failures: Number(row.failures),
+      last_run: row.last_run === null ? null : Number(row.last_run),
+      duration_ms: row.duration_ms === null ? null : Number(row.duration_ms),
+      error: row.error === null ? null : String(row.error),
+      result: row.result === null ? null : JSON.parse(String(row.result)),
+    }));
   }
 
   /** Stores a billing record. */

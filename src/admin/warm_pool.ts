@@ -44,6 +44,8 @@ export class WarmPool {
   readonly #slots: Slot[];
   readonly #inFlight = new Set<Promise<void>>();
   readonly #stop = new AbortController();
+  /** Ids being placed by fills. */
+  readonly #placing = new Set<string>();
   #closed = false;
 
   /** Creates the pool; call fill() to start placing. */
@@ -62,6 +64,11 @@ export class WarmPool {
     for (const slot of this.#slots) this.#fill(slot);
   }
 
+  /** True when sandbox `id` belongs to the pool (ready or being placed). */
+  owns(id: string): boolean {
+    return this.#placing.has(id) || this.#slots.some((slot) => slot.ready.includes(id));
+  }
+
   /** Ready sandboxes per image, for diagnostics. */
   get readyCount(): number {
     return this.#slots.reduce((n, slot) => n + slot.ready.length, 0);
@@ -74,6 +81,7 @@ export class WarmPool {
       const logger = this.#deps.logger ?? silentLogger;
       while (!this.#closed && slot.ready.length < slot.spec.size) {
         const id = `rock-pool-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+        this.#placing.add(id);
         try {
           const placement = await this.#deps.backend.place({
             sandboxId: id,
@@ -99,6 +107,8 @@ export class WarmPool {
             error: (error as Error).message,
           });
           await this.#pause(this.#deps.retryDelayMs ?? 30_000);
+        } finally {
+          this.#placing.delete(id);
         }
       }
     })().finally(() => {

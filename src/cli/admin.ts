@@ -2,7 +2,8 @@
  * `rock admin start|stop`: serves the admin in the foreground until SIGINT/SIGTERM (sandboxes
  * keep running), or detached with --daemon; `stop` stops the admin of a data dir.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { loadTask, Scheduler } from "../admin/scheduler/scheduler.ts";
 import { fileURLToPath } from "node:url";
 import { createAdminApp } from "../admin/app.ts";
 import { Billing } from "../admin/billing.ts";
@@ -96,8 +97,20 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
   });
   await manager.reconcile();
   pool?.fill();
+  const scheduler = config.scheduler.enabled
+    ? new Scheduler(
+      await Promise.all(config.scheduler.tasks.map(async (task) => ({
+        task: await loadTask(task, config.configFile ? dirname(config.configFile) : Deno.cwd()),
+        taskClass: task.task_class,
+      }))),
+      { manager, store, backend, dataDir: config.dataDir },
+      createLogger("scheduler", { level: settings.logLevel, timeZone: config.timeZone }),
+    )
+    : undefined;
+  await scheduler?.start();
   manager.startSweeper(config.sweepIntervalSeconds * 1000);
   const app = createAdminApp({
+    scheduler,
     manager,
     timeZone: config.timeZone,
     maxBatch: config.maxBatch,
@@ -120,6 +133,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     server,
     (signal) => logger.info("Stopping; sandboxes keep running", { signal }),
   );
+  await scheduler?.close();
   await manager.close();
   store.close();
   await Deno.remove(pidFile(config.dataDir)).catch(() => {});
