@@ -48,3 +48,6 @@ export type {
   UploadResponse,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
+export { DEFAULT_ENVHUB_URL, EnvHubClient } from "./envhub_client.ts";
+export type { EnvHubClientOptions, ListEnvsFilter, RegisterEnvOptions } from "./envhub_client.ts";
+export type { EnvHubHealth, EnvInfo, ListEnvsResponse } from "../protocol/envhub.ts";
