@@ -28,7 +28,7 @@ import {
   UploadFields,
   WriteFileRequest,
 } from "../protocol/rocklet.ts";
-import { parseWire } from "../protocol/validate.ts";
+import { parseJsonObject, parseWire } from "../protocol/validate.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 import type { SandboxManager, StartMetadata } from "./manager.ts";
 import type { Scheduler } from "./scheduler/scheduler.ts";
@@ -69,16 +69,7 @@ export function failure(what: string, error: unknown): Envelope<FailureResult> {
 
 /** Reads a JSON object body, or throws a BadRequestError. */
 async function jsonObject(c: Context): Promise<Record<string, unknown>> {
-  let value: unknown;
-  try {
-    value = JSON.parse(await c.req.text());
-  } catch (error) {
-    throw new BadRequestError(`Invalid JSON body: ${(error as Error).message}`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new BadRequestError("Invalid JSON body: expected an object");
-  }
-  return value as Record<string, unknown>;
+  return parseJsonObject(await c.req.text());
 }
 
 /** Start metadata from ROCK's headers. */

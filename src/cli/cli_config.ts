@@ -101,6 +101,24 @@ async function readIni(path: string): Promise<IniSections> {
 }
 
 /**
+ * Checks that `url` (taken from `source`) is an http(s) URL.
+ * @throws {ConfigError} naming the URL, what it is for, and where it came from.
+ */
+export function checkHttpUrl(url: string, what: string, source: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new ConfigError(
+      `Invalid ${what} URL "${url}" from ${source}: expected http(s)://HOST[:PORT]`,
+    );
+  }
+}
+
+/**
  * Resolves the admin URL and headers from the flags, the environment and the config file.
  * @throws {ConfigError} for an unreadable config file or a base URL that is not http(s).
  */
@@ -119,17 +137,7 @@ export async function resolveConnection(
     : fromFile
     ? `${configPath(env)} [rock] base_url`
     : "the default";
-  let url: URL | undefined;
-  try {
-    url = new URL(baseUrl);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    throw new ConfigError(
-      `Invalid admin URL "${baseUrl}" from ${source}: expected http(s)://HOST[:PORT]`,
-    );
-  }
+  checkHttpUrl(baseUrl, "admin", source);
   let headers = { ...(ini["rock.extra_headers"] ?? {}) };
   for (const pair of flags.extraHeader ?? []) {
     const [name, value] = splitKeyValue(pair)!;

@@ -4,7 +4,7 @@
  * `error: ...` line and exit 1 (unknown environment, unreachable EnvHub) or 2 (bad flags).
  */
 import { processEnvironment } from "../common/config.ts";
-import { ConfigError } from "../common/errors.ts";
+import { checkHttpUrl } from "./cli_config.ts";
 import type { EnvInfo } from "../protocol/envhub.ts";
 import { DEFAULT_ENVHUB_URL, EnvHubClient } from "../sdk/envhub_client.ts";
 import { runCli } from "./sandbox.ts";
@@ -46,17 +46,7 @@ export function resolveEnvHubUrl(
     : env.ROCK_ENVHUB_BASE_URL
     ? "$ROCK_ENVHUB_BASE_URL"
     : "the default";
-  let url: URL | undefined;
-  try {
-    url = new URL(baseUrl);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-    throw new ConfigError(
-      `Invalid EnvHub URL "${baseUrl}" from ${source}: expected http(s)://HOST[:PORT]`,
-    );
-  }
+  checkHttpUrl(baseUrl, "EnvHub", source);
   return baseUrl.replace(/\/+$/, "");
 }
 

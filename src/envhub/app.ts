@@ -4,7 +4,7 @@
  */
 import { type Context, Hono } from "hono";
 import type { z } from "zod";
-import { BadRequestError, errorMessage, RockError } from "../common/errors.ts";
+import { errorMessage, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import {
   EnvNameRequest,
@@ -12,7 +12,7 @@ import {
   type ListEnvsResponse,
   RegisterEnvRequest,
 } from "../protocol/envhub.ts";
-import { parseWire } from "../protocol/validate.ts";
+import { parseJsonObject, parseWire } from "../protocol/validate.ts";
 import type { EnvStore } from "./store.ts";
 
 /** What the EnvHub app needs. */
@@ -29,21 +29,11 @@ async function body<S extends z.ZodType>(
   schema: S,
   what: string,
 ): Promise<z.output<S>> {
-  const text = await c.req.text();
-  let value: unknown = {};
-  if (text.trim() !== "") {
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw new BadRequestError(
-        `Invalid ${what} request: body is not JSON: ${errorMessage(error)}`,
-      );
-    }
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new BadRequestError(`Invalid ${what} request: body must be a JSON object`);
-  }
-  return parseWire(schema, value, `${what} request`);
+  return parseWire(
+    schema,
+    parseJsonObject(await c.req.text(), { emptyIsObject: true, what: `${what} request` }),
+    `${what} request`,
+  );
 }
 
 /** Converts any thrown value to the wire: `{"detail"}` with the error's status, else 500. */

@@ -27,3 +27,34 @@ export function parseWire<S extends z.ZodType>(
   }
   return result.data;
 }
+
+/**
+ * Parses `text` as a JSON object (an empty body counts as `{}` when `emptyIsObject`); `what`
+ * names the request in messages.
+ * @throws {BadRequestError} saying what is wrong with it.
+ */
+export function parseJsonObject(
+  text: string,
+  options: { emptyIsObject?: boolean; what?: string } = {},
+): Record<string, unknown> {
+  if (options.emptyIsObject && text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const reason = (error as Error).message;
+    throw new BadRequestError(
+      options.what
+        ? `Invalid ${options.what}: body is not JSON: ${reason}`
+        : `Invalid JSON body: ${reason}`,
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new BadRequestError(
+      options.what
+        ? `Invalid ${options.what}: body must be a JSON object`
+        : "Invalid JSON body: expected an object",
+    );
+  }
+  return value as Record<string, unknown>;
+}

@@ -17,7 +17,7 @@ import {
   UploadFields,
   WriteFileRequest,
 } from "../protocol/rocklet.ts";
-import { parseWire } from "../protocol/validate.ts";
+import { parseJsonObject, parseWire } from "../protocol/validate.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 
@@ -40,17 +40,7 @@ async function body<S extends z.ZodType>(
 
 /** Reads a JSON object body or throws BadRequestError saying what is wrong with it. */
 async function jsonObject(c: Context): Promise<Record<string, unknown>> {
-  const text = await c.req.text();
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new BadRequestError(`Invalid JSON body: ${(error as Error).message}`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new BadRequestError("Invalid JSON body: expected an object");
-  }
-  return value as Record<string, unknown>;
+  return parseJsonObject(await c.req.text());
 }
 
 /** Converts any thrown value to the wire: 511 rockletexception, 422 detail, or 404. */
