@@ -5,6 +5,7 @@
 import { Option } from "@commander-js/extra-typings";
 import { parsePort } from "./src/cli/options.ts";
 import { addRocklet, createProgram, runProgram } from "./src/cli/program.ts";
+import { addAgent } from "./src/cli/agent_command.ts";
 import { addEnvHub } from "./src/cli/envhub_command.ts";
 import { addSandbox } from "./src/cli/sandbox_commands.ts";
 
@@ -55,6 +56,7 @@ function buildProgram() {
 
   addSandbox(program);
   addEnvHub(program);
+  addAgent(program);
 
   return program;
 }

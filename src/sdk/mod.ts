@@ -51,3 +51,37 @@ export type {
 export { DEFAULT_ENVHUB_URL, EnvHubClient } from "./envhub_client.ts";
 export type { EnvHubClientOptions, ListEnvsFilter, RegisterEnvOptions } from "./envhub_client.ts";
 export type { EnvHubHealth, EnvInfo, ListEnvsResponse } from "../protocol/envhub.ts";
+export { RockAgent } from "./agent/rock_agent.ts";
+export type { AgentRunResult, RockAgentOptions } from "./agent/rock_agent.ts";
+export { loadAgentConfig, parseAgentConfig } from "./agent/config.ts";
+export type {
+  AgentBashCommand,
+  AgentBashCommandInput,
+  AgentConfigOptions,
+  AgentModelServiceConfig,
+  RockAgentConfig,
+  RockAgentConfigInput,
+} from "./agent/config.ts";
+export type {
+  AgentModelService,
+  AgentModelServiceContext,
+  AgentModelServiceFactory,
+} from "./agent/agent_model_service.ts";
+export { agentSettingsFromEnv } from "./agent/settings.ts";
+export type { AgentSettings } from "./agent/settings.ts";
+export { createRuntimeEnv } from "./runtime_env/create_runtime_env.ts";
+export { DEFAULT_INSTALL_COMMANDS, RUNTIME_VERSIONS } from "./runtime_env/runtime_env.ts";
+export type {
+  InstallCommandName,
+  NodeRuntimeEnvConfig,
+  PythonRuntimeEnvConfig,
+  RuntimeEnv,
+  RuntimeEnvBaseConfig,
+  RuntimeEnvConfig,
+  RuntimeEnvConfigInput,
+  RuntimeEnvInitOptions,
+  RuntimeEnvOptions,
+  RuntimeEnvRunOptions,
+  RuntimeEnvSandbox,
+  RuntimeEnvType,
+} from "./runtime_env/runtime_env.ts";
