@@ -5,6 +5,7 @@
 import { Option } from "@commander-js/extra-typings";
 import { parsePort } from "./src/cli/options.ts";
 import { addRocklet, createProgram, runProgram } from "./src/cli/program.ts";
+import { addModelService } from "./src/cli/model_service_command.ts";
 import { addAgent } from "./src/cli/agent_command.ts";
 import { addEnvHub } from "./src/cli/envhub_command.ts";
 import { addSandbox } from "./src/cli/sandbox_commands.ts";
@@ -12,6 +13,7 @@ import { addSandbox } from "./src/cli/sandbox_commands.ts";
 function buildProgram() {
   const program = createProgram();
   addRocklet(program);
+  addModelService(program);
 
   const admin = program.command("admin").description(
     "the orchestrator: sandbox lifecycle API and data plane",

@@ -17,6 +17,7 @@
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
 import { RockletClient } from "../src/sdk/rocklet_client.ts";
 import { spawnRocklet } from "../tests/helpers/process.ts";
+import { modelServiceSection } from "./bench_model_service.ts";
 import { adminSection } from "./bench_admin.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -167,3 +168,4 @@ async function rockletSection(): Promise<void> {
 console.log(`rock bench on ${Deno.build.os}/${Deno.build.arch}, deno ${Deno.version.deno}`);
 await rockletSection();
 await adminSection(quick, { stats, measure, row });
+await modelServiceSection(quick, { stats, measure, row });

@@ -85,3 +85,7 @@ export type {
   RuntimeEnvSandbox,
   RuntimeEnvType,
 } from "./runtime_env/runtime_env.ts";
+export { DEFAULT_SANDBOX_ROCK_COMMAND, ModelService } from "./model_service.ts";
+export type { ModelServiceOptions, ModelServiceSandbox } from "./model_service.ts";
+export { TrainerSession } from "./trainer_session.ts";
+export type { TrainerRequest, TrainerSessionOptions } from "./trainer_session.ts";
