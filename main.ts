@@ -2,6 +2,7 @@
  * The `rock` executable: builds the command tree and dispatches each role to `src/cli/`.
  * Usage errors (unknown options, bad values) exit with code 2 and one line on stderr.
  */
+import "./src/cli/cjs_require.ts";
 import { Option } from "@commander-js/extra-typings";
 import { parsePort } from "./src/cli/options.ts";
 import { addRocklet, createProgram, runProgram } from "./src/cli/program.ts";

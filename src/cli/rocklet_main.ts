@@ -3,6 +3,7 @@
  * launcher bundles it for sandboxes: half the size of the full bundle, so a sandbox's rocklet
  * starts in about half the time.
  */
+import "./cjs_require.ts";
 import { addRocklet, createProgram, runProgram } from "./program.ts";
 
 const program = createProgram();

@@ -98,6 +98,7 @@ export class LocalBackend implements LoggingBackend {
         PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
         HOME: work,
         ROCK_SANDBOX_ID: spec.sandboxId,
+        ...this.#launcher.hostEnv(),
         ...spec.env,
       },
     });

@@ -27,7 +27,15 @@ export interface RockletLauncher {
   containerEnv(): Record<string, string>;
   /** Entrypoint argv inside a container, serving on `0.0.0.0:port`. */
   containerCommand(port: number): string[];
+  /**
+   * Environment of a sandbox's rocklet on this host (local backend): `ROCK_CLI`, the command that
+   * runs the full `rock` executable (e.g. `rock model-service ...`).
+   */
+  hostEnv(): Record<string, string>;
 }
+
+/** Where the full `rock` command is inside a container (ROCK_CLI points at it). */
+export const CONTAINER_ROCK_CLI = "/rock/bin/rock";
 
 const UNSTABLE = "--unstable-no-legacy-abort";
 
@@ -35,28 +43,51 @@ const UNSTABLE = "--unstable-no-legacy-abort";
 function compiledLauncher(executable: string): RockletLauncher {
   return {
     hostCommand: (host, port) => [executable, "rocklet", "--host", host, "--port", String(port)],
-    containerMounts: () => [{ source: executable, target: "/rock/bin/rock" }],
-    containerEnv: () => ({}),
+    containerMounts: () => [{ source: executable, target: CONTAINER_ROCK_CLI }],
+    containerEnv: () => ({ ROCK_CLI: CONTAINER_ROCK_CLI }),
+    hostEnv: () => ({ ROCK_CLI: executable }),
     containerCommand: (
       port,
     ) => ["/rock/bin/rock", "rocklet", "--host", "0.0.0.0", "--port", String(port)],
   };
 }
 
-/** A launcher for the deno executable `deno` running the bundle `bundle`. */
-export function bundleLauncher(deno: string, bundle: string): RockletLauncher {
+/** Files a bundle launcher uses. */
+export interface BundleFiles {
+  /** The deno executable. */
+  deno: string;
+  /** The bundle serving `rocklet` (the slim one, or the full one). */
+  rocklet: string;
+  /** The full bundle (every role and command). */
+  full: string;
+  /** A shell script running the full bundle in a container (mounted at /rock/bin/rock). */
+  containerWrapper: string;
+  /** A shell script running the full bundle on this host. */
+  hostWrapper: string;
+}
+
+/** A launcher for the deno executable running rock's bundles. */
+export function bundleLauncher(files: BundleFiles): RockletLauncher {
   const run = ["run", "--allow-all", UNSTABLE, "--no-config"];
   return {
     hostCommand: (
       host,
       port,
-    ) => [deno, ...run, bundle, "rocklet", "--host", host, "--port", String(port)],
+    ) => [files.deno, ...run, files.rocklet, "rocklet", "--host", host, "--port", String(port)],
+    hostEnv: () => ({ ROCK_CLI: files.hostWrapper }),
     containerMounts: () => [
-      { source: deno, target: "/rock/bin/deno" },
-      { source: bundle, target: "/rock/lib/rock.js" },
+      { source: files.deno, target: "/rock/bin/deno" },
+      { source: files.rocklet, target: "/rock/lib/rock.js" },
+      { source: files.full, target: "/rock/lib/rock-full.js" },
+      { source: files.containerWrapper, target: CONTAINER_ROCK_CLI },
     ],
     // Deno wants a writable cache dir even for a self-contained bundle.
-    containerEnv: () => ({ DENO_DIR: "/tmp/.rock-deno", DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" }),
+    containerEnv: () => ({
+      DENO_DIR: "/tmp/.rock-deno",
+      DENO_NO_UPDATE_CHECK: "1",
+      NO_COLOR: "1",
+      ROCK_CLI: CONTAINER_ROCK_CLI,
+    }),
     containerCommand: (port) => [
       "/rock/bin/deno",
       ...run,
@@ -68,6 +99,19 @@ export function bundleLauncher(deno: string, bundle: string): RockletLauncher {
       String(port),
     ],
   };
+}
+
+/** Writes (once) an executable script that runs `bundle` with `deno`; returns its path. */
+async function writeWrapper(path: string, deno: string, bundle: string): Promise<string> {
+  const text =
+    `#!/bin/sh\nexec '${deno}' run --allow-all ${UNSTABLE} --no-config '${bundle}' "$@"\n`;
+  if ((await Deno.readTextFile(path).catch(() => "")) !== text) {
+    const temp = `${path}.${crypto.randomUUID()}.tmp`;
+    await Deno.writeTextFile(temp, text);
+    await Deno.chmod(temp, 0o755);
+    await Deno.rename(temp, path);
+  }
+  return path;
 }
 
 /** Hex SHA-256 of the sources under `root` (main.ts, deno.json, deno.lock, src/). */
@@ -96,18 +140,31 @@ async function sourceHash(root: string): Promise<string> {
 }
 
 /**
- * Builds (or reuses) the rocklet bundle of this checkout in `cacheDir`.
+ * Builds (or reuses) a bundle of this checkout in `cacheDir`: `rocklet` (src/cli/rocklet_main.ts)
+ * or `full` (main.ts).
  * @throws {RockError} with deno's stderr when bundling fails.
  */
-export async function ensureBundle(cacheDir: string): Promise<string> {
+export async function ensureBundle(
+  cacheDir: string,
+  kind: "rocklet" | "full" = "rocklet",
+): Promise<string> {
   // This file is src/sandbox/rocklet_launcher.ts in a checkout: the root is two levels up.
   const root = fileURLToPath(new URL("../../", import.meta.url));
-  const target = join(cacheDir, `rocklet-${await sourceHash(root)}.js`);
+  const target = join(
+    cacheDir,
+    `${kind === "full" ? "rock" : "rocklet"}-${await sourceHash(root)}.js`,
+  );
   if (await Deno.stat(target).then(() => true, () => false)) return target;
   await Deno.mkdir(cacheDir, { recursive: true });
   const temp = `${target}.${crypto.randomUUID()}.tmp`;
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", join(root, "src", "cli", "rocklet_main.ts"), "--output", temp],
+    args: [
+      "bundle",
+      "--quiet",
+      kind === "full" ? join(root, "main.ts") : join(root, "src", "cli", "rocklet_main.ts"),
+      "--output",
+      temp,
+    ],
     cwd: root,
     stdout: "piped",
     stderr: "piped",
@@ -133,8 +190,38 @@ export async function prepareRockletLauncher(
   const executable = await Deno.realPath(Deno.execPath());
   if (Deno.build.standalone) return compiledLauncher(executable);
   const main = Deno.mainModule;
+  let rocklet: string;
+  let full: string;
   if (main.startsWith("file:") && main.endsWith(".js")) {
-    return bundleLauncher(executable, fileURLToPath(main));
+    rocklet = full = fileURLToPath(main);
+  } else {
+    [rocklet, full] = await Promise.all([
+      ensureBundle(options.cacheDir, "rocklet"),
+      ensureBundle(options.cacheDir, "full"),
+    ]);
   }
-  return bundleLauncher(executable, await ensureBundle(options.cacheDir));
+  await Deno.mkdir(options.cacheDir, { recursive: true });
+  return bundleLauncher({
+    deno: executable,
+    rocklet,
+    full,
+    containerWrapper: await writeWrapper(
+      join(options.cacheDir, "rock-container.sh"),
+      "/rock/bin/deno",
+      "/rock/lib/rock-full.js",
+    ),
+    hostWrapper: await writeWrapper(
+      join(options.cacheDir, `rock-host-${await shortHash(full)}.sh`),
+      executable,
+      full,
+    ),
+  });
+}
+
+/** A short hash of a path, so wrappers for different bundles do not collide. */
+async function shortHash(text: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
+  return Array.from(digest.slice(0, 4), (b) => b.toString(16).padStart(2, "0")).join("");
 }

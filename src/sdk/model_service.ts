@@ -22,11 +22,11 @@ import type { ArunOptions, ArunResult } from "./sandbox.ts";
 import { CommandRockError } from "./errors.ts";
 
 /**
- * How the sandbox runs rock (assumption: the launcher mounts the full bundle next to the rocklet
- * bundle; with a compiled executable mounted at /rock/bin/rock, pass `rockCommand: "/rock/bin/rock"`).
+ * How the sandbox runs rock: `$ROCK_CLI`, which every sandbox's environment carries (a wrapper
+ * around the full bundle, or the compiled executable), else `/rock/bin/rock` where containers
+ * have it mounted.
  */
-export const DEFAULT_SANDBOX_ROCK_COMMAND =
-  "/rock/bin/deno run --allow-all --unstable-no-legacy-abort --no-config /rock/lib/rock-full.js";
+export const DEFAULT_SANDBOX_ROCK_COMMAND = '"${ROCK_CLI:-/rock/bin/rock}"';
 
 /** What ModelService needs of a sandbox (a `Sandbox` has it). */
 export interface ModelServiceSandbox {

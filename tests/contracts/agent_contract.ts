@@ -14,6 +14,7 @@ import { CommandRockError } from "../../src/sdk/errors.ts";
 import { createRuntimeEnv } from "../../src/sdk/runtime_env/create_runtime_env.ts";
 import type { RuntimeEnv } from "../../src/sdk/runtime_env/runtime_env.ts";
 import { Sandbox } from "../../src/sdk/sandbox.ts";
+import { ModelService } from "../../src/sdk/model_service.ts";
 import { type AdminServer, startAdminServer, type TestBackend } from "../helpers/admin_server.ts";
 import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
 
@@ -387,4 +388,50 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       }
     },
   );
+
+  if (type === "docker") {
+    register(
+      `${label}: RockAgent runs a stand-in agent whose three LLM calls the host-side trainer answers through the in-sandbox model service`,
+      async () => {
+        await using admin = await startAdminServer(type);
+        await using sandbox = await startTestSandbox(admin, "agent-llm");
+        const config = await parseAgentConfig(standInConfig({
+          env: {
+            STAND_IN_LLM_URL: "http://127.0.0.1:8080/v1",
+            STAND_IN_LLM_CALLS: "3",
+            STAND_IN_EXIT_CODE: "3",
+          },
+          model_service_config: { enabled: true, type: "local" },
+        }));
+        const agent = new RockAgent(sandbox, config);
+        try {
+          await agent.install();
+          assert.ok(agent.modelService, "install() started the model service");
+          // The trainer: the SDK's ModelService drives anti-call-llm inside the sandbox.
+          const trainer = new ModelService(sandbox);
+          const running = agent.run("solve it");
+          const asked: string[] = [];
+          let request = await trainer.antiCallLlm(0);
+          while (request !== "SESSION_END") {
+            asked.push(JSON.parse(request).messages[0].content);
+            request = await trainer.antiCallLlm(
+              asked.length,
+              JSON.stringify({
+                choices: [{ message: { role: "assistant", content: `answer ${asked.length}` } }],
+              }),
+            );
+          }
+          const result = await running;
+          assert.equal(result.exitCode, 3, result.output);
+          assert.deepEqual(asked, ["solve it (call 1)", "solve it (call 2)", "solve it (call 3)"]);
+          assert.match(result.output, /reply 1: answer 1\nreply 2: answer 2\nreply 3: answer 3/);
+          const lines = await sandbox.arun("wc -l < /data/logs/LLMTraj.jsonl");
+          assert.equal(lines.output.trim(), "3", "the trajectory has three lines");
+          await agent.stop();
+        } finally {
+          await cleanUp(sandbox, [agent.workingDir, agent.runtimeEnv?.workdir]);
+        }
+      },
+    );
+  }
 }

@@ -57,8 +57,8 @@ Deno.test("rock agent run: a bad config exits 2 with one line naming the key, an
       ],
       [
         "model_service.yaml",
-        { run_cmd: "x", model_service_config: { enabled: true } },
-        /model_service_config\.enabled is true but no model service is available/,
+        { run_cmd: "x", model_service_config: { enabled: true, type: "remote" } },
+        /key "model_service_config\.type": expected "local" or "proxy"/,
       ],
     ];
     for (const [name, config, pattern] of cases) {

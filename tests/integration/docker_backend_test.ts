@@ -71,6 +71,7 @@ Deno.test("registryOf() names the registry of an image reference, or '' for Dock
 Deno.test("dockerRunArgs() builds the docker run argv: limits, loopback ports, mounts, entrypoint", () => {
   const launcher: RockletLauncher = {
     hostCommand: () => [],
+    hostEnv: () => ({}),
     containerMounts: () => [{ source: "/host/deno", target: "/rock/bin/deno" }],
     containerEnv: () => ({ DENO_DIR: "/tmp/d" }),
     containerCommand: (port) => ["/rock/bin/deno", "run", "x.js", "--port", String(port)],

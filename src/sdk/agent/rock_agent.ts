@@ -16,12 +16,12 @@
  * ```
  */
 import type { ArunResult, Sandbox } from "../sandbox.ts";
-import { ConfigError } from "../../common/errors.ts";
 import { BadRequestRockError, CommandRockError, RockSdkError } from "../errors.ts";
 import { formatTemplate, shellQuote } from "../shell_text.ts";
 import { createRuntimeEnv } from "../runtime_env/create_runtime_env.ts";
 import type { RuntimeEnv, RuntimeEnvOptions } from "../runtime_env/runtime_env.ts";
 import type { AgentModelService, AgentModelServiceFactory } from "./agent_model_service.ts";
+import { defaultModelService } from "./default_model_service.ts";
 import { type AgentRunResult, BackgroundProcess } from "./background_process.ts";
 import {
   type AgentBashCommand,
@@ -36,7 +36,7 @@ export type { AgentRunResult } from "./background_process.ts";
 export interface RockAgentOptions {
   /** Install commands and pip index for runtime envs (see agentSettingsFromEnv()). */
   runtimeEnv?: RuntimeEnvOptions;
-  /** Makes the model service; required when `model_service_config.enabled` is true. */
+  /** Makes the model service (default: the SDK's ModelService, run by the sandbox's rock). */
   modelService?: AgentModelServiceFactory;
   /** Told each step as it starts ("uploading the working dir", "running the agent", ...). */
   onProgress?: (step: string) => void;
@@ -65,15 +65,8 @@ export class RockAgent implements AsyncDisposable {
   /**
    * Prepares an agent for `sandbox` (which need not be started yet); nothing is sent until
    * install().
-   * @throws {ConfigError} when the config enables a model service and no factory is given.
    */
   constructor(sandbox: Sandbox, config: RockAgentConfig, options: RockAgentOptions = {}) {
-    if (config.model_service_config.enabled && !options.modelService) {
-      throw new ConfigError(
-        "Cannot use the agent config: model_service_config.enabled is true but no model service " +
-          'is available (pass the RockAgent option "modelService")',
-      );
-    }
     this.#sandbox = sandbox;
     this.config = config;
     this.#options = options;
@@ -137,7 +130,7 @@ export class RockAgent implements AsyncDisposable {
     );
     this.#runtimeEnv = runtimeEnv;
     const steps = [runtimeEnv.init({ deadline })];
-    const factory = this.#options.modelService;
+    const factory = this.#options.modelService ?? defaultModelService;
     if (config.model_service_config.enabled && factory) {
       this.#progress("starting the model service");
       steps.push((async () => {
