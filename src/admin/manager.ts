@@ -392,7 +392,13 @@ export class SandboxManager {
     const record = await this.#store.get(id);
     if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
     if (record.state === "stopped" || record.state === "failed") return;
-    this.#placing.get(id)?.abort.abort();
+    // Cancel a start in progress and let it clean up first: removing while it still places
+    // would race with it.
+    const placing = this.#placing.get(id);
+    if (placing) {
+      placing.abort.abort();
+      await placing.done;
+    }
     await this.#backend.remove(id);
     const now = this.#now();
     const changed = await this.#store.update(id, {

@@ -1,8 +1,8 @@
 /**
  * ImageCleanupTask: when the docker images' disk use exceeds `threshold` (or ROCK's
  * `disk_threshold`), removes the least recently used images that nothing uses until it is under.
- * "Used" comes from rock's own sandbox records (the newest create_time per image), else the
- * image's creation time. Never removed: images of pending or running sandboxes, images any
+ * "Used" comes from rock's own sandbox records (the newest create_time per image), else, for an
+ * image rock never ran, the image's creation time. Never removed: images of pending or running sandboxes, images any
  * container (running or not) was made from, and images named in `keep`. Native: no docuum.
  */
 import { ConfigError } from "../../../common/errors.ts";
@@ -88,7 +88,9 @@ export class ImageCleanupTask extends BaseTask {
       )
       .map((image) => ({
         ...image,
-        lastUse: Math.max(image.createdMs || 0, ...image.refs.map((ref) => lastUse.get(ref) ?? 0)),
+        // rock's own records win; an image rock never ran counts as used when it was made.
+        lastUse: Math.max(0, ...image.refs.map((ref) => lastUse.get(ref) ?? 0)) ||
+          image.createdMs || 0,
       }))
       .sort((a, b) => a.lastUse - b.lastUse);
     const removed: string[] = [];
