@@ -2,11 +2,11 @@
  * Admin configuration: defaults < YAML (`rock-conf/rock-<env>.yml` or --config) < ROCK_* env <
  * flags, validated once with zod. An unknown or bad key fails at start naming the file and key.
  */
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { ConfigError } from "../common/errors.ts";
+import { readYamlConfig } from "../common/yaml_config.ts";
 import { DEFAULT_TIME_ZONE } from "../common/time.ts";
 import { memoryBytes } from "../protocol/admin.ts";
 import type { TaskConfig } from "./scheduler/scheduler.ts";
@@ -99,27 +99,8 @@ export interface AdminFlags {
 }
 
 /** Reads and validates a YAML file. */
-export async function readConfigFile(path: string): Promise<AdminConfigFile> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new ConfigError(`Cannot read config file "${path}": ${(error as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = parseYaml(text) ?? {};
-  } catch (error) {
-    throw new ConfigError(`Cannot parse config file "${path}": ${(error as Error).message}`);
-  }
-  const result = AdminConfigFile.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const key = [...issue.path, ...(issue.code === "unrecognized_keys" ? [issue.keys[0]] : [])]
-      .join(".");
-    throw new ConfigError(`Invalid config file "${path}": key "${key}": ${issue.message}`);
-  }
-  return result.data;
+export function readConfigFile(path: string): Promise<AdminConfigFile> {
+  return readYamlConfig(path, AdminConfigFile);
 }
 
 /** Where `rock-conf/rock-<env>.yml` is: the working directory's rock-conf, else the checkout's. */

@@ -3,8 +3,8 @@
  * flags, validated with zod; and the ROCK_MODEL_SERVICE_* settings, read from an environment the
  * CLI passes in (only the CLI reads the process environment).
  */
+import { readYamlConfig } from "../common/yaml_config.ts";
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../common/errors.ts";
 import { ModelServiceConfigFile } from "../protocol/model_service.ts";
 import { EXCHANGE_FILE_NAME, TRAJECTORY_FILE_NAME } from "./file_protocol.ts";
@@ -61,29 +61,8 @@ export interface ModelServiceFlags {
  * Reads and validates a config file.
  * @throws {ConfigError} naming the file and the key that is wrong.
  */
-export async function readModelServiceConfigFile(path: string): Promise<ModelServiceConfigFile> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    throw new ConfigError(`Cannot read config file "${path}": ${(error as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = parseYaml(text) ?? {};
-  } catch (error) {
-    throw new ConfigError(`Cannot parse config file "${path}": ${(error as Error).message}`);
-  }
-  const result = ModelServiceConfigFile.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const key = [...issue.path, ...(issue.code === "unrecognized_keys" ? [issue.keys[0]] : [])]
-      .join(".");
-    throw new ConfigError(
-      `Invalid config file "${path}": ${key ? `key "${key}": ` : ""}${issue.message}`,
-    );
-  }
-  return result.data;
+export function readModelServiceConfigFile(path: string): Promise<ModelServiceConfigFile> {
+  return readYamlConfig(path, ModelServiceConfigFile);
 }
 
 /**

@@ -18,11 +18,12 @@ export interface ServedChild {
  */
 export async function spawnServer(
   args: string[],
-  options: { cwd?: string } = {},
+  options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<ServedChild> {
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: options.cwd,
+    env: options.env,
     stdout: "piped",
     stderr: "piped",
   })

@@ -10,7 +10,7 @@ import { EnvStore, registerDefaultEnv } from "../../src/envhub/store.ts";
 import type { EnvInfo } from "../../src/protocol/envhub.ts";
 import { EnvHubClient } from "../../src/sdk/envhub_client.ts";
 import { BadRequestRockError, InternalServerRockError } from "../../src/sdk/errors.ts";
-import { MAIN } from "../helpers/process.ts";
+import { MAIN, type ServedChild, spawnServer } from "../helpers/process.ts";
 
 /** An EnvHub on 127.0.0.1:0 over a libsql file in a temp dir. */
 interface EnvHubServer extends AsyncDisposable {
@@ -388,29 +388,8 @@ function assertFailure(result: Run, code: number, pattern: RegExp, label: string
 }
 
 /** Spawns `rock envhub start` on a free port and waits for its listening line. */
-async function spawnEnvHub(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ url: string; child: Deno.ChildProcess; stderr: Promise<string> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, "envhub", "start", ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env,
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/listening on (http:\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`envhub exited before listening: ${text}\n${await stderr}`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })().catch(() => {});
-  return { url: /listening on (http:\S+)/.exec(text)![1], child, stderr };
+function spawnEnvHub(args: string[], env: Record<string, string>): Promise<ServedChild> {
+  return spawnServer(["run", "--allow-all", MAIN, "envhub", "start", ...args], { env });
 }
 
 Deno.test("rock envhub start serves ROCK's sqlite:/// path; register, get, ls and rm talk to it", async () => {

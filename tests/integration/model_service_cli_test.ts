@@ -4,6 +4,7 @@
  * Runs the rock executable from source (main.ts).
  */
 import assert from "node:assert/strict";
+import { spawnServer } from "../helpers/process.ts";
 import { fileURLToPath } from "node:url";
 import { isProcessAlive } from "../../src/model_service/process_state.ts";
 import { completion, startFakeUpstream } from "../helpers/llm_upstream.ts";
@@ -49,25 +50,16 @@ async function rock(env: Record<string, string>, ...args: string[]) {
 }
 
 /** Spawns a foreground server with `env` and waits for its `listening on <url>` line. */
-async function serveForeground(env: Record<string, string>, ...args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", ENTRY, "model-service", "start", "--foreground", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/listening on (http:\S+)/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`server exited before listening: ${text}\n${await stderr}`);
-    text += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })().catch(() => {});
-  return { url: /listening on (http:\S+)/.exec(text)![1], child, stderr };
+function serveForeground(env: Record<string, string>, ...args: string[]) {
+  return spawnServer([
+    "run",
+    "--allow-all",
+    ENTRY,
+    "model-service",
+    "start",
+    "--foreground",
+    ...args,
+  ], { env });
 }
 
 const AGENT = `
