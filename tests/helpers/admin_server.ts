@@ -125,3 +125,48 @@ export async function waitRunning(api: string, id: string, timeoutMs = 60_000): 
     delay = Math.min(delay * 2, 200);
   }
 }
+
+/** A manager on the local backend over a fresh temp dir, with a clock tests can move. */
+export interface ManagerFixture extends AsyncDisposable {
+  dir: string;
+  manager: SandboxManager;
+  store: SandboxStore;
+  backend: Backend;
+  /** Moves the manager's clock forward. */
+  advance(minutes: number): void;
+}
+
+/** Creates a ManagerFixture (no HTTP server). */
+export async function managerFixture(prefix = "rock-manager-test-"): Promise<ManagerFixture> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const store = await SandboxStore.open(`file:${join(dir, "rock.db")}`);
+  const backend = await testBackend("local", dir);
+  let now = Date.parse("2026-01-21T11:38:00Z");
+  const manager = new SandboxManager({
+    store,
+    backend,
+    billing: new Billing(store, join(dir, "billing.log")),
+    now: () => now,
+    settings: {
+      maxCpus: 16,
+      maxMemoryBytes: 64 * 1024 ** 3,
+      defaultImage: "none",
+      defaultAutoClearMinutes: 30,
+      startupTimeoutMs: 30_000,
+      timeZone: "Asia/Shanghai",
+      touchIntervalMs: 0,
+    },
+  });
+  return {
+    dir,
+    manager,
+    store,
+    backend,
+    advance: (minutes: number) => void (now += minutes * 60_000),
+    async [Symbol.asyncDispose]() {
+      await manager.close();
+      store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}

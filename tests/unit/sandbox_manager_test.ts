@@ -1,44 +1,9 @@
 /** SandboxManager rules that need a clock: expiry, keep-alive by get_status, sweeping. */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { Billing } from "../../src/admin/billing.ts";
-import { SandboxManager } from "../../src/admin/manager.ts";
-import { SandboxStore } from "../../src/admin/store.ts";
 import { StartRequest } from "../../src/protocol/admin.ts";
-import { testBackend } from "../helpers/admin_server.ts";
+import { managerFixture } from "../helpers/admin_server.ts";
 
-async function fixture() {
-  const dir = await Deno.makeTempDir({ prefix: "rock-manager-test-" });
-  const store = await SandboxStore.open(`file:${join(dir, "rock.db")}`);
-  const backend = await testBackend("local", dir);
-  let now = Date.parse("2026-01-21T11:38:00Z");
-  const manager = new SandboxManager({
-    store,
-    backend,
-    billing: new Billing(store, join(dir, "billing.log")),
-    now: () => now,
-    settings: {
-      maxCpus: 16,
-      maxMemoryBytes: 64 * 1024 ** 3,
-      defaultImage: "none",
-      defaultAutoClearMinutes: 30,
-      startupTimeoutMs: 30_000,
-      timeZone: "Asia/Shanghai",
-      touchIntervalMs: 0,
-    },
-  });
-  return {
-    manager,
-    store,
-    backend,
-    advance: (minutes: number) => (now += minutes * 60_000),
-    async [Symbol.asyncDispose]() {
-      await manager.close();
-      store.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
+const fixture = () => managerFixture();
 
 Deno.test("SandboxManager.sweepExpired() stops a sandbox idle past auto_clear_time_minutes, and get_status keeps it alive", async () => {
   await using f = await fixture();

@@ -2,8 +2,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createAdminApp } from "../../src/admin/app.ts";
-import { Billing } from "../../src/admin/billing.ts";
-import { SandboxManager } from "../../src/admin/manager.ts";
 import {
   BaseTask,
   type TaskContext,
@@ -11,38 +9,14 @@ import {
 } from "../../src/admin/scheduler/base_task.ts";
 import { loadTask, Scheduler } from "../../src/admin/scheduler/scheduler.ts";
 import { BillingLogRotationTask } from "../../src/admin/scheduler/tasks/maintenance.ts";
-import { SandboxStore } from "../../src/admin/store.ts";
 import { ConfigError } from "../../src/common/errors.ts";
-import { testBackend } from "../helpers/admin_server.ts";
+import { managerFixture } from "../helpers/admin_server.ts";
 
 async function fixture() {
-  const dir = await Deno.makeTempDir({ prefix: "rock-scheduler-test-" });
-  const store = await SandboxStore.open(`file:${join(dir, "rock.db")}`);
-  const backend = await testBackend("local", dir);
-  const manager = new SandboxManager({
-    store,
-    backend,
-    billing: new Billing(store, join(dir, "billing.log")),
-    settings: {
-      maxCpus: 16,
-      maxMemoryBytes: 64 * 1024 ** 3,
-      defaultImage: "none",
-      defaultAutoClearMinutes: 30,
-      startupTimeoutMs: 30_000,
-      timeZone: "Asia/Shanghai",
-      touchIntervalMs: 0,
-    },
+  const f = await managerFixture("rock-scheduler-test-");
+  return Object.assign(f, {
+    context: { manager: f.manager, store: f.store, backend: f.backend, dataDir: f.dir },
   });
-  return {
-    dir,
-    store,
-    context: { manager, store, backend, dataDir: dir },
-    async [Symbol.asyncDispose]() {
-      await manager.close();
-      store.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
