@@ -82,7 +82,7 @@ export interface ArunResult {
   failureReason: string;
   /** nohup: the background process id. */
   pid?: number;
-  /** nohup: the file holding the full output. */
+  /** nohup: the file holding the full output (absent when it was a temp file, removed once read). */
   outputFile?: string;
 }
 
@@ -349,22 +349,25 @@ export class Sandbox implements AsyncDisposable {
         failureReason = `Process ${pid} did not complete within ${waitSeconds} s; it keeps running`;
       }
       let output: string;
+      let removed = false;
       if (options.ignoreOutput) {
         output = `output of process ${pid} is in ${outputFile}`;
       } else {
         const limit = options.responseLimitedBytes;
+        const file = shellQuote(outputFile);
+        // A temp file of our own goes once read, unless the command still runs and writes to it.
+        removed = options.outputFile === undefined && exitCode !== null;
+        const cleanup = removed ? `; rm -f ${file}` : "";
         const read = await this.client.runInSession({
           sandbox_id: this.sandboxId,
           session,
-          command: limit
-            ? `head -c ${Math.floor(limit)} ${shellQuote(outputFile)}`
-            : `cat ${shellQuote(outputFile)}`,
+          command: (limit ? `head -c ${Math.floor(limit)} ${file}` : `cat ${file}`) + cleanup,
           check: "silent",
           timeout: 60,
         });
         output = read.output;
       }
-      return { output, exitCode, failureReason, pid, outputFile };
+      return { output, exitCode, failureReason, pid, ...(removed ? {} : { outputFile }) };
     } finally {
       if (own) await this.closeSession(session).catch(() => {});
     }

@@ -43,6 +43,7 @@ export async function startAdminServer(
   options: { dataDir?: string; startupTimeoutMs?: number; maxBatch?: number; pool?: PoolSpec[] } =
     {},
 ): Promise<AdminServer> {
+  const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "rock-admin-test-" });
   const store = await SandboxStore.open(`file:${join(dataDir, "rock.db")}`);
   const backend = await testBackend(type, dataDir, await store.deploymentId());
@@ -81,6 +82,8 @@ export async function startAdminServer(
       await server.shutdown();
       await manager.close();
       store.close();
+      // The local backend keeps its sandboxes' work dirs in here; the test stopped them.
+      if (ownDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },
   };
 }
