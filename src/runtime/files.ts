@@ -8,7 +8,8 @@ import {
 import type { ReadFileRequest, UploadResponse, WriteFileRequest } from "../protocol/rocklet.ts";
 import type { Download, UploadOptions } from "./runtime.ts";
 import { fileSink } from "./file_sink.ts";
-import { extractZip, ZipError } from "./zip.ts";
+import { ZipError } from "./zip_format.ts";
+import { extractZip } from "./zip_reader.ts";
 
 /** Turns a Deno file-system error into a FileOperationError saying what failed on which path. */
 export function fileError(action: string, path: string, error: unknown): RockError {

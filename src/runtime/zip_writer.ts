@@ -5,6 +5,7 @@
  * Portable: only `node:` modules and web-standard APIs, so it runs under Deno and Node 20.12+
  * (the first Node 20 whose CompressionStream accepts "deflate-raw"). No Deno namespace APIs here.
  */
+import { crc32, ZipError } from "./zip_format.ts";
 import { lstat, open, readdir, readFile, stat } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { join } from "node:path";
@@ -31,19 +32,6 @@ const BUFFERED_FILE_LIMIT = 16 * 1024 * 1024;
 const MAX_U32 = 0xffffffff;
 const MAX_U16 = 0xffff;
 
-/** A zip archive that cannot be read, is unsafe to extract, or cannot be written. */
-export class ZipError extends Error {
-  /**
-   * Creates the error.
-   * @param message What went wrong, in sentence case.
-   * @param options Standard error options (`cause`).
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ZipError";
-  }
-}
-
 /**
  * Writes a zip of every file under srcDir (recursively, relative paths, directories as entries,
  * file modes kept in external attributes) to a stream.
@@ -58,6 +46,8 @@ export class ZipError extends Error {
  *   errors propagate through the stream too, as `node:fs` reports them (an `Error` with a
  *   `code` such as "ENOENT"); zip.ts re-exports this with Deno's own error classes.
  */
+export { crc32, ZipError };
+
 export function zipDirectory(srcDir: string): ReadableStream<Uint8Array> {
   return streamOf(writeZip(srcDir));
 }
@@ -367,47 +357,6 @@ class CrcCounter {
       },
     });
   }
-}
-
-const CRC_TABLES = makeCrcTables();
-
-/** Slicing-by-8 tables for the reflected CRC-32 polynomial 0xEDB88320. */
-function makeCrcTables(): Uint32Array {
-  const tables = new Uint32Array(8 * 256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    tables[n] = c;
-  }
-  for (let n = 0; n < 256; n++) {
-    for (let t = 1; t < 8; t++) {
-      const previous = tables[(t - 1) * 256 + n];
-      tables[t * 256 + n] = (previous >>> 8) ^ tables[previous & 0xff];
-    }
-  }
-  return tables;
-}
-
-/**
- * CRC-32 (as in zip and gzip) of bytes, continuing from a previous result.
- * @param bytes The data.
- * @param previous The CRC of the data before `bytes` (0 to start).
- * @returns The CRC-32 as an unsigned 32-bit number.
- */
-export function crc32(bytes: Uint8Array, previous = 0): number {
-  const t = CRC_TABLES;
-  let c = ~previous;
-  let i = 0;
-  const end8 = bytes.length - (bytes.length & 7);
-  for (; i < end8; i += 8) {
-    const low = c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
-    c = t[1792 + (low & 0xff)] ^ t[1536 + ((low >>> 8) & 0xff)] ^ t[1280 + ((low >>> 16) & 0xff)] ^
-      t[1024 + (low >>> 24)] ^ t[768 + bytes[i + 4]] ^ t[512 + bytes[i + 5]] ^
-      t[256 + bytes[i + 6]] ^
-      t[bytes[i + 7]];
-  }
-  for (; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
 }
 
 /** A DataView over exactly the bytes of an array. */

@@ -200,7 +200,7 @@ export class Sandbox implements AsyncDisposable {
         );
       }
       await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 200);
+      delay = Math.min(delay * 2, 25);
     }
   }
 
