@@ -135,3 +135,34 @@ Deno.test("rock admin start --daemon serves until rock admin stop for the same d
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the slim rocklet entry takes rock rocklet's flags and rejects bad ones with exit 2", async () => {
+  const slim = MAIN.replace(/main\.ts$/, "src/cli/rocklet_main.ts");
+  const run = async (...args: string[]) => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", slim, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr: new TextDecoder().decode(output.stderr),
+    };
+  };
+  assert.match((await run("--version")).stdout.trim(), /^\d+\.\d+\.\d+$/);
+  for (
+    const [args, pattern] of [
+      [["rocklet", "--bogus", "1"], /unknown option '--bogus'/],
+      [["rocklet", "--port", "99999"], /expected a port number/],
+      [["rocklet", "--max-output-bytes=lots"], /expected a size/],
+      [["rocklet", "--port"], /argument missing/],
+      [["admin"], /serves only `rocklet`/],
+    ] as const
+  ) {
+    const result = await run(...args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assert.match(result.stderr, pattern);
+  }
+});
