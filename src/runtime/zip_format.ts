@@ -56,3 +56,18 @@ export function crc32(bytes: Uint8Array, previous = 0): number {
   for (; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
 }
+
+/** Record signatures, sizes and field values of the zip format (PKWARE APPNOTE). */
+export const CENTRAL_HEADER_SIZE = 46;
+export const CENTRAL_SIGNATURE = 0x02014b50;
+export const DOS_DIRECTORY = 0x10;
+export const END_SIGNATURE = 0x06054b50;
+export const END_SIZE = 22;
+export const HOST_UNIX = 3;
+export const LOCAL_HEADER_SIZE = 30;
+export const LOCAL_SIGNATURE = 0x04034b50;
+export const METHOD_DEFLATE = 8;
+export const METHOD_STORED = 0;
+export const READ_CHUNK = 256 * 1024;
+export const TYPE_DIRECTORY = 0o040000;
+export const FLAG_UTF8 = 0x0800;

@@ -5,32 +5,35 @@
  * The writer lives in zip_writer.ts (portable to Node for the SDK); zip.ts offers both.
  */
 import { writeAllSync } from "./file_sink.ts";
-import { crc32, ZipError } from "./zip_format.ts";
+import {
+  CENTRAL_HEADER_SIZE,
+  CENTRAL_SIGNATURE,
+  crc32,
+  DOS_DIRECTORY,
+  END_SIGNATURE,
+  END_SIZE,
+  FLAG_UTF8,
+  HOST_UNIX,
+  LOCAL_HEADER_SIZE,
+  LOCAL_SIGNATURE,
+  METHOD_DEFLATE,
+  METHOD_STORED,
+  READ_CHUNK,
+  TYPE_DIRECTORY,
+  ZipError,
+} from "./zip_format.ts";
 import { isAbsolute, join, relative } from "node:path";
 
 export { ZipError };
 
-const LOCAL_SIGNATURE = 0x04034b50;
-const CENTRAL_SIGNATURE = 0x02014b50;
-const END_SIGNATURE = 0x06054b50;
 const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
-const LOCAL_HEADER_SIZE = 30;
-const CENTRAL_HEADER_SIZE = 46;
-const END_SIZE = 22;
 const ZIP64_LOCATOR_SIZE = 20;
 const MAX_COMMENT = 0xffff;
 const UNICODE_PATH_EXTRA = 0x7075;
 const FLAG_ENCRYPTED = 0x0001;
-const FLAG_UTF8 = 0x0800;
-const METHOD_STORED = 0;
-const METHOD_DEFLATE = 8;
-const HOST_UNIX = 3;
 // Types other than directory and symlink (e.g. a FIFO read by "zip -") extract as files.
 const TYPE_MASK = 0o170000;
-const TYPE_DIRECTORY = 0o040000;
 const TYPE_SYMLINK = 0o120000;
-const DOS_DIRECTORY = 0x10;
-const READ_CHUNK = 256 * 1024;
 const MAX_U32 = 0xffffffff;
 const MAX_U16 = 0xffff;
 

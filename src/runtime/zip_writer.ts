@@ -5,27 +5,30 @@
  * Portable: only `node:` modules and web-standard APIs, so it runs under Deno and Node 20.12+
  * (the first Node 20 whose CompressionStream accepts "deflate-raw"). No Deno namespace APIs here.
  */
-import { crc32, ZipError } from "./zip_format.ts";
+import {
+  CENTRAL_HEADER_SIZE,
+  CENTRAL_SIGNATURE,
+  crc32,
+  DOS_DIRECTORY,
+  END_SIGNATURE,
+  END_SIZE,
+  FLAG_UTF8,
+  HOST_UNIX,
+  LOCAL_HEADER_SIZE,
+  LOCAL_SIGNATURE,
+  METHOD_DEFLATE,
+  METHOD_STORED,
+  READ_CHUNK,
+  TYPE_DIRECTORY,
+  ZipError,
+} from "./zip_format.ts";
 import { lstat, open, readdir, readFile, stat } from "node:fs/promises";
 import type { Stats } from "node:fs";
 import { join } from "node:path";
 
-const LOCAL_SIGNATURE = 0x04034b50;
-const CENTRAL_SIGNATURE = 0x02014b50;
-const END_SIGNATURE = 0x06054b50;
 const DESCRIPTOR_SIGNATURE = 0x08074b50;
-const LOCAL_HEADER_SIZE = 30;
-const CENTRAL_HEADER_SIZE = 46;
-const END_SIZE = 22;
 const FLAG_DESCRIPTOR = 0x0008;
-const FLAG_UTF8 = 0x0800;
-const METHOD_STORED = 0;
-const METHOD_DEFLATE = 8;
-const HOST_UNIX = 3;
 const TYPE_FILE = 0o100000;
-const TYPE_DIRECTORY = 0o040000;
-const DOS_DIRECTORY = 0x10;
-const READ_CHUNK = 256 * 1024;
 // Files up to this size are compressed in memory so their header carries sizes and CRC; larger
 // ones are streamed and followed by a data descriptor.
 const BUFFERED_FILE_LIMIT = 16 * 1024 * 1024;
