@@ -15,8 +15,12 @@ import { createRuntimeEnv } from "../../src/sdk/runtime_env/create_runtime_env.t
 import type { RuntimeEnv } from "../../src/sdk/runtime_env/runtime_env.ts";
 import { Sandbox } from "../../src/sdk/sandbox.ts";
 import { ModelService } from "../../src/sdk/model_service.ts";
-import { type AdminServer, startAdminServer, type TestBackend } from "../helpers/admin_server.ts";
-import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
+import {
+  type AdminServer,
+  startAdminServer,
+  type TestBackend,
+  testSandboxConfig,
+} from "../helpers/admin_server.ts";
 
 /** Registers one test (Deno.test, or dockerTest for docker). */
 export type Register = (name: string, fn: () => Promise<void>) => void;
@@ -28,15 +32,7 @@ export const STAND_IN_AGENT_DIR = fileURLToPath(
 
 /** Starts a sandbox on `admin` for a test. */
 export function startTestSandbox(admin: AdminServer, label: string): Promise<Sandbox> {
-  return new Sandbox({
-    baseUrl: admin.url,
-    image: TEST_IMAGE,
-    pull: "never",
-    memory: "1g",
-    cpus: 1,
-    sandboxId: testSandboxId(label),
-    startupTimeout: 60,
-  }).start();
+  return new Sandbox(testSandboxConfig(admin, label)).start();
 }
 
 /** Removes what a test left in a sandbox's /tmp (on the local backend that is this machine's). */

@@ -9,29 +9,17 @@ import {
   CommandRockError,
   InternalServerRockError,
   Sandbox,
-  type SandboxConfig,
   SandboxGroup,
   SandboxStartError,
 } from "../../src/sdk/mod.ts";
-import { type AdminServer, startAdminServer, type TestBackend } from "../helpers/admin_server.ts";
+import { startAdminServer, type TestBackend, testSandboxConfig } from "../helpers/admin_server.ts";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
 import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
 
 /** Registers one test (Deno.test, or dockerTest for docker). */
 export type Register = (name: string, fn: () => Promise<void>) => void;
 
-function configOf(admin: AdminServer, label: string, extra: SandboxConfig = {}): SandboxConfig {
-  return {
-    baseUrl: admin.url,
-    image: TEST_IMAGE,
-    pull: "never",
-    memory: "1g",
-    cpus: 1,
-    sandboxId: testSandboxId(label),
-    startupTimeout: 60,
-    ...extra,
-  };
-}
+const configOf = testSandboxConfig;
 
 /** Registers the SDK contract for `type`. */
 export function defineSdkContract(type: TestBackend, register: Register): void {

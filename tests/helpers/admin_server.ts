@@ -8,7 +8,8 @@ import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
 import { type Backend, isRenamable } from "../../src/sandbox/backend.ts";
 import { DockerBackend } from "../../src/sandbox/docker_backend.ts";
 import { LocalBackend } from "../../src/sandbox/local_backend.ts";
-import { TEST_IMAGE, testRockletLauncher } from "./docker.ts";
+import { TEST_IMAGE, testRockletLauncher, testSandboxId } from "./docker.ts";
+import type { SandboxConfig } from "../../src/sdk/sandbox.ts";
 
 /** A running admin for tests; dispose stops it (sandboxes are the test's to stop). */
 export interface AdminServer extends AsyncDisposable {
@@ -171,5 +172,23 @@ export async function managerFixture(prefix = "rock-manager-test-"): Promise<Man
       store.close();
       await Deno.remove(dir, { recursive: true });
     },
+  };
+}
+
+/** A Sandbox config for tests on `admin`: the test image, small limits, a `rock-test-` id. */
+export function testSandboxConfig(
+  admin: AdminServer,
+  label: string,
+  extra: SandboxConfig = {},
+): SandboxConfig {
+  return {
+    baseUrl: admin.url,
+    image: TEST_IMAGE,
+    pull: "never",
+    memory: "1g",
+    cpus: 1,
+    sandboxId: testSandboxId(label),
+    startupTimeout: 60,
+    ...extra,
   };
 }
