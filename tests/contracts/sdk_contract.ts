@@ -14,7 +14,6 @@ import {
 } from "../../src/sdk/mod.ts";
 import { startAdminServer, type TestBackend, testSandboxConfig } from "../helpers/admin_server.ts";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
-import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
 
 /** Registers one test (Deno.test, or dockerTest for docker). */
 export type Register = (name: string, fn: () => Promise<void>) => void;
