@@ -6,8 +6,14 @@
 import { BadRequestError, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import { memoryBytes, type StartRequest } from "../protocol/admin.ts";
-import type { Backend, PhaseUpdate, Placement } from "../sandbox/backend.ts";
-import { isLogging, ROCKLET_PORT } from "../sandbox/backend.ts";
+import type {
+  Backend,
+  BackendTraits,
+  PhaseName,
+  PhaseUpdate,
+  Placement,
+} from "../sandbox/backend.ts";
+import { backendTraits, isLogging, phaseMessage, ROCKLET_PORT } from "../sandbox/backend.ts";
 import { RockletClient } from "../sdk/rocklet_client.ts";
 import type { Billing } from "./billing.ts";
 import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
@@ -101,6 +107,15 @@ export class SandboxManager {
     this.#pool = deps.pool;
   }
 
+  get #traits(): BackendTraits {
+    return backendTraits(this.#backend.type);
+  }
+
+  /** The start phase that succeeds once the rocklet answers. */
+  get #lastPhase(): PhaseName {
+    return this.#traits.phases.at(-1)!;
+  }
+
   /** The backend kind sandboxes are placed on. */
   get backendType(): string {
     return this.#backend.type;
@@ -141,10 +156,9 @@ export class SandboxManager {
       host_ip: null,
       host_name: null,
       port_mapping: {},
-      phases: {
-        image_pull: { status: "waiting", message: "waiting" },
-        docker_run: { status: "waiting", message: "waiting" },
-      },
+      phases: Object.fromEntries(
+        this.#traits.phases.map((name) => [name, { status: "waiting", message: "waiting" }]),
+      ),
       cpus: request.cpus,
       memory: request.memory,
       auto_clear_minutes: minutes,
@@ -203,8 +217,11 @@ export class SandboxManager {
       host_name: placement.hostName,
       port_mapping: placement.portMapping,
       phases: {
+        ...Object.fromEntries(this.#traits.phases.map((name) => [name, {
+          status: "success",
+          message: `${phaseMessage(name, "success")} (warm pool)`,
+        }])),
         image_pull: { status: "success", message: "use cached image, skip image pull" },
-        docker_run: { status: "success", message: "docker run success (warm pool)" },
       },
       start_time: now,
       expire_at: now + record.auto_clear_minutes * 60_000,
@@ -251,7 +268,10 @@ export class SandboxManager {
         port_mapping: placement.portMapping,
       }, ["pending"]);
       await this.#waitAlive(id, placement, deadline, signal);
-      phases.docker_run = { status: "success", message: "docker run success" };
+      phases[this.#lastPhase] = {
+        status: "success",
+        message: phaseMessage(this.#lastPhase, "success"),
+      };
       const now = this.#now();
       const running = await this.#store.update(id, {
         state: "running",
@@ -265,12 +285,12 @@ export class SandboxManager {
       await writes;
       const timedOut = error instanceof StartTimeoutError;
       const reason = (error as Error).message;
-      if (!phases.docker_run || phases.docker_run.status !== "failed") {
-        if (phases.image_pull?.status !== "failed") {
-          phases.docker_run = timedOut
-            ? { status: "timeout", message: "docker run timeout" }
-            : { status: "failed", message: `docker run failed: ${reason}` };
-        }
+      // The phase that failed says so; else the last one takes the failure.
+      if (!Object.values(phases).some((phase) => phase.status === "failed")) {
+        const last = this.#lastPhase;
+        phases[last] = timedOut
+          ? { status: "timeout", message: phaseMessage(last, "timeout") }
+          : { status: "failed", message: `${phaseMessage(last, "failed")}: ${reason}` };
       }
       await this.#store.update(id, { state: "failed", phases, failure_reason: reason }, [
         "pending",
@@ -523,7 +543,10 @@ export class SandboxManager {
           port_mapping: placement.portMapping,
           phases: {
             ...record.phases,
-            docker_run: { status: "success", message: "docker run success" },
+            [this.#lastPhase]: {
+              status: "success",
+              message: phaseMessage(this.#lastPhase, "success"),
+            },
           },
         }, ["pending"]);
       } catch (error) {

@@ -3,6 +3,7 @@ import { isoInZone } from "../common/time.ts";
 import type { StartResponse, StatusResponse } from "../protocol/admin.ts";
 import { ROCKLET_WIRE_VERSION } from "../version.ts";
 import type { SandboxRecord } from "./store.ts";
+import { backendTraits } from "../sandbox/backend.ts";
 
 /** ROCK's gateway version string, reported for compatibility. */
 export const GATEWAY_VERSION = "0.0.45";
@@ -17,6 +18,7 @@ export function toStatusResponse(
   timeZone: string,
   full = true,
 ): StatusResponse {
+  const limits = backendTraits(record.backend).enforcesLimits;
   return {
     sandbox_id: record.sandbox_id,
     status: record.phases,
@@ -32,8 +34,9 @@ export function toStatusResponse(
     experiment_id: record.experiment_id,
     namespace: record.namespace,
     cluster_name: record.cluster_name,
-    cpus: record.cpus,
-    memory: record.memory,
+    // Limits a backend does not enforce are not reported as if they held.
+    cpus: limits ? record.cpus : null,
+    memory: limits ? record.memory : null,
     create_time: iso(record.create_time, timeZone)!,
     start_time: iso(record.start_time, timeZone),
     stop_time: iso(record.stop_time, timeZone),
@@ -50,7 +53,7 @@ export function toStartResponse(record: SandboxRecord): StartResponse {
     sandbox_id: record.sandbox_id,
     host_name: record.host_name,
     host_ip: record.host_ip,
-    cpus: record.cpus,
-    memory: record.memory,
+    cpus: backendTraits(record.backend).enforcesLimits ? record.cpus : null,
+    memory: backendTraits(record.backend).enforcesLimits ? record.memory : null,
   };
 }

@@ -4,7 +4,6 @@
  */
 import { dirname, join } from "node:path";
 import { loadTask, Scheduler } from "../admin/scheduler/scheduler.ts";
-import { fileURLToPath } from "node:url";
 import { createAdminApp } from "../admin/app.ts";
 import { Billing } from "../admin/billing.ts";
 import { type AdminConfig, type AdminFlags, loadAdminConfig } from "../admin/config.ts";
@@ -20,8 +19,10 @@ import { DockerBackend } from "../sandbox/docker_backend.ts";
 import { DockerCli } from "../sandbox/docker_cli.ts";
 import { LocalBackend } from "../sandbox/local_backend.ts";
 import { prepareRockletLauncher } from "../sandbox/rocklet_launcher.ts";
-import { spawnDetached } from "../common/detached.ts";
-import { serveUntilSignal } from "./serve.ts";
+import { listen, serveUntilSignal } from "./serve.ts";
+import { claimStateFile, liveStateFile } from "../common/state_file.ts";
+import { connectHost, type ServerState, startDaemon } from "./daemon.ts";
+import { isProcessAlive } from "../common/process_state.ts";
 
 /** Options of `rock admin start`. */
 export interface AdminStartOptions extends AdminFlags {
@@ -33,183 +34,181 @@ function pidFile(dataDir: string): string {
   return join(dataDir, "admin.pid");
 }
 
+/** What the admin's state file (`<data-dir>/admin.pid`) holds. */
+type AdminState = ServerState;
+
+/** The error for a start on a data dir another admin serves (`owner` undefined: starting). */
+function alreadyServed(dataDir: string, owner: AdminState | undefined): RockError {
+  const who = owner === undefined
+    ? "is starting"
+    : owner.port === null
+    ? `(pid ${owner.pid}) is starting`
+    : `(pid ${owner.pid}) serves it on http://${connectHost(owner.host)}:${owner.port}`;
+  return new RockError(
+    `Cannot start the admin: another admin ${who} for data dir "${dataDir}"; stop it first with "rock admin stop"`,
+  );
+}
+
 /** Picks the backend: docker when asked, or when `auto` and an engine answers; else local. */
 async function chooseBackend(
   config: AdminConfig,
   deploymentId: string,
   logger: Logger,
-): Promise<Backend> {
+): Promise<{ backend: Backend; warning?: string }> {
   const launcher = await prepareRockletLauncher({ cacheDir: join(config.dataDir, "cache") });
+  let warning: string | undefined;
   if (config.backend !== "local") {
     const docker = new DockerCli({ binary: config.dockerBinary });
     if (await docker.available()) {
-      return new DockerBackend({
-        type: "docker",
-        launcher,
-        dockerBinary: config.dockerBinary,
-        extraRunArgs: config.dockerExtraRunArgs,
-        deploymentId,
-      });
+      return {
+        backend: new DockerBackend({
+          type: "docker",
+          launcher,
+          dockerBinary: config.dockerBinary,
+          extraRunArgs: config.dockerExtraRunArgs,
+          deploymentId,
+        }),
+      };
     }
     if (config.backend === "docker") {
       throw new ConfigError(
         `Cannot use the docker backend: "${config.dockerBinary} info" does not answer`,
       );
     }
-    logger.info("No docker engine answers: using the local backend");
+    warning = `no docker engine answered "${config.dockerBinary} info": using the local backend; ` +
+      "local sandboxes are processes on this host with no isolation and no cpu or memory limits " +
+      "(--backend docker makes this an error)";
+    logger.warn(warning);
   }
-  return new LocalBackend({ type: "local", workRoot: join(config.dataDir, "sandboxes"), launcher });
+  return {
+    backend: new LocalBackend({
+      type: "local",
+      workRoot: join(config.dataDir, "sandboxes"),
+      launcher,
+    }),
+    warning,
+  };
 }
 
-/** Runs the admin in the foreground; resolves after a clean shutdown. */
+/**
+ * Runs the admin in the foreground; resolves after a clean shutdown.
+ * @throws {RockError} when another admin serves the data dir or the address cannot be bound.
+ */
 export async function runAdmin(options: AdminStartOptions): Promise<void> {
   const env = processEnvironment();
   const config = await loadAdminConfig(options, env);
-  if (options.daemon) return await startDaemon(config);
+  if (options.daemon) return await startAdminDaemon(config);
   const settings = readCommonSettings(env);
   const logger = createLogger("admin", { level: settings.logLevel, timeZone: config.timeZone });
-  await Deno.mkdir(config.dataDir, { recursive: true });
-  const store = await SandboxStore.open(config.dbUrl, config.dbAuthToken);
-  const backend = await chooseBackend(config, await store.deploymentId(), logger);
-  const pool = config.warmPool.length > 0 && isRenamable(backend)
-    ? new WarmPool({
-      backend,
-      specs: config.warmPool,
-      startupTimeoutMs: config.startupTimeoutSeconds * 1000,
-      logger,
-    })
-    : undefined;
-  const manager = new SandboxManager({
-    store,
-    backend,
-    pool,
-    billing: new Billing(store, join(config.dataDir, "billing.log")),
-    logger,
-    settings: {
-      maxCpus: config.maxCpus,
-      maxMemoryBytes: memoryBytes(config.maxMemory),
-      defaultImage: config.defaultImage,
-      defaultAutoClearMinutes: config.defaultAutoClearMinutes,
-      startupTimeoutMs: config.startupTimeoutSeconds * 1000,
-      timeZone: config.timeZone,
-      touchIntervalMs: 5000,
-    },
-  });
-  await manager.reconcile();
-  pool?.fill();
-  const scheduler = config.scheduler.enabled
-    ? new Scheduler(
-      await Promise.all(config.scheduler.tasks.map(async (task) => ({
-        task: await loadTask(task, config.configFile ? dirname(config.configFile) : Deno.cwd()),
-        taskClass: task.task_class,
-      }))),
-      { manager, store, backend, dataDir: config.dataDir },
-      createLogger("scheduler", { level: settings.logLevel, timeZone: config.timeZone }),
-    )
-    : undefined;
-  await scheduler?.start();
-  manager.startSweeper(config.sweepIntervalSeconds * 1000);
-  const app = createAdminApp({
-    scheduler,
-    manager,
-    timeZone: config.timeZone,
-    maxBatch: config.maxBatch,
-    logger,
-  });
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    onListen: ({ hostname, port }) => {
-      console.log(
-        `admin listening on http://${hostname}:${port} (backend ${backend.type}, data ${config.dataDir})`,
-      );
-    },
-  }, app.fetch);
-  await Deno.writeTextFile(
+  // Before anything touches the data dir: one admin per data dir.
+  const claim = await claimStateFile<AdminState>(
     pidFile(config.dataDir),
-    JSON.stringify({ pid: Deno.pid, host: config.host, port: server.addr.port }),
+    { host: config.host, port: null },
+    (owner) => alreadyServed(config.dataDir, owner),
   );
-  await serveUntilSignal(
-    server,
-    (signal) => logger.info("Stopping; sandboxes keep running", { signal }),
-  );
-  await scheduler?.close();
-  await manager.close();
-  store.close();
-  await Deno.remove(pidFile(config.dataDir)).catch(() => {});
-}
-
-/** argv that runs this same program again (compiled, bundle or source). */
-function selfCommand(): string[] {
-  if (Deno.build.standalone) return [Deno.execPath()];
-  return [
-    Deno.execPath(),
-    "run",
-    "--allow-all",
-    "--unstable-no-legacy-abort",
-    fileURLToPath(Deno.mainModule),
-  ];
+  // Bind early, so a busy port fails before sandboxes are reconciled or pooled; requests wait
+  // until the admin is ready.
+  const app = Promise.withResolvers<(request: Request) => Response | Promise<Response>>();
+  app.promise.catch(() => {});
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = listen(
+      { hostname: config.host, port: config.port },
+      async (request) => (await app.promise)(request),
+    );
+  } catch (error) {
+    await claim.release();
+    throw error;
+  }
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    const store = await SandboxStore.open(config.dbUrl, config.dbAuthToken);
+    cleanups.unshift(() => store.close());
+    const { backend, warning } = await chooseBackend(config, await store.deploymentId(), logger);
+    const pool = config.warmPool.length > 0 && isRenamable(backend)
+      ? new WarmPool({
+        backend,
+        specs: config.warmPool,
+        startupTimeoutMs: config.startupTimeoutSeconds * 1000,
+        logger,
+      })
+      : undefined;
+    const manager = new SandboxManager({
+      store,
+      backend,
+      pool,
+      billing: new Billing(store, join(config.dataDir, "billing.log")),
+      logger,
+      settings: {
+        maxCpus: config.maxCpus,
+        maxMemoryBytes: memoryBytes(config.maxMemory),
+        defaultImage: config.defaultImage,
+        defaultAutoClearMinutes: config.defaultAutoClearMinutes,
+        startupTimeoutMs: config.startupTimeoutSeconds * 1000,
+        timeZone: config.timeZone,
+        touchIntervalMs: 5000,
+      },
+    });
+    cleanups.unshift(() => manager.close());
+    await manager.reconcile();
+    pool?.fill();
+    const scheduler = config.scheduler.enabled
+      ? new Scheduler(
+        await Promise.all(config.scheduler.tasks.map(async (task) => ({
+          task: await loadTask(task, config.configFile ? dirname(config.configFile) : Deno.cwd()),
+          taskClass: task.task_class,
+        }))),
+        { manager, store, backend, dataDir: config.dataDir },
+        createLogger("scheduler", { level: settings.logLevel, timeZone: config.timeZone }),
+      )
+      : undefined;
+    await scheduler?.start();
+    if (scheduler) cleanups.unshift(() => scheduler.close());
+    manager.startSweeper(config.sweepIntervalSeconds * 1000);
+    app.resolve(
+      createAdminApp({
+        scheduler,
+        manager,
+        timeZone: config.timeZone,
+        maxBatch: config.maxBatch,
+        logger,
+      }).fetch,
+    );
+    await claim.update({ port: server.addr.port });
+    console.log(
+      `admin listening on http://${server.addr.hostname}:${server.addr.port} ` +
+        `(backend ${backend.type}${
+          warning ? ", fallback: no docker engine, no isolation" : ""
+        }, data ${config.dataDir})`,
+    );
+    await serveUntilSignal(
+      server,
+      (signal) => logger.info("Stopping; sandboxes keep running", { signal }),
+    );
+  } catch (error) {
+    app.reject(error);
+    await server.shutdown();
+    throw error;
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+    await claim.release();
+  }
 }
 
 /** Starts the admin detached, waits until it serves, prints where, and returns. */
-async function startDaemon(config: AdminConfig): Promise<void> {
+async function startAdminDaemon(config: AdminConfig): Promise<void> {
   await Deno.mkdir(config.dataDir, { recursive: true });
-  const running = await readPid(config.dataDir);
-  if (running && isAlive(running.pid)) {
-    throw new RockError(
-      `An admin already runs for "${config.dataDir}" (pid ${running.pid}); stop it first`,
-    );
-  }
-  const args = Deno.args.filter((arg) => arg !== "--daemon");
-  const log = join(config.dataDir, "admin.log");
-  const child = spawnDetached([
-    ...selfCommand(),
-    ...args,
-    "--data-dir",
-    config.dataDir,
-  ], log);
-  const started = performance.now();
-  let delay = 10;
-  while (performance.now() - started < 60_000) {
-    const state = await readPid(config.dataDir);
-    if (state?.pid === child.pid || (state && isAlive(state.pid))) {
-      console.log(
-        `admin started (pid ${state.pid}) on http://${state.host}:${state.port}; log ${log}`,
-      );
-      return;
-    }
-    const status = await Promise.race([
-      child.status,
-      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), delay)),
-    ]);
-    if (status) {
-      const tail = (await Deno.readTextFile(log).catch(() => "")).trim().split("\n").slice(-5).join(
-        "\n",
-      );
-      throw new RockError(`Cannot start the admin: it exited with code ${status.code}: ${tail}`);
-    }
-    delay = Math.min(delay * 2, 200);
-  }
-  throw new RockError(`Cannot start the admin: it did not serve within 60 s; see ${log}`);
-}
-
-async function readPid(
-  dataDir: string,
-): Promise<{ pid: number; host: string; port: number } | undefined> {
-  try {
-    return JSON.parse(await Deno.readTextFile(pidFile(dataDir)));
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
+  const running = await liveStateFile<AdminState>(pidFile(config.dataDir));
+  if (running) throw alreadyServed(config.dataDir, running);
+  const logFile = join(config.dataDir, "admin.log");
+  const { pid, url } = await startDaemon<AdminState>({
+    args: [...Deno.args.filter((arg) => arg !== "--daemon"), "--data-dir", config.dataDir],
+    logFile,
+    statePath: pidFile(config.dataDir),
+    what: "the admin",
+    timeoutMs: 60_000,
+  });
+  console.log(`admin started (pid ${pid}) on ${url}; log ${logFile}`);
 }
 
 /** `rock admin stop`: SIGTERM to the admin of the data dir, SIGKILL after 10 s. */
@@ -217,20 +216,17 @@ export async function stopAdmin(
   options: { dataDir?: string; env?: string; config?: string },
 ): Promise<void> {
   const config = await loadAdminConfig(options, processEnvironment());
-  const state = await readPid(config.dataDir);
-  if (!state || !isAlive(state.pid)) {
-    await Deno.remove(pidFile(config.dataDir)).catch(() => {});
-    throw new RockError(`No admin runs for "${config.dataDir}"`);
-  }
+  const state = await liveStateFile<AdminState>(pidFile(config.dataDir));
+  if (!state) throw new RockError(`No admin runs for "${config.dataDir}"`);
+  const alive = () => isProcessAlive(state.pid, state.start_ticks);
   Deno.kill(state.pid, "SIGTERM");
   for (let waited = 0; waited < 10_000; waited += 50) {
-    if (!isAlive(state.pid)) {
+    if (!(await alive())) {
       console.log(`admin stopped (pid ${state.pid})`);
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   Deno.kill(state.pid, "SIGKILL");
-  await Deno.remove(pidFile(config.dataDir)).catch(() => {});
   console.log(`admin killed after 10 s (pid ${state.pid})`);
 }

@@ -10,7 +10,7 @@ import { createLogger, type LogLevel } from "../common/log.ts";
 import { createEnvHubApp } from "../envhub/app.ts";
 import { EnvStore, redactUrl, registerDefaultEnv } from "../envhub/store.ts";
 import { DEFAULT_ENV_NAME } from "../protocol/envhub.ts";
-import { serveUntilSignal } from "./serve.ts";
+import { listen, serveUntilSignal } from "./serve.ts";
 
 /** Options of `rock envhub start`. */
 export interface EnvHubStartOptions {
@@ -115,7 +115,7 @@ export async function runEnvHub(options: EnvHubStartOptions): Promise<void> {
       logger.warn(`ROCK_ENVHUB_DEFAULT_DOCKER_IMAGE is empty: not registering ${DEFAULT_ENV_NAME}`);
     }
     const app = createEnvHubApp({ store, logger });
-    const server = Deno.serve({
+    const server = listen({
       hostname: options.host,
       port: options.port,
       onListen: ({ hostname, port }) => {

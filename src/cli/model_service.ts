@@ -4,9 +4,7 @@
  * the state file in the state dir. `anti-call-llm` prints only the next request or SESSION_END.
  */
 import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { processEnvironment, readCommonSettings } from "../common/config.ts";
-import { spawnDetached } from "../common/detached.ts";
 import { BadRequestError, ConfigError, errorMessage, RockError } from "../common/errors.ts";
 import { createLogger } from "../common/log.ts";
 import { createModelServiceApp } from "../model_service/app.ts";
@@ -21,18 +19,19 @@ import {
   trajectoryFilePath,
 } from "../model_service/config.ts";
 import { LocalExchange } from "../model_service/local_exchange.ts";
-import { isProcessAlive } from "../model_service/process_state.ts";
+import { isProcessAlive } from "../common/process_state.ts";
 import { LlmProxy } from "../model_service/proxy.ts";
 import { TrajectoryWriter } from "../model_service/traj.ts";
 import {
   alreadyRunning,
   claimState,
-  connectHost,
-  readState,
+  type ModelServiceState,
   removeState,
   runningState,
+  stateFilePath,
 } from "./model_service_state.ts";
-import { serveUntilSignal } from "./serve.ts";
+import { connectHost, startDaemon } from "./daemon.ts";
+import { listen, serveUntilSignal } from "./serve.ts";
 
 /** Options of `rock model-service start`. */
 export interface ModelServiceStartOptions extends ModelServiceFlags {
@@ -87,7 +86,7 @@ async function serveForeground(
     );
     let server: Deno.HttpServer<Deno.NetAddr>;
     try {
-      server = Deno.serve({
+      server = listen({
         hostname: config.host,
         port: config.port,
         onListen: ({ hostname, port }) => {
@@ -95,10 +94,10 @@ async function serveForeground(
         },
       }, app.fetch);
     } catch (error) {
+      proxy?.close();
       await exchange?.close();
-      throw new RockError(
-        `Cannot serve the model service on ${config.host}:${config.port}: ${errorMessage(error)}`,
-      );
+      await trajectory.close();
+      throw error;
     }
     await claim.update({ port: server.addr.port });
     logger.info("Serving", { type, data_dir: settings.dataDir, port: server.addr.port });
@@ -114,21 +113,6 @@ async function serveForeground(
   }
 }
 
-/** argv that runs this same program again (compiled, bundle or source). */
-function selfCommand(): string[] {
-  if (Deno.build.standalone) return [Deno.execPath()];
-  const main = fileURLToPath(Deno.mainModule);
-  return [
-    Deno.execPath(),
-    "run",
-    "--allow-all",
-    "--unstable-no-legacy-abort",
-    // A bundle is self-contained; a config found near it would only get in the way.
-    ...(main.endsWith(".js") ? ["--no-config"] : []),
-    main,
-  ];
-}
-
 function foregroundArgs(options: ModelServiceStartOptions): string[] {
   const args = ["model-service", "start", "--foreground", "--type", options.type];
   if (options.configFile) args.push("--config-file", resolve(options.configFile));
@@ -142,11 +126,6 @@ function foregroundArgs(options: ModelServiceStartOptions): string[] {
     args.push("--request-timeout", String(options.requestTimeout));
   }
   return args;
-}
-
-async function logTail(path: string): Promise<string> {
-  const text = await Deno.readTextFile(path).catch(() => "");
-  return text.trim().split("\n").slice(-5).join("\n");
 }
 
 async function healthy(url: string): Promise<boolean> {
@@ -166,42 +145,16 @@ async function startBackground(
   const running = await runningState(settings.stateDir);
   if (running) throw alreadyRunning(running);
   await Deno.mkdir(dirname(settings.logFile), { recursive: true });
-  const child = spawnDetached([...selfCommand(), ...foregroundArgs(options)], settings.logFile);
-  const timeoutMs = (options.startupTimeout ?? 30) * 1000;
-  const started = performance.now();
-  let exited: Deno.CommandStatus | undefined;
-  child.status.then((status) => (exited = status), () => {});
-  let delay = 5;
-  while (performance.now() - started < timeoutMs) {
-    const state = await readState(settings.stateDir);
-    if (state?.pid === child.pid && state.port !== null) {
-      const url = `http://${connectHost(state.host)}:${state.port}`;
-      if (await healthy(url)) {
-        console.log(
-          `model service started (pid ${child.pid}, ${options.type}) on ${url}; log ${settings.logFile}`,
-        );
-        return;
-      }
-    }
-    if (exited) {
-      throw new RockError(
-        `Cannot start the model service: it exited with code ${exited.code}: ${await logTail(
-          settings.logFile,
-        )}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 100);
-  }
-  try {
-    Deno.kill(child.pid, "SIGKILL");
-  } catch {
-    // Already gone.
-  }
-  throw new RockError(
-    `Cannot start the model service: /health did not answer within ${
-      timeoutMs / 1000
-    } s; see ${settings.logFile}`,
+  const { pid, url } = await startDaemon<ModelServiceState>({
+    args: foregroundArgs(options),
+    logFile: settings.logFile,
+    statePath: stateFilePath(settings.stateDir),
+    what: "the model service",
+    timeoutMs: (options.startupTimeout ?? 30) * 1000,
+    ready: healthy,
+  });
+  console.log(
+    `model service started (pid ${pid}, ${options.type}) on ${url}; log ${settings.logFile}`,
   );
 }
 

@@ -3,7 +3,7 @@ import { processEnvironment, readCommonSettings } from "../common/config.ts";
 import { createLogger, type LogLevel } from "../common/log.ts";
 import { createRockletApp } from "../rocklet/app.ts";
 import { LocalRuntime } from "../runtime/local_runtime.ts";
-import { serveUntilSignal } from "./serve.ts";
+import { listen, serveUntilSignal } from "./serve.ts";
 
 /** Options of `rock rocklet`. */
 export interface RockletOptions {
@@ -25,14 +25,20 @@ export async function runRocklet(options: RockletOptions): Promise<void> {
     maxOutputBytes: options.maxOutputBytes,
   });
   const app = createRockletApp({ runtime, logger });
-  const server = Deno.serve({
-    hostname: options.host,
-    port: options.port,
-    onListen: ({ hostname, port }) => {
-      // One line on stdout that scripts (and `--port 0` users) can read the address from.
-      console.log(`rocklet listening on http://${hostname}:${port}`);
-    },
-  }, app.fetch);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = listen({
+      hostname: options.host,
+      port: options.port,
+      onListen: ({ hostname, port }) => {
+        // One line on stdout that scripts (and `--port 0` users) can read the address from.
+        console.log(`rocklet listening on http://${hostname}:${port}`);
+      },
+    }, app.fetch);
+  } catch (error) {
+    await runtime.close();
+    throw error;
+  }
   await serveUntilSignal(server, async (signal) => {
     logger.info("Stopping", { signal });
     await runtime.close();

@@ -224,7 +224,10 @@ export function showStatus(
       ["sandbox", status.sandbox_id],
       ["state", status.is_alive ? `${status.state} (alive)` : status.state],
       ["image", status.image],
-      ["cpus, memory", `${status.cpus}, ${status.memory}`],
+      [
+        "cpus, memory",
+        status.cpus === null ? "not limited by this backend" : `${status.cpus}, ${status.memory}`,
+      ],
       ["user", status.user_id],
       ["experiment", status.experiment_id],
       ["namespace", status.namespace],

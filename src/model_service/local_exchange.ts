@@ -15,7 +15,7 @@ import { CancelledError, RockError, UnavailableError } from "../common/errors.ts
 import { type Logger, silentLogger } from "../common/log.ts";
 import { ExchangeTail } from "./exchange_tail.ts";
 import { escapePayload, requestLine, SESSION_END_LINE } from "./file_protocol.ts";
-import { isProcessAlive } from "./process_state.ts";
+import { isProcessAlive } from "../common/process_state.ts";
 
 /** Options of LocalExchange.open. */
 export interface LocalExchangeOptions {

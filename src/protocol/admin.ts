@@ -106,10 +106,10 @@ export interface StartResponse {
   host_name: string | null;
   /** Address the admin reaches the sandbox at. */
   host_ip: string | null;
-  /** CPUs of the sandbox. */
-  cpus: number;
-  /** Memory of the sandbox as requested, e.g. "8g". */
-  memory: string;
+  /** CPUs of the sandbox; null when the backend enforces no limit (local). */
+  cpus: number | null;
+  /** Memory of the sandbox as requested, e.g. "8g"; null when the backend enforces no limit. */
+  memory: string | null;
 }
 
 /** StatusResp (also the items of batch and list). */
@@ -142,10 +142,10 @@ export interface StatusResponse {
   namespace: string;
   /** Cluster, from X-Cluster. */
   cluster_name: string;
-  /** CPUs of the sandbox. */
-  cpus: number;
-  /** Memory of the sandbox as requested, e.g. "8g". */
-  memory: string;
+  /** CPUs of the sandbox; null when the backend enforces no limit (local). */
+  cpus: number | null;
+  /** Memory of the sandbox as requested, e.g. "8g"; null when the backend enforces no limit. */
+  memory: string | null;
   /** When it was created, ISO 8601 in ROCK_TIME_ZONE. */
   create_time: string;
   /** When it started running. */

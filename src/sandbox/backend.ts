@@ -43,8 +43,8 @@ export interface SandboxSpec {
   registryPassword?: string;
 }
 
-/** ROCK's phase names. */
-export type PhaseName = "image_pull" | "docker_run";
+/** Start phases: ROCK's `image_pull` and `docker_run` (docker), `process_start` (local). */
+export type PhaseName = "image_pull" | "docker_run" | "process_start";
 /** ROCK's phase states. */
 export type PhaseStatus = "waiting" | "running" | "success" | "failed" | "timeout";
 
@@ -128,6 +128,31 @@ export function isLogging(backend: Backend): backend is LoggingBackend {
 
 /** Backend kinds. */
 export type BackendType = "docker" | "local";
+
+/** What a kind of backend does that a sandbox's status reports. */
+export interface BackendTraits {
+  /** The start phases it reports, in order; the last succeeds once the rocklet answers. */
+  phases: readonly PhaseName[];
+  /** Whether it enforces a sandbox's cpus and memory (the status shows them only then). */
+  enforcesLimits: boolean;
+}
+
+/** Traits of each kind of backend, read by the manager and the wire views of its sandboxes. */
+export const BACKEND_TRAITS: Record<BackendType, BackendTraits> = {
+  docker: { phases: ["image_pull", "docker_run"], enforcesLimits: true },
+  // A process on the host: no image, no isolation, no limits.
+  local: { phases: ["process_start"], enforcesLimits: false },
+};
+
+/** The traits of the backend kind `type` names; a kind this build does not know has docker's. */
+export function backendTraits(type: string): BackendTraits {
+  return BACKEND_TRAITS[type as BackendType] ?? BACKEND_TRAITS.docker;
+}
+
+/** The message of phase `name` reaching `status` (ROCK's words for docker: "docker run success"). */
+export function phaseMessage(name: PhaseName, status: PhaseStatus): string {
+  return `${name.replace("_", " ")} ${status}`;
+}
 
 /** Configuration of a backend, discriminated by `type`. */
 export type BackendConfig =

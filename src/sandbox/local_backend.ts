@@ -68,14 +68,9 @@ export class LocalBackend implements LoggingBackend {
   /** Starts a rocklet process for `spec` on a free loopback port. */
   async place(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement> {
     hooks.onPhase({
-      name: "image_pull",
-      status: "success",
-      message: "skip image pull: the local backend runs no image",
-    });
-    hooks.onPhase({
-      name: "docker_run",
+      name: "process_start",
       status: "running",
-      message: "starting the rocklet process",
+      message: "starting the rocklet process on this host (no image, no isolation)",
     });
     const dir = this.#dir(spec.sandboxId);
     const work = `${dir}/work`;

@@ -3,7 +3,7 @@
  * data plane, billing, and bad input. Each test stops what it starts.
  */
 import assert from "node:assert/strict";
-import { ROCKLET_PORT } from "../../src/sandbox/backend.ts";
+import { BACKEND_TRAITS, ROCKLET_PORT } from "../../src/sandbox/backend.ts";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
 import {
   type AdminServer,
@@ -69,7 +69,16 @@ export function defineAdminContract(type: TestBackend, register: Register): void
         const running = await waitRunning(admin.api, id);
         assert.equal(running.result.state, "running");
         assert.equal(running.result.is_alive, true);
-        assert.equal(running.result.status.docker_run.status, "success");
+        // Every phase the backend reports succeeded; limits show only where they are enforced.
+        const traits = BACKEND_TRAITS[type];
+        assert.deepEqual(Object.keys(running.result.status), [...traits.phases]);
+        for (const phase of traits.phases) {
+          assert.equal(running.result.status[phase].status, "success", phase);
+        }
+        assert.deepEqual(
+          [running.result.cpus, running.result.memory],
+          traits.enforcesLimits ? [1, "1g"] : [null, null],
+        );
         assert.equal(running.result.host_ip, "127.0.0.1");
         assert.match(running.result.create_time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$/);
         assert.ok(Number(running.result.port_mapping[String(ROCKLET_PORT)]) > 0);

@@ -47,3 +47,30 @@ export async function spawnServer(
 export function spawnRocklet(): Promise<ServedChild> {
   return spawnServer(["run", "--allow-all", MAIN, "rocklet", "--host", "127.0.0.1", "--port", "0"]);
 }
+
+/** What a finished `rock` command printed and its exit code. */
+export interface RockRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `rock <args>` from source to completion. A hang guard kills it after 60 s (a server that
+ * should have refused to start, say), which the test then sees as a failed run.
+ */
+export async function runRock(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<RockRun> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, ...args],
+    env: options.env,
+    cwd: options.cwd,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}

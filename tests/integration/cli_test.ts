@@ -1,16 +1,8 @@
 /** The `rock` executable: help, version, usage errors, and `rock rocklet` as a real process. */
 import assert from "node:assert/strict";
-import { MAIN, spawnRocklet } from "../helpers/process.ts";
+import { MAIN, runRock, spawnRocklet } from "../helpers/process.ts";
 
-async function rock(...args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
-}
+const rock = (...args: string[]) => runRock(args);
 
 Deno.test("rock --version prints the version and rock --help lists the rocklet", async () => {
   const version = await rock("--version");
@@ -123,8 +115,30 @@ Deno.test("rock admin start --daemon serves until rock admin stop for the same d
       "--data-dir",
       dir,
     );
+    const pid = /pid (\d+)/.exec(started.stdout)![1];
+    const port = new URL(url).port;
+    const owner = new RegExp(
+      `another admin \\(pid ${pid}\\) serves it on http://127\\.0\\.0\\.1:${port}`,
+    );
     assert.equal(twice.code, 1);
-    assert.match(twice.stderr, /already runs/);
+    assert.equal(twice.stderr.trim().split("\n").length, 1, twice.stderr);
+    assert.match(twice.stderr, owner);
+    // A foreground start on the same data dir is refused too, and leaves the daemon's pid file.
+    const pidFile = await Deno.readTextFile(`${dir}/admin.pid`);
+    const foreground = await rock(
+      "admin",
+      "start",
+      "--backend",
+      "local",
+      "--port",
+      "0",
+      "--data-dir",
+      dir,
+    );
+    assert.equal(foreground.code, 1);
+    assert.match(foreground.stderr, owner);
+    assert.equal(await Deno.readTextFile(`${dir}/admin.pid`), pidFile);
+    assert.deepEqual(await (await fetch(`${url}/`)).json(), { message: "hello, ROCK!" });
     const stopped = await rock("admin", "stop", "--data-dir", dir);
     assert.equal(stopped.code, 0, stopped.stderr);
     await assert.rejects(fetch(`${url}/`));

@@ -41,7 +41,7 @@ Deno.test("examples/sdk_basic.ts starts a sandbox and reports both arun modes", 
   assert.match(stdout, /^sandbox \S+ is running$/m);
   assert.match(stdout, /^normal: hello from \/tmp \(exit 0\)$/m);
   assert.match(stdout, /^nohup: about to fail \(exit 7\)$/m);
-  assert.match(stdout, /^phases: image_pull=success, docker_run=success$/m);
+  assert.match(stdout, /^phases: process_start=success$/m);
   assert.deepEqual(
     (await admin.manager.list({ state: "running" }, 1, 10)).total,
     0,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawnServer } from "../helpers/process.ts";
 import { fileURLToPath } from "node:url";
-import { isProcessAlive } from "../../src/model_service/process_state.ts";
+import { isProcessAlive } from "../../src/common/process_state.ts";
 import { completion, startFakeUpstream } from "../helpers/llm_upstream.ts";
 
 const ENTRY = fileURLToPath(new URL("../../main.ts", import.meta.url));
