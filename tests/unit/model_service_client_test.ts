@@ -90,7 +90,7 @@ Deno.test("waitForRequest() wakes on the append, and stops when its signal abort
     setTimeout(() => appendFileSync(file, requestLine('{"n":2}', 2, 2)), 20);
     const found = await waitForRequest(file, 2, { pollIntervalMs: 60_000 });
     assert.equal(found.kind === "request" && found.payload, '{"n":2}');
-    assert.ok(performance.now() - started < 2000);
+    assert.ok(performance.now() - started < 20_000, "woken by the watch, not the minute's poll");
     const abort = new AbortController();
     setTimeout(() => abort.abort(new Error("gave up")), 20);
     await assert.rejects(waitForRequest(file, 3, { signal: abort.signal }), /gave up/);

@@ -123,7 +123,8 @@ Deno.test("ExchangeTail wakes on an append through the file watch, long before i
     setTimeout(() => appendFileSync(file, requestLine("{}", 1, 1)), 20);
     const wait = tail.changed();
     await wait;
-    assert.ok(performance.now() - started < 2000, "woken by the watch");
+    // The poll is a minute away: anything well under it was the watch.
+    assert.ok(performance.now() - started < 20_000, "woken by the watch");
     assert.equal(tail.read().length, 1);
   });
 });
