@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { z } from "zod";
-import { BadRequestError, Codes, RockError } from "../common/errors.ts";
+import { BadRequestError, Codes, RockError, UnavailableError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import {
   BatchRequest,
@@ -65,6 +65,19 @@ export function failure(what: string, error: unknown): Envelope<FailureResult> {
     error: message,
     result: { code, exit_code: exitCode, failure_reason: message },
   };
+}
+
+/**
+ * The answer to a call still running when the admin's shutdown grace ends: a Failed envelope
+ * (code 5000) saying so, so the caller knows the call did not complete.
+ */
+export function shutdownResponse(graceMs: number): Response {
+  return Response.json(failure(
+    "request",
+    new UnavailableError(
+      `The admin is shutting down: the call did not finish within the ${graceMs / 1000} s grace`,
+    ),
+  ));
 }
 
 /** Reads a JSON object body, or throws a BadRequestError. */

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ConfigError } from "../common/errors.ts";
 import { readYamlConfig } from "../common/yaml_config.ts";
 import { DEFAULT_TIME_ZONE } from "../common/time.ts";
+import { DEFAULT_SERVER_LIMITS, readServerLimits, type ServerLimits } from "../common/config.ts";
 import { memoryBytes } from "../protocol/admin.ts";
 import type { TaskConfig } from "./scheduler/scheduler.ts";
 
@@ -22,6 +23,13 @@ export const AdminConfigFile = z.strictObject({
     data_dir: z.string().min(1).optional(),
     db_url: z.string().min(1).optional(),
     db_auth_token: z.string().min(1).optional(),
+    server: z.strictObject({
+      header_timeout_seconds: z.number().positive().optional(),
+      idle_timeout_seconds: z.number().positive().optional(),
+      body_timeout_seconds: z.number().positive().optional(),
+      max_connections: z.number().int().positive().optional(),
+      shutdown_grace_seconds: z.number().positive().optional(),
+    }).optional(),
   }).optional(),
   runtime: z.strictObject({
     default_image: z.string().min(1).optional(),
@@ -83,6 +91,8 @@ export interface AdminConfig {
   warmPool: Array<{ image: string; memory: string; cpus: number; size: number }>;
   /** The scheduler: enabled and its tasks (ROCK's `scheduler` section). */
   scheduler: { enabled: boolean; tasks: TaskConfig[] };
+  /** Bounds on the API's connections and the shutdown grace (admin.server, ROCK_SERVER_*). */
+  server: ServerLimits;
   /** The YAML file read, if any. */
   configFile?: string;
 }
@@ -185,6 +195,22 @@ export async function loadAdminConfig(
       enabled: file.scheduler?.enabled ?? false,
       tasks: (file.scheduler?.tasks ?? []).filter((t) => t.enabled ?? true),
     },
+    server: readServerLimits(serverLimitsOf(file.admin?.server), env),
     configFile,
+  };
+}
+
+/** The defaults with what `admin.server` in the YAML file sets. */
+function serverLimitsOf(
+  server: NonNullable<AdminConfigFile["admin"]>["server"],
+): ServerLimits {
+  const ms = (seconds: number | undefined, fallback: number) =>
+    seconds === undefined ? fallback : Math.round(seconds * 1000);
+  return {
+    headerTimeoutMs: ms(server?.header_timeout_seconds, DEFAULT_SERVER_LIMITS.headerTimeoutMs),
+    idleTimeoutMs: ms(server?.idle_timeout_seconds, DEFAULT_SERVER_LIMITS.idleTimeoutMs),
+    bodyTimeoutMs: ms(server?.body_timeout_seconds, DEFAULT_SERVER_LIMITS.bodyTimeoutMs),
+    maxConnections: server?.max_connections ?? DEFAULT_SERVER_LIMITS.maxConnections,
+    shutdownGraceMs: ms(server?.shutdown_grace_seconds, DEFAULT_SERVER_LIMITS.shutdownGraceMs),
   };
 }

@@ -4,7 +4,7 @@
  */
 import { dirname, join } from "node:path";
 import { loadTask, Scheduler } from "../admin/scheduler/scheduler.ts";
-import { createAdminApp } from "../admin/app.ts";
+import { createAdminApp, shutdownResponse } from "../admin/app.ts";
 import { Billing } from "../admin/billing.ts";
 import { type AdminConfig, type AdminFlags, loadAdminConfig } from "../admin/config.ts";
 import { SandboxManager } from "../admin/manager.ts";
@@ -19,7 +19,7 @@ import { DockerBackend } from "../sandbox/docker_backend.ts";
 import { DockerCli } from "../sandbox/docker_cli.ts";
 import { LocalBackend } from "../sandbox/local_backend.ts";
 import { prepareRockletLauncher } from "../sandbox/rocklet_launcher.ts";
-import { listen, serveUntilSignal } from "./serve.ts";
+import { listen, type RockServer, serveUntilSignal } from "./serve.ts";
 import { claimStateFile, liveStateFile } from "../common/state_file.ts";
 import { connectHost, type ServerState, startDaemon } from "./daemon.ts";
 import { isProcessAlive } from "../common/process_state.ts";
@@ -110,10 +110,15 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
   // until the admin is ready.
   const app = Promise.withResolvers<(request: Request) => Response | Promise<Response>>();
   app.promise.catch(() => {});
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: RockServer;
   try {
-    server = listen(
-      { hostname: config.host, port: config.port },
+    server = await listen(
+      {
+        hostname: config.host,
+        port: config.port,
+        limits: config.server,
+        shutdownResponse: () => shutdownResponse(config.server.shutdownGraceMs),
+      },
       async (request) => (await app.promise)(request),
     );
   } catch (error) {

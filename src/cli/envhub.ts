@@ -4,7 +4,12 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { processEnvironment, readCommonSettings } from "../common/config.ts";
+import {
+  DEFAULT_SERVER_LIMITS,
+  processEnvironment,
+  readCommonSettings,
+  readServerLimits,
+} from "../common/config.ts";
 import { ConfigError } from "../common/errors.ts";
 import { createLogger, type LogLevel } from "../common/log.ts";
 import { createEnvHubApp } from "../envhub/app.ts";
@@ -115,7 +120,7 @@ export async function runEnvHub(options: EnvHubStartOptions): Promise<void> {
       logger.warn(`ROCK_ENVHUB_DEFAULT_DOCKER_IMAGE is empty: not registering ${DEFAULT_ENV_NAME}`);
     }
     const app = createEnvHubApp({ store, logger });
-    const server = listen({
+    const server = await listen({
       hostname: options.host,
       port: options.port,
       onListen: ({ hostname, port }) => {
@@ -124,6 +129,7 @@ export async function runEnvHub(options: EnvHubStartOptions): Promise<void> {
           `envhub listening on http://${hostname}:${port} (db ${redactUrl(settings.dbUrl)})`,
         );
       },
+      limits: readServerLimits(DEFAULT_SERVER_LIMITS, env),
     }, app.fetch);
     await serveUntilSignal(server, (signal) => logger.info("Stopping", { signal }));
   } finally {

@@ -4,7 +4,12 @@
  * the state file in the state dir. `anti-call-llm` prints only the next request or SESSION_END.
  */
 import { dirname, resolve } from "node:path";
-import { processEnvironment, readCommonSettings } from "../common/config.ts";
+import {
+  DEFAULT_SERVER_LIMITS,
+  processEnvironment,
+  readCommonSettings,
+  readServerLimits,
+} from "../common/config.ts";
 import { BadRequestError, ConfigError, errorMessage, RockError } from "../common/errors.ts";
 import { createLogger } from "../common/log.ts";
 import { createModelServiceApp } from "../model_service/app.ts";
@@ -31,7 +36,7 @@ import {
   stateFilePath,
 } from "./model_service_state.ts";
 import { connectHost, startDaemon } from "./daemon.ts";
-import { listen, serveUntilSignal } from "./serve.ts";
+import { listen, type RockServer, serveUntilSignal } from "./serve.ts";
 
 /** Options of `rock model-service start`. */
 export interface ModelServiceStartOptions extends ModelServiceFlags {
@@ -84,14 +89,15 @@ async function serveForeground(
         logger,
       },
     );
-    let server: Deno.HttpServer<Deno.NetAddr>;
+    let server: RockServer;
     try {
-      server = listen({
+      server = await listen({
         hostname: config.host,
         port: config.port,
         onListen: ({ hostname, port }) => {
           console.log(`model service (${type}) listening on http://${hostname}:${port}`);
         },
+        limits: readServerLimits(DEFAULT_SERVER_LIMITS),
       }, app.fetch);
     } catch (error) {
       proxy?.close();

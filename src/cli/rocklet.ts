@@ -1,9 +1,14 @@
 /** `rock rocklet`: serves the in-sandbox runtime over HTTP until SIGINT or SIGTERM. */
-import { processEnvironment, readCommonSettings } from "../common/config.ts";
+import {
+  DEFAULT_SERVER_LIMITS,
+  processEnvironment,
+  readCommonSettings,
+  readServerLimits,
+} from "../common/config.ts";
 import { createLogger, type LogLevel } from "../common/log.ts";
 import { createRockletApp } from "../rocklet/app.ts";
 import { LocalRuntime } from "../runtime/local_runtime.ts";
-import { listen, serveUntilSignal } from "./serve.ts";
+import { type RockServer, serveNative, serveUntilSignal } from "./serve.ts";
 
 /** Options of `rock rocklet`. */
 export interface RockletOptions {
@@ -25,22 +30,28 @@ export async function runRocklet(options: RockletOptions): Promise<void> {
     maxOutputBytes: options.maxOutputBytes,
   });
   const app = createRockletApp({ runtime, logger });
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: RockServer;
   try {
-    server = listen({
+    server = serveNative({
       hostname: options.host,
       port: options.port,
       onListen: ({ hostname, port }) => {
         // One line on stdout that scripts (and `--port 0` users) can read the address from.
         console.log(`rocklet listening on http://${hostname}:${port}`);
       },
+      limits: readServerLimits(DEFAULT_SERVER_LIMITS),
+      onGraceOver: async () => {
+        await runtime.close();
+      },
     }, app.fetch);
   } catch (error) {
     await runtime.close();
     throw error;
   }
-  await serveUntilSignal(server, async (signal) => {
-    logger.info("Stopping", { signal });
+  try {
+    // Calls in flight may finish within the grace; then the sessions still running are ended.
+    await serveUntilSignal(server, (signal) => logger.info("Stopping", { signal }));
+  } finally {
     await runtime.close();
-  });
+  }
 }
