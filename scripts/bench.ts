@@ -12,7 +12,10 @@
  * start_async -> alive beside a bare `docker run`, run_in_session through the admin beside
  * `docker exec`, get_status beside the admin's `GET /`.
  *
- * Options: `--quick` for fewer iterations (used by tests to prove the script runs).
+ * Model service section (scripts/bench_model_service.ts): proxy and local-mode latency.
+ *
+ * Options: `--quick` for fewer iterations (used by tests to prove the script runs);
+ * `--only=rocklet|admin|model-service` for one section.
  */
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
 import { RockletClient } from "../src/sdk/rocklet_client.ts";
@@ -21,6 +24,11 @@ import { modelServiceSection } from "./bench_model_service.ts";
 import { adminSection } from "./bench_admin.ts";
 
 const quick = Deno.args.includes("--quick");
+const only = Deno.args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
+if (only && !["rocklet", "admin", "model-service"].includes(only)) {
+  console.error(`Unknown section "${only}": expected rocklet, admin or model-service`);
+  Deno.exit(2);
+}
 
 interface Stats {
   p50: number;
@@ -166,6 +174,7 @@ async function rockletSection(): Promise<void> {
 }
 
 console.log(`rock bench on ${Deno.build.os}/${Deno.build.arch}, deno ${Deno.version.deno}`);
-await rockletSection();
-await adminSection(quick, { stats, measure, row });
-await modelServiceSection(quick, { stats, measure, row });
+const kit = { stats, measure, row };
+if (!only || only === "rocklet") await rockletSection();
+if (!only || only === "admin") await adminSection(quick, kit);
+if (!only || only === "model-service") await modelServiceSection(quick, kit);

@@ -3,7 +3,10 @@
  * child processes:
  * - proxy: a chat completion through the proxy beside the same call straight to the upstream (a
  *   Deno.serve stand-in in this process), both over keep-alive; the difference is the latency the
- *   proxy adds (routing, header filtering, JSON, trajectory write);
+ *   proxy adds (routing, header filtering, JSON, and the trajectory record, written before the
+ *   answer), with the trajectory in overwrite mode (ROCK's default) and in append mode;
+ * - one trajectory record (redact, serialize, write) in process, for this small request and for
+ *   a 100 KB one, beside the proxy's added latency;
  * - local mode: one turn agent -> trainer -> agent (the agent's HTTP call, answered by a
  *   TrainerSession in this process through the exchange file), beside the service's `/health`;
  *   and the same turn with the trainer running `anti-call-llm` as a process per turn (ROCK's way;
@@ -11,7 +14,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { pushResponse } from "../src/model_service/client.ts";
-import { exchangeFilePath } from "../src/model_service/config.ts";
+import { exchangeFilePath, trajectoryFilePath } from "../src/model_service/config.ts";
+import { TrajectoryWriter } from "../src/model_service/traj.ts";
 import { TrainerSession } from "../src/sdk/trainer_session.ts";
 import type { BenchKit } from "./bench_admin.ts";
 
@@ -76,11 +80,21 @@ async function call(url: string): Promise<void> {
   await response.arrayBuffer();
 }
 
-async function benchProxy(
-  quick: boolean,
-  kit: BenchKit,
-  env: Record<string, string>,
-): Promise<void> {
+/** Lines in a trajectory file, checked to be records of the bench's answer. */
+function trajectoryLines(dataDir: string): number {
+  const lines = Deno.readTextFileSync(trajectoryFilePath(dataDir)).split("\n").filter((l) => l);
+  if (!lines.every((line) => line.includes('"chatcmpl-bench"'))) {
+    throw new Error(`unexpected trajectory lines in ${dataDir}`);
+  }
+  return lines.length;
+}
+
+/**
+ * The proxy's added latency, trajectory on: one direct call and one through each service in
+ * turn, so all see the same load and drift over the run favours none. Returns the added p50 (ms)
+ * in overwrite mode.
+ */
+async function benchProxy(quick: boolean, kit: BenchKit, dir: string): Promise<number> {
   const upstream = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (req) => {
@@ -89,48 +103,114 @@ async function benchProxy(
     },
   );
   const base = `http://127.0.0.1:${upstream.addr.port}/v1`;
-  const proxy = await serve(env, [
-    "--type",
-    "proxy",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--proxy-base-url",
-    base,
-  ]);
+  const args = ["--type", "proxy", "--host", "127.0.0.1", "--port", "0", "--proxy-base-url", base];
+  const modes = [
+    { name: "overwrite", append: "false" },
+    { name: "append", append: "true" },
+  ].map((mode) => ({
+    ...mode,
+    dataDir: `${dir}/proxy-${mode.name}`,
+    samples: [] as number[],
+    served: undefined as Served | undefined,
+  }));
   try {
+    for (const mode of modes) {
+      mode.served = await serve({
+        ROCK_MODEL_SERVICE_DATA_DIR: mode.dataDir,
+        ROCK_MODEL_SERVICE_TRAJ_APPEND_MODE: mode.append,
+        ROCK_MODEL_SERVICE_STATE_DIR: `${dir}/state-proxy-${mode.name}`,
+      }, args);
+    }
     const n = quick ? 500 : 3000;
+    const warmup = 500;
     // The upstream's own route is `<base>/chat/completions`: call() adds `/v1/...` to a root.
     const root = base.replace(/\/v1$/, "");
-    // Warm up both paths (JIT, connection pools), then alternate one direct and one proxied call,
-    // so both see the same load and drift over the run favours neither.
-    for (let i = 0; i < 500; i++) {
-      await call(root);
-      await call(proxy.url);
-    }
     const directSamples: number[] = [];
-    const proxiedSamples: number[] = [];
-    for (let i = 0; i < n; i++) {
+    for (let i = -warmup; i < n; i++) {
       let begin = performance.now();
       await call(root);
-      directSamples.push(performance.now() - begin);
-      begin = performance.now();
-      await call(proxy.url);
-      proxiedSamples.push(performance.now() - begin);
+      if (i >= 0) directSamples.push(performance.now() - begin);
+      for (const mode of modes) {
+        begin = performance.now();
+        await call(mode.served!.url);
+        if (i >= 0) mode.samples.push(performance.now() - begin);
+      }
     }
     const baseline = kit.stats(directSamples);
-    const proxied = kit.stats(proxiedSamples);
     console.log(kit.row("baseline: chat completion straight to the upstream", baseline));
-    console.log(kit.row("chat completion through the proxy", proxied, baseline));
-    console.log(
-      `${"proxy added latency (p50 difference)".padEnd(52)} ${
-        (proxied.p50 - baseline.p50).toFixed(3).padStart(8)
-      } ms  (target <= 0.5 ms)`,
-    );
+    let added = 0;
+    for (const mode of modes) {
+      const proxied = kit.stats(mode.samples);
+      const lines = trajectoryLines(mode.dataDir);
+      const expected = mode.append === "true" ? warmup + n : 1;
+      if (lines !== expected) {
+        throw new Error(`${mode.name} trajectory has ${lines} lines, expected ${expected}`);
+      }
+      console.log(
+        kit.row(`proxy, record written before answer (${mode.name})`, proxied, baseline),
+      );
+      const difference = proxied.p50 - baseline.p50;
+      if (mode.name === "overwrite") added = difference;
+      console.log(
+        `${`  proxy added latency, ${mode.name} (p50 difference)`.padEnd(52)} ${
+          difference.toFixed(3).padStart(8)
+        } ms  (target <= 0.5 ms; ${lines} trajectory line${lines === 1 ? "" : "s"} written)`,
+      );
+    }
+    return added;
   } finally {
-    await stop(proxy);
+    for (const mode of modes) if (mode.served) await stop(mode.served);
     await upstream.shutdown();
+  }
+}
+
+/** A chat request of about `bytes` bytes: a history of tool outputs. */
+function requestOf(bytes: number): unknown {
+  const request = JSON.parse(REQUEST);
+  while (JSON.stringify(request).length < bytes) {
+    request.messages.push({ role: "tool", content: "test output line\n".repeat(64) });
+  }
+  return request;
+}
+
+/**
+ * One trajectory record in process, as a share of the proxy's added p50: in all (redact,
+ * serialize, write), and the part left after the answer when the request was prepared while the
+ * call waited for it (as the proxy and local mode do).
+ */
+function benchRecord(quick: boolean, kit: BenchKit, dir: string, added: number): void {
+  const answer = JSON.parse(ANSWER);
+  const us = (ms: number) => `${(ms * 1000).toFixed(1)} us (${(ms / added * 100).toFixed(0)}%)`;
+  for (const request of [requestOf(0), requestOf(100_000)]) {
+    const size = JSON.stringify(request).length;
+    const label = size < 1024 ? `${size} B` : `${Math.round(size / 1024)} KiB`;
+    // Fewer large records: in append mode each one grows the file.
+    const n = size < 1024 ? (quick ? 500 : 3000) : (quick ? 200 : 500);
+    for (const append of [false, true]) {
+      const path = `${dir}/record-${append ? "append" : "overwrite"}.jsonl`;
+      const writer = new TrajectoryWriter(path, { append });
+      const all: number[] = [];
+      const afterAnswer: number[] = [];
+      for (let i = -50; i < n; i++) {
+        const begin = performance.now();
+        const record = writer.begin(request);
+        record.prepare();
+        const answered = performance.now();
+        record.write(answer);
+        const end = performance.now();
+        if (i >= 0) {
+          all.push(end - begin);
+          afterAnswer.push(end - answered);
+        }
+      }
+      writer.close();
+      Deno.removeSync(path);
+      console.log(
+        `${`  one record, ${label} request (${append ? "append" : "overwrite"})`.padEnd(52)} p50 ${
+          us(kit.stats(all).p50)
+        } in all, ${us(kit.stats(afterAnswer).p50)} after the answer`,
+      );
+    }
   }
 }
 
@@ -217,17 +297,13 @@ export async function modelServiceSection(quick: boolean, kit: BenchKit): Promis
   console.log(`\n== model service (${quick ? "quick" : "full"} run) ==`);
   const dir = await Deno.makeTempDir({ prefix: "rock-bench-ms-" });
   try {
+    const added = await benchProxy(quick, kit, dir);
+    benchRecord(quick, kit, dir, added);
     const env = {
       ROCK_MODEL_SERVICE_DATA_DIR: `${dir}/data`,
-      ROCK_MODEL_SERVICE_STATE_DIR: `${dir}/state-proxy`,
+      ROCK_MODEL_SERVICE_STATE_DIR: `${dir}/state-local`,
     };
-    await benchProxy(quick, kit, env);
-    await benchLocal(
-      quick,
-      kit,
-      { ...env, ROCK_MODEL_SERVICE_STATE_DIR: `${dir}/state-local` },
-      `${dir}/data`,
-    );
+    await benchLocal(quick, kit, env, `${dir}/data`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

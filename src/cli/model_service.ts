@@ -113,7 +113,7 @@ async function serveForeground(
       proxy?.close();
       await exchange?.close();
     });
-    await trajectory.close();
+    trajectory.close();
   } finally {
     await claim.release();
   }

@@ -18,7 +18,7 @@ import { parseWire } from "../protocol/validate.ts";
 import type { LocalExchange } from "./local_exchange.ts";
 import type { LlmProxy } from "./proxy.ts";
 import { completionToSse } from "./sse.ts";
-import type { TrajectoryWriter } from "./traj.ts";
+import type { CallRecord, TrajectoryWriter } from "./traj.ts";
 
 interface CommonDeps {
   /** Where calls are recorded (none: not recorded). */
@@ -113,7 +113,7 @@ async function chatRequest(c: Context): Promise<ChatCompletionRequest> {
 function localReply(
   request: ChatCompletionRequest,
   answer: { index: number; payload: string },
-  trajectory: TrajectoryWriter | undefined,
+  record: CallRecord | undefined,
 ): Response {
   let response: unknown;
   try {
@@ -126,7 +126,8 @@ function localReply(
       { status: 502 },
     );
   }
-  trajectory?.record(request, response);
+  // Written before the reply exists: whoever has the answer finds the record in the file.
+  record?.write(response);
   const completion = response as Record<string, unknown>;
   if (request.stream === true && Array.isArray(completion?.choices)) {
     return new Response(completionToSse(completion), {
@@ -160,7 +161,12 @@ export function createModelServiceApp(deps: ModelServiceAppDeps): Hono {
     const { exchange } = deps;
     app.post("/v1/chat/completions", async (c) => {
       const request = await chatRequest(c);
-      return localReply(request, await exchange.complete(request, c.req.raw.signal), trajectory);
+      // complete() writes the request line before its first await: the record's request part
+      // is serialized while the trainer works on it.
+      const answer = exchange.complete(request, c.req.raw.signal);
+      const record = trajectory?.begin(request);
+      record?.prepare();
+      return localReply(request, await answer, record);
     });
     app.post("/v1/agent/watch", async (c) => {
       const body = await jsonObject(c);
@@ -178,7 +184,7 @@ export function createModelServiceApp(deps: ModelServiceAppDeps): Hono {
       return await proxy.forward(request, {
         headers: c.req.raw.headers,
         signal: c.req.raw.signal,
-        record: trajectory ? (sent, answer) => void trajectory.record(sent, answer) : undefined,
+        trajectory,
       });
     });
   }

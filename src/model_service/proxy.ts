@@ -16,6 +16,7 @@ import type { ChatCompletionRequest } from "../protocol/model_service.ts";
 import type { ModelServiceConfig } from "./config.ts";
 import { dropHeaders, loggableUrl, RESPONSE_DROP, upstreamHeaders } from "./headers.ts";
 import { relay, replyStream } from "./stream_relay.ts";
+import type { TrajectoryWriter } from "./traj.ts";
 
 /** The configuration keys the proxy uses. */
 export type ProxyConfig = Pick<
@@ -40,9 +41,6 @@ export interface LlmProxyOptions {
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
 }
-
-/** Called once per answered call with what was sent and (lazily) what came back. */
-export type RecordCall = (request: unknown, response: () => unknown) => void;
 
 /** Seconds of a Retry-After header (delta or HTTP date), or undefined. */
 function retryAfterSeconds(value: string | null): number | undefined {
@@ -125,15 +123,14 @@ export class LlmProxy {
   }
 
   /**
-   * Forwards one call and returns the answer to send back. `record` gets the call once an
-   * upstream answered (for a stream, when it has ended); the answer is a thunk, so a call whose
-   * record is dropped costs no parsing.
+   * Forwards one call and returns the answer to send back. An answered call is written to
+   * `trajectory` before the answer is returned (for a stream, before its final event).
    * @throws {CancelledError} when `signal` aborts; {RockError} (500) when every attempt failed
    * without an answer; {UnavailableError} when the proxy is closing.
    */
   async forward(
     request: ChatCompletionRequest,
-    options: { headers: Headers; signal?: AbortSignal; record?: RecordCall },
+    options: { headers: Headers; signal?: AbortSignal; trajectory?: TrajectoryWriter },
   ): Promise<Response> {
     const url = `${this.route(request.model)}/chat/completions`;
     const streaming = request.stream === true;
@@ -141,6 +138,10 @@ export class LlmProxy {
     const body = streaming ? request : { ...request, stream: false };
     const payload = JSON.stringify(body);
     const headers = upstreamHeaders(options.headers);
+    const record = options.trajectory?.begin(body);
+    // The request's part of the record is serialized while the upstream works, not after it has
+    // answered (a task, so that the request is on its way first).
+    const preparing = record && setTimeout(() => record.prepare(), 0);
     // One signal for the call: the client leaving or the proxy closing.
     const call = new AbortController();
     const onAbort = () => call.abort();
@@ -170,13 +171,13 @@ export class LlmProxy {
         };
         if (last.kind === "stream") {
           this.#logger.info("Upstream streams", { ...fields, status: last.response.status });
-          return replyStream(last.response, body, options.record);
+          return replyStream(last.response, record);
         }
         if (last.kind === "answer") {
           this.#logger.info("Upstream answered", { ...fields, status: last.status });
-          const { text } = last;
-          options.record?.(body, () => parseOrText(text));
-          return new Response(text, {
+          // Parsed for the record only (not at all without one): the client gets the text.
+          record?.write(parseOrText(last.text));
+          return new Response(last.text, {
             status: last.status,
             headers: dropHeaders(last.headers, RESPONSE_DROP),
           });
@@ -198,7 +199,7 @@ export class LlmProxy {
             code: last.status,
           },
         };
-        options.record?.(body, () => error);
+        record?.write(error);
         return Response.json(error, { status: last.status });
       }
       throw new RockError(
@@ -208,6 +209,7 @@ export class LlmProxy {
         { status: 500 },
       );
     } finally {
+      clearTimeout(preparing);
       options.signal?.removeEventListener("abort", onAbort);
       this.#closing.signal.removeEventListener("abort", onAbort);
     }

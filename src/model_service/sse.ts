@@ -44,6 +44,13 @@ export class SseAssembler {
     return this.#done;
   }
 
+  /** True once every choice seen has its finish reason: what may follow is usage and [DONE]. */
+  get finished(): boolean {
+    if (this.#choices.size === 0) return false;
+    for (const choice of this.#choices.values()) if (choice.finishReason === null) return false;
+    return true;
+  }
+
   /** True once an error event (`{"error": ...}`) was seen. */
   get failed(): boolean {
     return this.#failed;

@@ -3,25 +3,52 @@
  * an idle timeout between chunks) and assembled into the one completion a trajectory records.
  */
 import { dropHeaders, RESPONSE_DROP } from "./headers.ts";
-import type { RecordCall } from "./proxy.ts";
 import { SseAssembler } from "./sse.ts";
+import type { CallRecord } from "./traj.ts";
 
-/** Streams the upstream's events to the client, assembling them for the record. */
-export function replyStream(upstream: Response, request: unknown, record?: RecordCall): Response {
+/**
+ * Streams the upstream's events to the client, assembling them for the record. The record is
+ * written before the final event goes out: before `data: [DONE]`, or, from an upstream that sends
+ * no [DONE], before what comes once every choice has finished (held until the stream ends), and
+ * at the latest before the end of the stream.
+ */
+export function replyStream(upstream: Response, record?: CallRecord): Response {
   const headers = dropHeaders(upstream.headers, RESPONSE_DROP);
   headers.set("cache-control", "no-cache");
   const assembler = new SseAssembler();
   const decoder = new TextDecoder();
+  let recorded = false;
+  let held: Uint8Array[] = [];
+  const recordOnce = () => {
+    // A broken stream is not a call's answer: it is not recorded.
+    if (!recorded && !assembler.failed) record?.write(assembler.result());
+    recorded = true;
+  };
+  const release = (controller: TransformStreamDefaultController<Uint8Array>) => {
+    for (const piece of held) controller.enqueue(piece);
+    held = [];
+  };
   const body = upstream.body!.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
-        controller.enqueue(chunk);
         assembler.feed(decoder.decode(chunk, { stream: true }));
+        if (!recorded) {
+          if (assembler.done) {
+            recordOnce();
+          } else if (assembler.finished) {
+            // Maybe the last event (usage and [DONE] may follow, or nothing): held, so that the
+            // record is written before it goes out.
+            held.push(chunk);
+            return;
+          }
+        }
+        release(controller);
+        controller.enqueue(chunk);
       },
-      flush() {
+      flush(controller) {
         assembler.feed(decoder.decode());
-        // A broken stream is not a call's answer: it is not recorded.
-        if (!assembler.failed) record?.(request, () => assembler.result());
+        recordOnce();
+        release(controller);
       },
     }),
   );

@@ -1,12 +1,11 @@
 /**
  * The trajectory file (`<data dir>/LLMTraj.jsonl`): one `{"request","response"}` line per call.
  * As in ROCK, each write replaces the file (so it holds the latest call) unless append mode
- * (ROCK_MODEL_SERVICE_TRAJ_APPEND_MODE=true) keeps every call. Writes never delay the caller's
- * answer; credentials in bodies are replaced before anything is written.
+ * (ROCK_MODEL_SERVICE_TRAJ_APPEND_MODE=true) keeps every call. A call's record is written before
+ * its answer goes out; credentials in bodies are replaced before anything is written.
  */
 import { dirname } from "node:path";
 import { type Logger, silentLogger } from "../common/log.ts";
-import type { TrajectoryRecord } from "../protocol/model_service.ts";
 
 /** The text that replaces a secret. */
 export const REDACTED = "[REDACTED]";
@@ -42,6 +41,18 @@ export function redactSecrets(value: unknown, depth = 0): unknown {
   return out;
 }
 
+/** The record of one call, from TrajectoryWriter.begin(). */
+export interface CallRecord {
+  /** Redacts and serializes the request now; write() does it otherwise. Never throws. */
+  prepare(): void;
+  /**
+   * Writes the `{"request","response"}` line before returning. In overwrite mode the file then
+   * holds this record alone. Failures are logged, not thrown: a trajectory problem never fails
+   * the call it records.
+   */
+  write(response: unknown): void;
+}
+
 /** Options of TrajectoryWriter. */
 export interface TrajectoryWriterOptions {
   /** Keep every call (true) or only the latest (false, ROCK's default). */
@@ -51,17 +62,15 @@ export interface TrajectoryWriterOptions {
 }
 
 /**
- * Writes trajectory lines in call order. Records are redacted, serialized and written in a task
- * after the call's answer has gone out, batched per task (overwrite mode writes only the latest),
- * with synchronous writes: a record costs the answered call nothing.
+ * Writes trajectory lines. A record is redacted, serialized and written to the file before
+ * write() returns (a write to the page cache, no fsync): callers record a call before its answer
+ * goes out, so whoever has the answer finds the record in the file.
  */
 export class TrajectoryWriter {
   /** The trajectory file. */
   readonly path: string;
   #append: boolean;
   #logger: Logger;
-  #pending: Array<[unknown, unknown]> = [];
-  #scheduled: Promise<void> | undefined;
   #file: Deno.FsFile | undefined;
   #inode: number | null = null;
   #encoder = new TextEncoder();
@@ -74,31 +83,44 @@ export class TrajectoryWriter {
   }
 
   /**
-   * Queues one record; `response` may be a function, called only when the record is written.
-   * Resolves when it is written. Failures are logged, not thrown: a trajectory problem never
-   * fails the call it records.
+   * Begins the record of one call. prepare() serializes its request ahead of time (while the call
+   * waits for its answer); write() adds the response and writes the line before returning.
    */
-  record(request: unknown, response: unknown): Promise<void> {
-    if (this.#append) this.#pending.push([request, response]);
-    else this.#pending = [[request, response]];
-    this.#scheduled ??= new Promise((resolve) =>
-      setTimeout(() => {
-        this.#scheduled = undefined;
-        this.#write();
-        resolve();
-      }, 0)
-    );
-    return this.#scheduled;
+  begin(request: unknown): CallRecord {
+    // The line is JSON.stringify({request, response}) (a TrajectoryRecord), built in two parts.
+    let head: string | undefined;
+    const serializeHead = () =>
+      head ??= `{"request":${JSON.stringify(redactSecrets(request)) ?? "null"},"response":`;
+    return {
+      prepare: () => {
+        try {
+          serializeHead();
+        } catch {
+          // Reported by write(), which tries again.
+        }
+      },
+      write: (response) => {
+        let line: string;
+        try {
+          line = `${serializeHead()}${JSON.stringify(redactSecrets(response)) ?? "null"}}\n`;
+        } catch (error) {
+          this.#logger.error("Cannot serialize a trajectory record", {
+            error: (error as Error).message,
+          });
+          return;
+        }
+        this.#write(line);
+      },
+    };
   }
 
-  /** Resolves when every queued record is written. */
-  flush(): Promise<void> {
-    return this.#scheduled ?? Promise.resolve();
+  /** Writes one record at once: `begin(request).write(response)`. */
+  record(request: unknown, response: unknown): void {
+    this.begin(request).write(response);
   }
 
-  /** Writes what is queued and closes the file. */
-  async close(): Promise<void> {
-    await this.flush();
+  /** Closes the file (records are already written). */
+  close(): void {
     this.#file?.close();
     this.#file = undefined;
   }
@@ -115,8 +137,7 @@ export class TrajectoryWriter {
       // Missing: (re)created below.
     }
     if (this.#file && inode !== null && inode === this.#inode) return this.#file;
-    this.#file?.close();
-    this.#file = undefined;
+    this.close();
     Deno.mkdirSync(dirname(this.path), { recursive: true });
     const file = Deno.openSync(this.path, { write: true, create: true, append: this.#append });
     this.#inode = file.statSync().ino;
@@ -124,36 +145,34 @@ export class TrajectoryWriter {
     return file;
   }
 
-  #write(): void {
-    const batch = this.#pending;
-    this.#pending = [];
-    let text = "";
-    for (const [request, response] of batch) {
-      try {
-        const record: TrajectoryRecord = {
-          request: redactSecrets(request),
-          response: redactSecrets(typeof response === "function" ? response() : response),
-        };
-        text += JSON.stringify(record) + "\n";
-      } catch (error) {
-        this.#logger.error("Cannot serialize a trajectory record", {
-          error: (error as Error).message,
-        });
-      }
-    }
-    if (text === "") return;
+  /**
+   * Writes `line` with synchronous calls only: no other call's record can run in between, so
+   * concurrent calls' lines never interleave.
+   */
+  #write(line: string): void {
+    let file: Deno.FsFile | undefined;
+    let written = 0;
     try {
-      const file = this.#open();
+      file = this.#open();
       if (!this.#append) {
-        // As with ROCK's open("w"): a reader may find the file empty for a moment.
+        // As ROCK's open("w"): truncate, then write. Another process may find the file empty
+        // for a moment; this one never does (both steps run before anything else here).
         file.truncateSync(0);
         file.seekSync(0, Deno.SeekMode.Start);
       }
-      const bytes = this.#encoder.encode(text);
-      for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
+      const bytes = this.#encoder.encode(line);
+      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
     } catch (error) {
-      this.#file?.close();
-      this.#file = undefined;
+      // A write that failed part way (disk full, file size limit) leaves part of a line: cut it
+      // off, so the next record starts a line of its own.
+      if (file && written > 0) {
+        try {
+          file.truncateSync(file.seekSync(0, Deno.SeekMode.Current) - written);
+        } catch {
+          // Reported below; the file is reopened by the next record.
+        }
+      }
+      this.close();
       this.#logger.error("Cannot write the trajectory", {
         path: this.path,
         error: (error as Error).message,

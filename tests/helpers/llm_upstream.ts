@@ -68,23 +68,26 @@ export function chunk(
 }
 
 /**
- * An SSE response sending `events` (then `[DONE]`), waiting `delayMs` before each, or until
- * `gate` resolves before the event at `gateAt`.
+ * An SSE response sending `events` (then `[DONE]`, unless `done` is false), waiting `delayMs`
+ * before each and before the end, or until `gate` resolves before the event at `gateAt`.
  */
 export function sseResponse(
   events: unknown[],
-  options: { delayMs?: number; gate?: Promise<void>; gateAt?: number } = {},
+  options: { delayMs?: number; gate?: Promise<void>; gateAt?: number; done?: boolean } = {},
 ): Response {
   const encoder = new TextEncoder();
   let i = 0;
+  let sendDone = options.done !== false;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (options.gate && i === options.gateAt) await options.gate;
       if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs));
       if (i < events.length) {
         controller.enqueue(encoder.encode(`data: ${JSON.stringify(events[i++])}\n\n`));
-      } else {
+      } else if (sendDone) {
+        sendDone = false;
         controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+      } else {
         controller.close();
       }
     },
@@ -109,7 +112,7 @@ export function serveModelService(deps: ModelServiceAppDeps): ServedModelService
       if (deps.type === "local") await deps.exchange.close();
       else deps.proxy.close();
       await server.shutdown();
-      await deps.trajectory?.close();
+      deps.trajectory?.close();
     },
   };
 }

@@ -48,7 +48,6 @@ async function withProxy(
       url: served.url,
       logs,
       traj: async () => {
-        await trajectory.flush();
         const text = await Deno.readTextFile(`${dir}/LLMTraj.jsonl`).catch(() => "");
         return text.trim().split("\n").filter((l) => l).map((l) => JSON.parse(l));
       },

@@ -33,6 +33,22 @@ Deno.test("SseAssembler joins content, keeps one role, and takes finish reason a
   });
 });
 
+Deno.test("SseAssembler is finished once every choice it saw has a finish reason", () => {
+  const assembler = new SseAssembler();
+  assert.ok(!assembler.finished, "no choice yet");
+  const second = (delta: Record<string, unknown>, finish: string | null = null) => ({
+    ...chunk(delta, finish),
+    choices: [{ index: 1, delta, finish_reason: finish }],
+  });
+  assembler.feed(`data: ${JSON.stringify(chunk({ content: "a" }))}\n\n`);
+  assembler.feed(`data: ${JSON.stringify(second({ content: "b" }))}\n\n`);
+  assembler.feed(`data: ${JSON.stringify(chunk({}, "stop"))}\n\n`);
+  assert.ok(!assembler.finished, "choice 1 still streams");
+  assembler.feed(`data: ${JSON.stringify(second({}, "length"))}\n\n`);
+  assert.ok(assembler.finished);
+  assert.ok(!assembler.done);
+});
+
 Deno.test("SseAssembler assembles tool calls from argument fragments", () => {
   const assembler = new SseAssembler();
   assembler.feed(sse([

@@ -1,6 +1,7 @@
 /** Trajectory writing and redaction; configuration defaults, file, flags and environment. */
 import assert from "node:assert/strict";
 import { ConfigError } from "../../src/common/errors.ts";
+import { silentLogger } from "../../src/common/log.ts";
 import {
   DEFAULT_MODEL_SERVICE_CONFIG,
   loadModelServiceConfig,
@@ -38,10 +39,10 @@ Deno.test("TrajectoryWriter keeps only the latest call by default and every call
     const all = new TrajectoryWriter(`${dir}/b/LLMTraj.jsonl`, { append: true });
     for (const n of [1, 2, 3]) {
       latest.record({ n }, { ok: n });
-      await all.record({ n, api_key: "secret" }, { ok: n });
+      all.record({ n, api_key: "secret" }, { ok: n });
     }
-    await latest.close();
-    await all.close();
+    latest.close();
+    all.close();
     assert.equal(
       await Deno.readTextFile(`${dir}/a/LLMTraj.jsonl`),
       '{"request":{"n":3},"response":{"ok":3}}\n',
@@ -50,6 +51,38 @@ Deno.test("TrajectoryWriter keeps only the latest call by default and every call
     assert.equal(lines.length, 3);
     assert.ok(!lines.join("").includes("secret"));
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TrajectoryWriter.begin(): a request prepared ahead is written with its response; what cannot be serialized is logged and skipped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rock-ms-traj-" });
+  const errors: string[] = [];
+  const logger = { ...silentLogger, error: (message: string) => void errors.push(message) };
+  const writer = new TrajectoryWriter(`${dir}/LLMTraj.jsonl`, { append: true, logger });
+  try {
+    const request = { messages: [{ role: "user", content: "hi" }], api_key: "sk-1" };
+    const record = writer.begin(request);
+    record.prepare();
+    request.messages[0].content = "changed after prepare()";
+    record.write({ choices: [], token: "t" });
+    const bigint = writer.begin({ n: 1n });
+    bigint.prepare();
+    bigint.write({ ok: true });
+    writer.begin({ n: 2 }).write({ n: 2n });
+    writer.record({ n: 3 }, undefined);
+    assert.deepEqual(errors, [
+      "Cannot serialize a trajectory record",
+      "Cannot serialize a trajectory record",
+    ]);
+    assert.equal(
+      await Deno.readTextFile(`${dir}/LLMTraj.jsonl`),
+      '{"request":{"messages":[{"role":"user","content":"hi"}],"api_key":"[REDACTED]"},' +
+        '"response":{"choices":[],"token":"t"}}\n' +
+        '{"request":{"n":3},"response":null}\n',
+    );
+  } finally {
+    writer.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
