@@ -4,6 +4,7 @@
  * failures, the phase that failed.
  */
 import { RockError, type RockErrorOptions } from "../common/errors.ts";
+import { withDefaults } from "../common/options.ts";
 
 /** Context every SDK error carries. */
 export interface SdkErrorContext {
@@ -34,11 +35,21 @@ export class RockSdkError extends RockError {
 }
 
 /** The request was refused (ROCK codes 4000-4999): bad input, unknown sandbox, over limits. */
-export class BadRequestRockError extends RockSdkError {}
+export class BadRequestRockError extends RockSdkError {
+  /** Creates the error (code 4000 and HTTP 400 unless `options` say otherwise). */
+  constructor(message: string, context: SdkErrorContext = {}, options: RockErrorOptions = {}) {
+    super(message, context, withDefaults({ code: 4000, status: 400 }, options));
+  }
+}
 /** The server failed (ROCK codes 5000-5999), or could not be reached. */
 export class InternalServerRockError extends RockSdkError {}
 /** A command failed (ROCK codes 6000-6999): non-zero exit with check, timeout. */
-export class CommandRockError extends RockSdkError {}
+export class CommandRockError extends RockSdkError {
+  /** Creates the error (code 6000 and HTTP 200 unless `options` say otherwise). */
+  constructor(message: string, context: SdkErrorContext = {}, options: RockErrorOptions = {}) {
+    super(message, context, withDefaults({ code: 6000, status: 200 }, options));
+  }
+}
 /** A sandbox did not start: a phase failed or the start timed out. */
 export class SandboxStartError extends InternalServerRockError {}
 
