@@ -13,6 +13,7 @@ import type {
   UploadResponse,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
+import process from "node:process";
 import { errorForCode, InternalServerRockError } from "./errors.ts";
 import { multipartBody } from "./multipart_body.ts";
 
@@ -22,6 +23,11 @@ export interface AdminClientOptions {
   headers?: Record<string, string>;
   /** The fetch to use (default: globalThis.fetch). */
   fetch?: typeof fetch;
+}
+
+/** The admin URL used when none is given: $ROCK_BASE_URL, else http://localhost:8080. */
+export function defaultAdminUrl(): string {
+  return process.env.ROCK_BASE_URL || "http://localhost:8080";
 }
 
 interface Envelope<T> {
@@ -38,8 +44,11 @@ export class AdminClient {
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
 
-  /** Creates a client for the admin at `baseUrl` (e.g. `http://127.0.0.1:8080`). */
-  constructor(baseUrl: string, options: AdminClientOptions = {}) {
+  /**
+   * Creates a client for the admin at `baseUrl` (e.g. `http://127.0.0.1:8080`; default
+   * defaultAdminUrl()). Options left out or given as undefined take their defaults.
+   */
+  constructor(baseUrl: string = defaultAdminUrl(), options: AdminClientOptions = {}) {
     this.url = `${baseUrl.replace(/\/+$/, "")}/apis/envs/sandbox/v1`;
     this.#headers = options.headers ?? {};
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
