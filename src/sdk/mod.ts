@@ -30,16 +30,19 @@ export {
   InternalServerRockError,
   RockSdkError,
   SandboxStartError,
+  SandboxStoppedRockError,
 } from "./errors.ts";
-export type { SdkErrorContext } from "./errors.ts";
+export type { SandboxStopContext, SdkErrorContext } from "./errors.ts";
 export { RockError } from "../common/errors.ts";
 export type { RockErrorOptions } from "../common/errors.ts";
 export type {
   ListResponse,
+  LogsResponse,
   PhaseInfo,
   SandboxState,
   StartResponse,
   StatusResponse,
+  StopInfo,
 } from "../protocol/admin.ts";
 export type {
   BashObservation,
