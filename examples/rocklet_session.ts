@@ -2,12 +2,13 @@
  * Talks to a rocklet with the typed client: a bash session, a file round trip and a one-shot
  * command. Start a rocklet first (`deno task rock rocklet --host 127.0.0.1 --port 22555`), then:
  *
- *   deno run --allow-net examples/rocklet_session.ts http://127.0.0.1:22555
+ *   deno run --allow-net examples/rocklet_session.ts [ROCKLET_URL]
+ *
+ * ROCKLET_URL defaults to http://127.0.0.1:22555.
  */
 import { RockletClient } from "../src/sdk/rocklet_client.ts";
 
-const url = Deno.args[0] ?? "http://127.0.0.1:22555";
-const rocklet = new RockletClient(url);
+const rocklet = new RockletClient(Deno.args[0]);
 
 await rocklet.createSession({ session: "example" });
 await rocklet.runInSession({ session: "example", command: "cd /tmp && export GREETING=hello" });

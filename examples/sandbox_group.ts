@@ -3,10 +3,12 @@
  * reported per sandbox instead of failing the whole group.
  *
  *   deno run -A examples/sandbox_group.ts [BASE_URL] [IMAGE] [SIZE]
+ *
+ * BASE_URL defaults to $ROCK_BASE_URL or http://localhost:8080; IMAGE to python:3.11; SIZE to 3.
  */
 import { SandboxGroup } from "../src/sdk/mod.ts";
 
-const [baseUrl, image = "python:3.11", size = "3"] = Deno.args;
+const [baseUrl, image, size = "3"] = Deno.args;
 await using group = await new SandboxGroup({
   baseUrl,
   image,

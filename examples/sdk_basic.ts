@@ -9,7 +9,8 @@
  */
 import { Sandbox } from "../src/sdk/mod.ts";
 
-const [baseUrl, image = "python:3.11"] = Deno.args;
+// A missing argument is passed on as undefined: the SDK then uses its default.
+const [baseUrl, image] = Deno.args;
 await using sandbox = await new Sandbox({ baseUrl, image, pull: "missing", memory: "1g", cpus: 1 })
   .start({
     onStatus: (status) => console.error(`state ${status.state}`),

@@ -2,11 +2,13 @@
  * Files with the SDK: text, binary (byte-exact), a whole directory, and a download to disk.
  *
  *   deno run -A examples/sdk_files.ts [BASE_URL] [IMAGE]
+ *
+ * BASE_URL defaults to $ROCK_BASE_URL or http://localhost:8080; IMAGE to python:3.11.
  */
 import { join } from "node:path";
 import { Sandbox } from "../src/sdk/mod.ts";
 
-const [baseUrl, image = "python:3.11"] = Deno.args;
+const [baseUrl, image] = Deno.args;
 await using sandbox = await new Sandbox({ baseUrl, image, memory: "1g", cpus: 1 }).start();
 const local = await Deno.makeTempDir({ prefix: "rock-example-" });
 try {

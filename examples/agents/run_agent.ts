@@ -1,7 +1,7 @@
 /**
  * What every agent example does: start a sandbox, install the agent of a rock_agent_config.yaml
  * in it, run it with a prompt, print its output, stop the sandbox.
- * Arguments: [ADMIN_URL (default $ROCK_BASE_URL, else http://127.0.0.1:8080)] [IMAGE] [PROMPT].
+ * Arguments: [ADMIN_URL (default $ROCK_BASE_URL, else http://localhost:8080)] [IMAGE] [PROMPT].
  * The ROCK_RTENV_*_INSTALL_CMD, ROCK_PIP_INDEX_URL and ROCK_AGENT_PRE_INIT_BASH_CMD_LIST
  * variables are honoured as in ROCK.
  */
@@ -17,11 +17,7 @@ export async function runAgentExample(
   args: string[],
   defaults: { image: string; prompt: string } = { image: "python:3.11", prompt: "Hello" },
 ): Promise<number> {
-  const [
-    baseUrl = process.env.ROCK_BASE_URL || "http://127.0.0.1:8080",
-    image = defaults.image,
-    prompt = defaults.prompt,
-  ] = args;
+  const [baseUrl, image = defaults.image, prompt = defaults.prompt] = args;
   const settings = agentSettingsFromEnv(process.env);
   await using sandbox = new Sandbox({ baseUrl, image, memory: "2g", cpus: 1 });
   // Reading the config first: a bad one fails before any sandbox starts.

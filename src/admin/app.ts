@@ -11,10 +11,12 @@ import { BadRequestError, Codes, RockError, UnavailableError } from "../common/e
 import { type Logger, silentLogger } from "../common/log.ts";
 import {
   BatchRequest,
+  describeStopped,
   type Envelope,
   type FailureResult,
   ListQuery,
   LogsQuery,
+  type LogsResponse,
   SANDBOX_API,
   SandboxIdRequest,
   StartRequest,
@@ -34,6 +36,7 @@ import type { SandboxManager, StartMetadata } from "./manager.ts";
 import type { Scheduler } from "./scheduler/scheduler.ts";
 import { isoInZone } from "../common/time.ts";
 import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
+import { SandboxStoppedError, stopInfo } from "./stop_reason.ts";
 
 /** What the admin app needs. */
 export interface AdminAppDeps {
@@ -59,11 +62,13 @@ export function failure(what: string, error: unknown): Envelope<FailureResult> {
   const exitCode = error instanceof RockError && typeof error.extraInfo.exit_code === "number"
     ? error.extraInfo.exit_code
     : null;
+  // A call refused because the sandbox no longer runs also says why and since when.
+  const stopped = error instanceof SandboxStoppedError ? error.info : {};
   return {
     status: "Failed",
     message: `${what} failed`,
     error: message,
-    result: { code, exit_code: exitCode, failure_reason: message },
+    result: { code, exit_code: exitCode, failure_reason: message, ...stopped },
   };
 }
 
@@ -145,11 +150,11 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
     const { sandbox_id } = query(c, SandboxIdRequest, "is_alive");
     try {
       const record = await manager.getStatus(sandbox_id);
-      const alive = record.state === "running";
-      return {
-        is_alive: alive,
-        message: alive ? (record.host_name ?? "") : `sandbox ${sandbox_id} is ${record.state}`,
-      };
+      if (record.state === "running") return { is_alive: true, message: record.host_name ?? "" };
+      const message = record.state === "pending"
+        ? `sandbox ${sandbox_id} is pending`
+        : describeStopped(sandbox_id, toStatusResponse(record, timeZone, false));
+      return { is_alive: false, message };
     } catch {
       return { is_alive: false, message: `sandbox ${sandbox_id} is alive failed` };
     }
@@ -186,7 +191,8 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   });
   route("get", "/get_logs", "get sandbox logs", async (c) => {
     const { sandbox_id, tail } = query(c, LogsQuery, "get_logs");
-    return { logs: await manager.logs(sandbox_id, tail) };
+    const { logs, record } = await manager.logs(sandbox_id, tail);
+    return { logs, ...stopInfo(record, timeZone) } satisfies LogsResponse;
   });
   route("get", "/scheduler/tasks", "list scheduler tasks", async () => {
     if (!deps.scheduler) return { enabled: false, tasks: [] };

@@ -20,6 +20,14 @@ import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
 import type { WarmPool } from "./warm_pool.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
+import {
+  expiredReason,
+  sandboxStoppedError,
+  startFailedReason,
+  STOP_REQUESTED,
+  STOP_REQUESTED_WHILE_STARTING,
+  VANISHED,
+} from "./stop_reason.ts";
 
 /** Start metadata from request headers. */
 export interface StartMetadata {
@@ -166,6 +174,7 @@ export class SandboxManager {
       create_time: now,
       start_time: null,
       stop_time: null,
+      stop_reason: null,
       failure_reason: null,
     };
     if (!(await this.#store.insert(record))) {
@@ -292,12 +301,20 @@ export class SandboxManager {
           ? { status: "timeout", message: phaseMessage(last, "timeout") }
           : { status: "failed", message: `${phaseMessage(last, "failed")}: ${reason}` };
       }
-      await this.#store.update(id, { state: "failed", phases, failure_reason: reason }, [
-        "pending",
-      ]);
+      await this.#store.update(id, { ...this.#startFailed(reason, signal), phases }, ["pending"]);
       this.#logger.warn("Sandbox failed to start", { sandbox_id: id, error: reason });
       await this.#backend.remove(id).catch(() => {});
     }
+  }
+
+  /** The row of a start that failed with `reason`, or was stopped while it started. */
+  #startFailed(reason: string, signal: AbortSignal): Partial<SandboxRecord> {
+    return {
+      state: "failed",
+      failure_reason: reason,
+      stop_reason: signal.aborted ? STOP_REQUESTED_WHILE_STARTING : startFailedReason(reason),
+      stop_time: this.#now(),
+    };
   }
 
   #waitAlive(
@@ -347,7 +364,9 @@ export class SandboxManager {
 
   /**
    * The rocklet client of a running sandbox, for data-plane calls; refreshes expiry.
-   * @throws {BadRequestError} when the sandbox does not exist or is not running.
+   * @throws {SandboxNotFoundError} when the sandbox does not exist.
+   * @throws {SandboxStoppedError} naming why and when, when it is stopped or failed.
+   * @throws {BadRequestError} when it is still starting.
    */
   async rocklet(id: string): Promise<RockletClient> {
     // Hot path: a sandbox seen running within the touch interval skips the database read. The
@@ -362,7 +381,10 @@ export class SandboxManager {
     if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
     if (record.state !== "running") {
       this.#routes.delete(id);
-      throw new BadRequestError(`Sandbox "${id}" is not running (state ${record.state})`);
+      if (record.state === "pending") {
+        throw new BadRequestError(`Sandbox "${id}" is not running yet: it is still starting`);
+      }
+      throw sandboxStoppedError(record, { timeZone: this.#settings.timeZone });
     }
     await this.#touch(record);
     const client = this.#clientFor(id, {
@@ -374,11 +396,13 @@ export class SandboxManager {
   }
 
   /**
-   * The last `tail` lines the sandbox's rocklet wrote (empty once its backend removed it).
+   * The last `tail` lines the sandbox's rocklet wrote, and the sandbox as stored. A stopped or
+   * failed sandbox's logs are returned while its backend still has them.
    * @throws {SandboxNotFoundError} when there is no such sandbox.
+   * @throws {SandboxStoppedError} when it is stopped or failed and its logs are gone with it.
    * @throws {BadRequestError} when the backend keeps no logs.
    */
-  async logs(id: string, tail: number): Promise<string> {
+  async logs(id: string, tail: number): Promise<{ logs: string; record: SandboxRecord }> {
     const record = await this.#store.get(id);
     if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
     if (!isLogging(this.#backend)) {
@@ -386,7 +410,14 @@ export class SandboxManager {
         `Cannot read logs of sandbox "${id}": the ${this.#backend.type} backend keeps no logs`,
       );
     }
-    return await this.#backend.logs(id, tail);
+    const logs = await this.#backend.logs(id, tail);
+    if (logs === "" && (record.state === "stopped" || record.state === "failed")) {
+      throw sandboxStoppedError(record, {
+        timeZone: this.#settings.timeZone,
+        detail: `the ${this.#backend.type} backend removed its logs with it`,
+      });
+    }
+    return { logs, record };
   }
 
   /** Statuses of the ids that exist, in the order asked. */
@@ -404,8 +435,9 @@ export class SandboxManager {
   }
 
   /**
-   * Stops a sandbox: removes it from its backend, marks it stopped and writes one billing record
-   * when it had started. Stopping a stopped sandbox does nothing.
+   * Stops a sandbox: removes it from its backend, marks it stopped with `reason` (default "stop
+   * requested"; another one also goes into failure_reason) and the stop time, and writes one
+   * billing record when it had started. Stopping a stopped sandbox does nothing.
    * @throws {SandboxNotFoundError} when there is no such sandbox.
    */
   async stop(id: string, reason?: string): Promise<void> {
@@ -424,13 +456,14 @@ export class SandboxManager {
     const changed = await this.#store.update(id, {
       state: "stopped",
       stop_time: now,
+      stop_reason: reason ?? STOP_REQUESTED,
       ...(reason ? { failure_reason: reason } : {}),
     }, [...ACTIVE]);
     this.#clients.delete(id);
     this.#routes.delete(id);
     this.#touched.delete(id);
     if (!changed) return; // another caller stopped it first
-    this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? "requested" });
+    this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? STOP_REQUESTED });
     const stopped = await this.#store.get(id);
     if (stopped?.start_time !== null && stopped) {
       await this.#billing.record(
@@ -445,10 +478,7 @@ export class SandboxManager {
   async sweepExpired(): Promise<string[]> {
     const expired = await this.#store.listExpired(this.#now());
     for (const record of expired) {
-      await this.stop(
-        record.sandbox_id,
-        "expired: auto_clear_time_minutes passed without a keep-alive",
-      )
+      await this.stop(record.sandbox_id, expiredReason(record.auto_clear_minutes))
         .catch((error) =>
           this.#logger.warn("Cannot stop expired sandbox", {
             sandbox_id: record.sandbox_id,
@@ -488,13 +518,15 @@ export class SandboxManager {
         continue;
       }
       report.marked.push(record.sandbox_id);
-      const reason = "the sandbox was gone when the admin started";
       if (record.start_time === null) {
-        await this.#store.update(record.sandbox_id, { state: "failed", failure_reason: reason }, [
-          ...ACTIVE,
-        ]);
+        await this.#store.update(record.sandbox_id, {
+          state: "failed",
+          failure_reason: VANISHED,
+          stop_reason: VANISHED,
+          stop_time: this.#now(),
+        }, [...ACTIVE]);
       } else {
-        await this.stop(record.sandbox_id, reason);
+        await this.stop(record.sandbox_id, VANISHED);
       }
       if (found) await this.#backend.remove(record.sandbox_id);
     }
@@ -550,11 +582,8 @@ export class SandboxManager {
           },
         }, ["pending"]);
       } catch (error) {
-        await this.#store.update(
-          id,
-          { state: "failed", failure_reason: (error as Error).message },
-          ["pending"],
-        );
+        const reason = (error as Error).message;
+        await this.#store.update(id, this.#startFailed(reason, abort.signal), ["pending"]);
         await this.#backend.remove(id).catch(() => {});
       }
     })().finally(() => this.#placing.delete(id));

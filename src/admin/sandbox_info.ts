@@ -40,6 +40,7 @@ export function toStatusResponse(
     create_time: iso(record.create_time, timeZone)!,
     start_time: iso(record.start_time, timeZone),
     stop_time: iso(record.stop_time, timeZone),
+    stop_reason: record.stop_reason,
     failure_reason: record.failure_reason,
   };
 }

@@ -30,7 +30,10 @@ export interface SandboxRecord {
   expire_at: number;
   create_time: number;
   start_time: number | null;
+  /** When it stopped or failed, epoch ms. */
   stop_time: number | null;
+  /** Why it stopped or failed ("stop requested", "expired: ...", "start failed: ..."). */
+  stop_reason: string | null;
   failure_reason: string | null;
 }
 
@@ -75,6 +78,7 @@ const COLUMNS = [
   "start_time",
   "stop_time",
   "failure_reason",
+  "stop_reason",
 ] as const;
 
 /** Ordered migrations; each runs once, in a transaction, recorded in schema_version. */
@@ -134,6 +138,15 @@ const MIGRATIONS: string[][] = [
       error TEXT,
       result TEXT
     )`,
+  ],
+  [
+    "ALTER TABLE sandboxes ADD COLUMN stop_reason TEXT",
+    // Rows from before: a failed start kept its reason in failure_reason, and so did a stop by
+    // the admin itself (expiry, reconcile); a stop without one was asked for.
+    `UPDATE sandboxes SET stop_reason = CASE
+      WHEN state = 'failed' THEN 'start failed: ' || COALESCE(failure_reason, 'no reason recorded')
+      ELSE COALESCE(failure_reason, 'stop requested') END
+    WHERE state IN ('stopped', 'failed')`,
   ],
 ];
 

@@ -5,7 +5,7 @@
  */
 import { processEnvironment } from "../common/config.ts";
 import { ConfigError, RockError } from "../common/errors.ts";
-import type { StatusResponse } from "../protocol/admin.ts";
+import { describeStop, describeStopped, type StatusResponse } from "../protocol/admin.ts";
 import { AdminClient } from "../sdk/admin_client.ts";
 import { BadRequestRockError } from "../sdk/errors.ts";
 import { Sandbox } from "../sdk/sandbox.ts";
@@ -220,9 +220,14 @@ export function showStatus(
       console.log(JSON.stringify(status, null, 2));
       return;
     }
+    const ended = status.state === "stopped" || status.state === "failed";
     const rows: [string, string | null][] = [
       ["sandbox", status.sandbox_id],
-      ["state", status.is_alive ? `${status.state} (alive)` : status.state],
+      // A stopped or failed sandbox says why and since when on this one line.
+      [
+        "state",
+        ended ? describeStop(status) : status.is_alive ? `${status.state} (alive)` : status.state,
+      ],
       ["image", status.image],
       [
         "cpus, memory",
@@ -234,8 +239,7 @@ export function showStatus(
       ["host", status.host_name ? `${status.host_name} (${status.host_ip})` : null],
       ["created", status.create_time],
       ["started", status.start_time],
-      ["stopped", status.stop_time],
-      ["failure", status.failure_reason],
+      ["failure", ended && status.stop_reason ? null : status.failure_reason],
     ];
     for (const [name, phase] of Object.entries(status.status ?? {})) {
       rows.push([name, `${phase.status}: ${phase.message}`]);
@@ -302,11 +306,18 @@ export function stopSandboxes(ids: string[], options: ConnectionFlags): Promise<
   });
 }
 
-/** `rock sandbox logs ID [--tail N]`. */
+/**
+ * `rock sandbox logs ID [--tail N]`. For a stopped or failed sandbox whose logs are still there,
+ * one more line on stderr says why and since when it stopped; when they are gone, the error does.
+ */
 export function showLogs(id: string, options: ConnectionFlags & { tail: number }): Promise<void> {
   return runCli(async () => {
     const { baseUrl, headers } = await connection(options);
-    const { logs } = await new AdminClient(baseUrl, { headers }).getLogs(id, options.tail);
+    const result = await new AdminClient(baseUrl, { headers }).getLogs(id, options.tail);
+    const { logs } = result;
     if (logs) await writeAll(Deno.stdout, logs.endsWith("\n") ? logs : `${logs}\n`);
+    if (result.state === "stopped" || result.state === "failed") {
+      console.error(describeStopped(id, result));
+    }
   });
 }

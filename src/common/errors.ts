@@ -3,6 +3,7 @@
  * server answers with, and the Python class path ROCK's rocklet puts on the wire, so servers
  * map errors in one place and clients can rebuild the same class from a reply.
  */
+import { withDefaults } from "./options.ts";
 
 /** ROCK's response codes (`rock/_codes.py`): ranges by thousand. */
 export const Codes = {
@@ -48,16 +49,25 @@ export class RockError extends Error {
   }
 }
 
+/**
+ * `options` over a RockError subclass's own defaults (an option given as undefined keeps the
+ * default), so every subclass takes `(message, options)` like the base and clients can rebuild
+ * any of them from a wire reply by class path.
+ */
+function defaults(
+  options: RockErrorOptions,
+  code: number,
+  status: number,
+  classPath: string,
+): RockErrorOptions {
+  return withDefaults({ code, status, classPath }, options);
+}
+
 /** A request that is malformed or names something invalid (code 4000, HTTP 422). */
 export class BadRequestError extends RockError {
   /** Creates a bad-request error. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, {
-      code: Codes.BAD_REQUEST,
-      status: 422,
-      classPath: "builtins.ValueError",
-      ...options,
-    });
+    super(message, defaults(options, Codes.BAD_REQUEST, 422, "builtins.ValueError"));
   }
 }
 
@@ -65,31 +75,15 @@ export class BadRequestError extends RockError {
 export class ConfigError extends RockError {
   /** Creates a configuration error. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, {
-      code: Codes.BAD_REQUEST,
-      status: 400,
-      classPath: "builtins.ValueError",
-      ...options,
-    });
+    super(message, defaults(options, Codes.BAD_REQUEST, 400, "builtins.ValueError"));
   }
-}
-
-/**
- * Declares a RockError subclass whose constructor takes `(message, options)` like the base, with
- * its own defaults, so clients can rebuild any of them from a wire reply by class path.
- */
-function defaults(code: number, status: number, classPath: string): RockErrorOptions {
-  return { code, status, classPath };
 }
 
 /** A bash session with this name exists already. */
 export class SessionExistsError extends RockError {
   /** Creates the error; put the session name in `extraInfo.session`. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, {
-      ...defaults(4000, 511, "rock.rocklet.exceptions.SessionExistsError"),
-      ...options,
-    });
+    super(message, defaults(options, 4000, 511, "rock.rocklet.exceptions.SessionExistsError"));
   }
 }
 
@@ -97,10 +91,10 @@ export class SessionExistsError extends RockError {
 export class SessionNotFoundError extends RockError {
   /** Creates the error; put the session name in `extraInfo.session`. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, {
-      ...defaults(4000, 511, "rock.rocklet.exceptions.SessionDoesNotExistError"),
-      ...options,
-    });
+    super(
+      message,
+      defaults(options, 4000, 511, "rock.rocklet.exceptions.SessionDoesNotExistError"),
+    );
   }
 }
 
@@ -108,10 +102,7 @@ export class SessionNotFoundError extends RockError {
 export class CommandTimeoutError extends RockError {
   /** Creates the error; put the output so far in `extraInfo.output`. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, {
-      ...defaults(6000, 511, "rock.rocklet.exceptions.CommandTimeoutError"),
-      ...options,
-    });
+    super(message, defaults(options, 6000, 511, "rock.rocklet.exceptions.CommandTimeoutError"));
   }
   /** Output captured before the timeout. */
   get output(): string {
@@ -123,10 +114,7 @@ export class CommandTimeoutError extends RockError {
 export class NonZeroExitCodeError extends RockError {
   /** Creates the error; put the code in `extraInfo.exit_code`. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, {
-      ...defaults(6000, 511, "rock.rocklet.exceptions.NonZeroExitCodeError"),
-      ...options,
-    });
+    super(message, defaults(options, 6000, 511, "rock.rocklet.exceptions.NonZeroExitCodeError"));
   }
   /** The command's exit code. */
   get exitCode(): number {
@@ -138,10 +126,10 @@ export class NonZeroExitCodeError extends RockError {
 export class BashSyntaxError extends RockError {
   /** Creates the error; put bash's diagnostics in `extraInfo.bash_stderr`. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, {
-      ...defaults(4000, 511, "rock.rocklet.exceptions.BashIncorrectSyntaxError"),
-      ...options,
-    });
+    super(
+      message,
+      defaults(options, 4000, 511, "rock.rocklet.exceptions.BashIncorrectSyntaxError"),
+    );
   }
 }
 
@@ -159,7 +147,7 @@ export type FileErrorKind =
 export class FileOperationError extends RockError {
   /** Creates the error; the class path (`builtins.<kind>`) says which kind of failure. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, { ...defaults(4000, 511, "builtins.OSError"), ...options });
+    super(message, defaults(options, 4000, 511, "builtins.OSError"));
   }
   /** Which kind of failure, named as ROCK's Python runtime names it. */
   get kind(): FileErrorKind {
@@ -180,7 +168,7 @@ export function fileOperationError(
 export class CancelledError extends RockError {
   /** Creates the error. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, { ...defaults(4000, 499, "asyncio.exceptions.CancelledError"), ...options });
+    super(message, defaults(options, 4000, 499, "asyncio.exceptions.CancelledError"));
   }
 }
 
@@ -188,7 +176,7 @@ export class CancelledError extends RockError {
 export class UnavailableError extends RockError {
   /** Creates the error. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, { code: Codes.INTERNAL_SERVER_ERROR, status: 503, ...options });
+    super(message, withDefaults({ code: Codes.INTERNAL_SERVER_ERROR, status: 503 }, options));
   }
 }
 

@@ -18,13 +18,51 @@ export interface Envelope<T> {
 }
 
 /** `result` of a Failed envelope caused by a RockError. */
-export interface FailureResult {
+export interface FailureResult extends Partial<StopInfo> {
   /** ROCK code of a failure; null on success. */
   code: number;
   /** Exit code of a failed command; null otherwise. */
   exit_code: number | null;
   /** Why it failed; null or empty when it did not. */
   failure_reason: string;
+}
+
+/**
+ * Why and when a sandbox stopped (rock's extension of ROCK's wire): in StatusResp, in get_logs,
+ * and in the `result` of a call refused because the sandbox no longer runs.
+ */
+export interface StopInfo {
+  /** pending, running, stopped or failed. */
+  state: SandboxState;
+  /**
+   * Why it stopped or failed, e.g. "stop requested", "expired: no keep-alive for 5 minutes",
+   * "start failed: ..."; null while it runs.
+   */
+  stop_reason: string | null;
+  /** When it stopped or failed, ISO 8601 in ROCK_TIME_ZONE; null while it runs. */
+  stop_time: string | null;
+}
+
+/**
+ * A stopped or failed sandbox's state, reason and stop time:
+ * `stopped: expired: no keep-alive for 5 minutes (stopped at 2026-...)`. Without a recorded stop
+ * reason (an older admin, or ROCK) `failure_reason` stands in.
+ */
+export function describeStop(info: StopInfo & { failure_reason?: string | null }): string {
+  const reason = info.stop_reason || info.failure_reason || "no reason recorded";
+  const at = info.stop_time ? ` (stopped at ${info.stop_time})` : "";
+  return `${info.state}: ${reason}${at}`;
+}
+
+/**
+ * One line saying that a sandbox no longer runs, why and since when:
+ * `Sandbox "sb-1" is stopped: expired: no keep-alive for 5 minutes (stopped at 2026-...)`.
+ */
+export function describeStopped(
+  sandboxId: string,
+  info: StopInfo & { failure_reason?: string | null },
+): string {
+  return `Sandbox "${sandboxId}" is ${describeStop(info)}`;
 }
 
 const MEMORY = /^\s*\d+(\.\d+)?\s*(b|k|kb|m|mb|g|gb|t|tb)?\s*$/i;
@@ -150,10 +188,18 @@ export interface StatusResponse {
   create_time: string;
   /** When it started running. */
   start_time: string | null;
-  /** When it stopped. */
+  /** When it stopped or failed. */
   stop_time: string | null;
+  /** Why it stopped or failed (rock's extension; see StopInfo); null while it runs. */
+  stop_reason: string | null;
   /** Why it failed; null or empty when it did not. */
   failure_reason: string | null;
+}
+
+/** GET /get_logs result (rock's extension): the log tail, and the sandbox's state. */
+export interface LogsResponse extends StopInfo {
+  /** The last lines the sandbox's rocklet wrote. */
+  logs: string;
 }
 
 /** GET /sandboxes result. */

@@ -7,6 +7,7 @@
  */
 import $, { KillController } from "dax";
 import { CancelledError, RockError, UnavailableError } from "../common/errors.ts";
+import { withDefaults } from "../common/options.ts";
 
 /** Options of a DockerCli. */
 export interface DockerCliOptions {
@@ -185,7 +186,7 @@ export class DockerCli {
    * @throws {RockError} with docker's stderr tail when the pull fails.
    */
   async pull(image: string, options: DockerCallOptions = {}): Promise<void> {
-    await this.exec(["pull", "--quiet", image], { timeoutMs: 30 * 60_000, ...options });
+    await this.exec(["pull", "--quiet", image], withDefaults({ timeoutMs: 30 * 60_000 }, options));
   }
 
   /**

@@ -3,7 +3,13 @@
  * unwraps ROCK's envelope and turns a Failed one into the SDK error class of its code. Runs on
  * Deno and Node (web-standard fetch and streams only).
  */
-import type { ListResponse, StartResponse, StatusResponse } from "../protocol/admin.ts";
+import type {
+  FailureResult,
+  ListResponse,
+  LogsResponse,
+  StartResponse,
+  StatusResponse,
+} from "../protocol/admin.ts";
 import type {
   BashObservation,
   CommandResponse,
@@ -13,7 +19,13 @@ import type {
   UploadResponse,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
-import { errorForCode, InternalServerRockError } from "./errors.ts";
+import process from "node:process";
+import {
+  errorForCode,
+  InternalServerRockError,
+  type RockSdkError,
+  SandboxStoppedRockError,
+} from "./errors.ts";
 import { multipartBody } from "./multipart_body.ts";
 
 /** Options of an AdminClient. */
@@ -24,11 +36,35 @@ export interface AdminClientOptions {
   fetch?: typeof fetch;
 }
 
+/** The admin URL used when none is given: $ROCK_BASE_URL, else http://localhost:8080. */
+export function defaultAdminUrl(): string {
+  return process.env.ROCK_BASE_URL || "http://localhost:8080";
+}
+
 interface Envelope<T> {
   status: "Success" | "Failed";
   message: string;
   error: string | null;
   result: T | null;
+}
+
+/**
+ * The SDK error of a Failed envelope: SandboxStoppedRockError when the admin says the sandbox is
+ * stopped or failed (rock's `state`, `stop_reason` and `stop_time` in `result`), else the class
+ * of the code.
+ */
+function envelopeError(envelope: Envelope<unknown>, sandboxId?: string): RockSdkError {
+  const result = (envelope.result ?? {}) as Partial<FailureResult>;
+  const message = envelope.error ?? envelope.message ?? "request failed";
+  if ((result.state === "stopped" || result.state === "failed") && "stop_reason" in result) {
+    return new SandboxStoppedRockError(message, {
+      sandboxId,
+      state: result.state,
+      stopReason: result.stop_reason ?? null,
+      stopTime: result.stop_time ?? null,
+    }, { code: result.code });
+  }
+  return errorForCode(result.code, message, { sandboxId, exitCode: result.exit_code ?? null });
 }
 
 /** The admin API, one method per route. */
@@ -38,8 +74,11 @@ export class AdminClient {
   readonly #headers: Record<string, string>;
   readonly #fetch: typeof fetch;
 
-  /** Creates a client for the admin at `baseUrl` (e.g. `http://127.0.0.1:8080`). */
-  constructor(baseUrl: string, options: AdminClientOptions = {}) {
+  /**
+   * Creates a client for the admin at `baseUrl` (e.g. `http://127.0.0.1:8080`; default
+   * defaultAdminUrl()). Options left out or given as undefined take their defaults.
+   */
+  constructor(baseUrl: string = defaultAdminUrl(), options: AdminClientOptions = {}) {
     this.url = `${baseUrl.replace(/\/+$/, "")}/apis/envs/sandbox/v1`;
     this.#headers = options.headers ?? {};
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
@@ -72,11 +111,7 @@ export class AdminClient {
       );
     }
     if (envelope.status === "Success") return envelope.result as T;
-    const result = envelope.result as { code?: number; exit_code?: number | null } | null;
-    throw errorForCode(result?.code, envelope.error ?? envelope.message ?? "request failed", {
-      sandboxId,
-      exitCode: result?.exit_code ?? null,
-    });
+    throw envelopeError(envelope, sandboxId);
   }
 
   #post<T>(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
@@ -139,8 +174,12 @@ export class AdminClient {
     return this.#get("/get_sandbox_statistics", { sandbox_id: sandboxId });
   }
 
-  /** GET /get_logs: the last `tail` lines the sandbox's rocklet wrote (rock's extension). */
-  getLogs(sandboxId: string, tail = 200): Promise<{ logs: string }> {
+  /**
+   * GET /get_logs: the last `tail` lines the sandbox's rocklet wrote, and its state, stop reason
+   * and stop time (rock's extension).
+   * @throws {SandboxStoppedRockError} when the sandbox stopped and its logs went with it.
+   */
+  getLogs(sandboxId: string, tail = 200): Promise<LogsResponse> {
     return this.#get("/get_logs", { sandbox_id: sandboxId, tail });
   }
 
@@ -223,13 +262,8 @@ export class AdminClient {
     ) {
       return { body: response.body, size: Number(response.headers.get("content-length") ?? -1) };
     }
-    const envelope = await response.json().catch(() => undefined) as
-      | Envelope<{ code?: number }>
-      | undefined;
-    throw errorForCode(
-      envelope?.result?.code ?? 5000,
-      envelope?.error ?? `Cannot download "${path}": HTTP ${response.status}`,
-      { sandboxId },
-    );
+    const envelope = await response.json().catch(() => undefined) as Envelope<unknown> | undefined;
+    if (envelope?.status === "Failed") throw envelopeError(envelope, sandboxId);
+    throw errorForCode(5000, `Cannot download "${path}": HTTP ${response.status}`, { sandboxId });
   }
 }

@@ -1,4 +1,5 @@
 /** `SandboxGroup`: several sandboxes started with bounded concurrency and retries. */
+import { type WithDefaults, withDefaults } from "../common/options.ts";
 import { Sandbox, type SandboxConfig } from "./sandbox.ts";
 
 /** How a group is created: a SandboxConfig plus the group's own settings (ROCK's defaults). */
@@ -12,6 +13,12 @@ export interface SandboxGroupConfig extends Omit<SandboxConfig, "sandboxId"> {
   /** Builds the config of sandbox `index` (default: the group's config as is). */
   configFor?: (index: number) => SandboxConfig;
 }
+
+/** A SandboxGroupConfig with the group's defaults applied. */
+export type ResolvedSandboxGroupConfig = WithDefaults<
+  SandboxGroupConfig,
+  "size" | "startConcurrency" | "startRetryTimes"
+>;
 
 /** One member's outcome. */
 export interface GroupMember {
@@ -27,14 +34,20 @@ export interface GroupMember {
 
 /** A group of sandboxes; `await using` stops them all. */
 export class SandboxGroup implements AsyncDisposable {
-  /** The group's configuration. */
-  readonly config: SandboxGroupConfig;
+  /** The group's configuration with defaults applied. */
+  readonly config: ResolvedSandboxGroupConfig;
   /** Every member after start(), in index order. */
   members: GroupMember[] = [];
 
-  /** Creates the group; nothing starts until start(). */
+  /**
+   * Creates the group; nothing starts until start(). A field left out or given as undefined
+   * takes its default.
+   */
   constructor(config: SandboxGroupConfig = {}) {
-    this.config = config;
+    this.config = withDefaults(
+      { size: 2, startConcurrency: 2, startRetryTimes: 3 },
+      config,
+    );
   }
 
   /** The sandboxes that started. */
@@ -52,8 +65,7 @@ export class SandboxGroup implements AsyncDisposable {
    * `startRetryTimes` times. Never throws for a member: check `failures`.
    */
   async start(): Promise<this> {
-    const size = this.config.size ?? 2;
-    const retries = this.config.startRetryTimes ?? 3;
+    const { size, startConcurrency, startRetryTimes: retries, configFor, ...shared } = this.config;
     this.members = Array.from({ length: size }, (_, index) => ({ index, attempts: 0 }));
     let next = 0;
     const worker = async () => {
@@ -61,7 +73,7 @@ export class SandboxGroup implements AsyncDisposable {
         const member = this.members[next++];
         for (let attempt = 0; attempt <= retries; attempt++) {
           member.attempts = attempt + 1;
-          const sandbox = new Sandbox(this.config.configFor?.(member.index) ?? this.config);
+          const sandbox = new Sandbox(configFor?.(member.index) ?? shared);
           try {
             member.sandbox = await sandbox.start();
             member.error = undefined;
@@ -74,7 +86,7 @@ export class SandboxGroup implements AsyncDisposable {
       }
     };
     await Promise.all(
-      Array.from({ length: Math.max(1, this.config.startConcurrency ?? 2) }, worker),
+      Array.from({ length: Math.max(1, startConcurrency) }, worker),
     );
     return this;
   }

@@ -13,13 +13,15 @@ export { Sandbox } from "./sandbox.ts";
 export type {
   ArunOptions,
   ArunResult,
+  ResolvedSandboxConfig,
   SandboxConfig,
   SandboxStatus,
   SessionOptions,
 } from "./sandbox.ts";
+export type { WithDefaults } from "../common/options.ts";
 export { SandboxGroup } from "./group.ts";
-export type { GroupMember, SandboxGroupConfig } from "./group.ts";
-export { AdminClient } from "./admin_client.ts";
+export type { GroupMember, ResolvedSandboxGroupConfig, SandboxGroupConfig } from "./group.ts";
+export { AdminClient, defaultAdminUrl } from "./admin_client.ts";
 export type { AdminClientOptions } from "./admin_client.ts";
 export {
   BadRequestRockError,
@@ -28,16 +30,19 @@ export {
   InternalServerRockError,
   RockSdkError,
   SandboxStartError,
+  SandboxStoppedRockError,
 } from "./errors.ts";
-export type { SdkErrorContext } from "./errors.ts";
+export type { SandboxStopContext, SdkErrorContext } from "./errors.ts";
 export { RockError } from "../common/errors.ts";
 export type { RockErrorOptions } from "../common/errors.ts";
 export type {
   ListResponse,
+  LogsResponse,
   PhaseInfo,
   SandboxState,
   StartResponse,
   StatusResponse,
+  StopInfo,
 } from "../protocol/admin.ts";
 export type {
   BashObservation,
@@ -86,6 +91,10 @@ export type {
   RuntimeEnvType,
 } from "./runtime_env/runtime_env.ts";
 export { DEFAULT_SANDBOX_ROCK_COMMAND, ModelService } from "./model_service.ts";
-export type { ModelServiceOptions, ModelServiceSandbox } from "./model_service.ts";
+export type {
+  ModelServiceOptions,
+  ModelServiceSandbox,
+  ResolvedModelServiceOptions,
+} from "./model_service.ts";
 export { TrainerSession } from "./trainer_session.ts";
 export type { TrainerRequest, TrainerSessionOptions } from "./trainer_session.ts";

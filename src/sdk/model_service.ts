@@ -18,6 +18,7 @@
  * ```
  */
 import { BadRequestError } from "../common/errors.ts";
+import { type WithDefaults, withDefaults } from "../common/options.ts";
 import type { ArunOptions, ArunResult } from "./sandbox.ts";
 import { CommandRockError } from "./errors.ts";
 
@@ -68,6 +69,12 @@ export interface ModelServiceOptions {
   commandTimeout?: number;
 }
 
+/** ModelServiceOptions with the defaults applied. */
+export type ResolvedModelServiceOptions = WithDefaults<
+  ModelServiceOptions,
+  "type" | "rockCommand" | "loggingPath" | "loggingFileName" | "commandTimeout"
+>;
+
 function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
@@ -83,21 +90,23 @@ const INLINE_RESPONSE_LIMIT = 16 * 1024;
 /** The model service in one sandbox. */
 export class ModelService {
   /** The options with defaults applied. */
-  readonly options: Readonly<ModelServiceOptions>;
+  readonly options: Readonly<ResolvedModelServiceOptions>;
   #sandbox: ModelServiceSandbox;
   #started = false;
 
-  /** Creates the handle; nothing runs until start(). */
+  /**
+   * Creates the handle; nothing runs until start(). An option left out or given as undefined
+   * takes its default.
+   */
   constructor(sandbox: ModelServiceSandbox, options: ModelServiceOptions = {}) {
     this.#sandbox = sandbox;
-    this.options = {
+    this.options = withDefaults({
       type: "local",
       rockCommand: DEFAULT_SANDBOX_ROCK_COMMAND,
       loggingPath: "/data/logs",
       loggingFileName: "model_service.log",
       commandTimeout: 60,
-      ...options,
-    };
+    }, options);
   }
 
   /** True after start() succeeded and until stop(). */
@@ -120,10 +129,13 @@ export class ModelService {
   }
 
   async #run(what: string, command: string, options: ArunOptions = {}): Promise<string> {
-    const result = await this.#sandbox.arun(command, {
-      waitTimeout: this.options.commandTimeout,
-      ...options,
-    });
+    const result = await this.#sandbox.arun(
+      command,
+      withDefaults(
+        { waitTimeout: this.options.commandTimeout },
+        options,
+      ),
+    );
     if (result.exitCode !== 0) {
       throw new CommandRockError(
         `Cannot ${what} the model service: exit code ${result.exitCode}: ${

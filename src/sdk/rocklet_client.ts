@@ -39,6 +39,9 @@ import type { CallOptions, Download, Runtime, UploadOptions } from "../runtime/r
 import type { z } from "zod";
 import { multipartBody } from "./multipart_body.ts";
 
+/** A rocklet's default address (`rock rocklet` serves on port 22555, ROCK's). */
+export const DEFAULT_ROCKLET_URL = "http://127.0.0.1:22555";
+
 /** Options of a RockletClient. */
 export interface RockletClientOptions {
   /** The fetch to use (default: globalThis.fetch, which keeps connections alive). */
@@ -77,19 +80,23 @@ export function errorFromRockletException(
 
 /** Client for one rocklet at `baseUrl` (e.g. `http://127.0.0.1:22555`). */
 export class RockletClient implements Runtime {
-  readonly #base: string;
+  /** The rocklet's URL without a trailing slash. */
+  readonly baseUrl: string;
   readonly #fetch: (input: Request) => Promise<Response>;
   readonly #headers: Record<string, string>;
 
-  /** Creates a client; nothing is sent until the first call. */
-  constructor(baseUrl: string, options: RockletClientOptions = {}) {
-    this.#base = baseUrl.replace(/\/+$/, "");
+  /**
+   * Creates a client for the rocklet at `baseUrl` (default DEFAULT_ROCKLET_URL); nothing is sent
+   * until the first call.
+   */
+  constructor(baseUrl: string = DEFAULT_ROCKLET_URL, options: RockletClientOptions = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
     this.#fetch = options.fetch ?? ((request) => fetch(request));
     this.#headers = options.headers ?? {};
   }
 
   async #send(path: string, init: RequestInit = {}): Promise<Response> {
-    const request = new Request(`${this.#base}${path}`, {
+    const request = new Request(`${this.baseUrl}${path}`, {
       ...init,
       headers: { ...this.#headers, ...(init.headers as Record<string, string> | undefined) },
     });
@@ -99,7 +106,7 @@ export class RockletClient implements Runtime {
     } catch (error) {
       if (init.signal?.aborted) throw new CancelledError(`Call to rocklet ${path} was cancelled`);
       throw new UnavailableError(
-        `Cannot reach rocklet at ${this.#base}: ${(error as Error).message}`,
+        `Cannot reach rocklet at ${this.baseUrl}: ${(error as Error).message}`,
         {
           cause: error,
         },
@@ -126,7 +133,7 @@ export class RockletClient implements Runtime {
       throw new BadRequestError(detail, { status: response.status });
     }
     throw new UnavailableError(
-      `Rocklet at ${this.#base} answered ${path} with HTTP ${response.status}: ${detail}`,
+      `Rocklet at ${this.baseUrl} answered ${path} with HTTP ${response.status}: ${detail}`,
     );
   }
 

@@ -10,11 +10,11 @@
  * console.log(result.exitCode, result.output);
  * ```
  */
-import process from "node:process";
 import { basename } from "node:path";
 import type { StatusResponse } from "../protocol/admin.ts";
 import type { CommandResponse, UploadResponse } from "../protocol/rocklet.ts";
-import { AdminClient } from "./admin_client.ts";
+import { type WithDefaults, withDefaults } from "../common/options.ts";
+import { AdminClient, defaultAdminUrl } from "./admin_client.ts";
 import { BadRequestRockError, CommandRockError, SandboxStartError } from "./errors.ts";
 import { fileStream, writeStreamToFile } from "./local_files.ts";
 import { zipDirectory } from "../runtime/zip_writer.ts";
@@ -58,7 +58,7 @@ export type SandboxStatus = StatusResponse;
 export interface ArunOptions {
   /** Session to run in (default: one the Sandbox creates; nohup: a fresh one). */
   session?: string;
-  /** "normal": one call in the session; "nohup": in the background, waited for. */
+  /** "normal" (default): one call in the session; "nohup": in the background, waited for. */
   mode?: "normal" | "nohup";
   /** Seconds to wait for the command (default 300). */
   waitTimeout?: number;
@@ -71,6 +71,8 @@ export interface ArunOptions {
   /** nohup: return at most this many bytes of output. */
   responseLimitedBytes?: number;
 }
+
+type ArunDefaults = "mode" | "waitTimeout" | "check";
 
 /** What arun() returns. */
 export interface ArunResult {
@@ -110,43 +112,48 @@ function randomHex(bytes = 6): string {
     .join("");
 }
 
+/** A SandboxConfig with its defaults applied. */
+export type ResolvedSandboxConfig = WithDefaults<
+  SandboxConfig,
+  | "baseUrl"
+  | "extraHeaders"
+  | "image"
+  | "memory"
+  | "cpus"
+  | "pull"
+  | "autoClearSeconds"
+  | "startupTimeout"
+>;
+
 /** One sandbox. Create, then `await start()`; `await using` stops it. */
 export class Sandbox implements AsyncDisposable {
   /** The configuration with defaults applied. */
-  readonly config:
-    & Required<
-      Omit<
-        SandboxConfig,
-        "sandboxId" | "fetch" | "userId" | "experimentId" | "namespace" | "cluster"
-      >
-    >
-    & Pick<
-      SandboxConfig,
-      "sandboxId" | "fetch" | "userId" | "experimentId" | "namespace" | "cluster"
-    >;
+  readonly config: ResolvedSandboxConfig;
   /** The admin client (for calls the Sandbox does not wrap). */
   readonly client: AdminClient;
   #id: string | undefined;
   #defaultSession: Promise<string> | undefined;
 
-  /** Creates the handle; nothing is sent until start() (or attach()). */
+  /**
+   * Creates the handle; nothing is sent until start() (or attach()). A field left out or given
+   * as undefined takes its default.
+   */
   constructor(config: SandboxConfig = {}) {
-    this.config = {
-      baseUrl: config.baseUrl ?? process.env.ROCK_BASE_URL ?? "http://localhost:8080",
-      extraHeaders: config.extraHeaders ?? {},
-      image: config.image ?? "python:3.11",
-      memory: config.memory ?? "8g",
-      cpus: config.cpus ?? 2,
-      pull: config.pull ?? "missing",
-      autoClearSeconds: config.autoClearSeconds ?? 300,
-      startupTimeout: config.startupTimeout ?? 180,
-      ...config,
-    } as Sandbox["config"];
+    this.config = withDefaults({
+      baseUrl: defaultAdminUrl(),
+      extraHeaders: {},
+      image: "python:3.11",
+      memory: "8g",
+      cpus: 2,
+      pull: "missing",
+      autoClearSeconds: 300,
+      startupTimeout: 180,
+    }, config);
     this.client = new AdminClient(this.config.baseUrl, {
       headers: this.config.extraHeaders,
-      fetch: config.fetch,
+      fetch: this.config.fetch,
     });
-    this.#id = config.sandboxId;
+    this.#id = this.config.sandboxId;
   }
 
   /** The sandbox id (set by start() or the config). */
@@ -273,10 +280,14 @@ export class Sandbox implements AsyncDisposable {
    * @throws {CommandRockError} with `check` when it exits non-zero or does not finish in time.
    */
   async arun(command: string, options: ArunOptions = {}): Promise<ArunResult> {
-    const result = options.mode === "nohup"
-      ? await this.#nohup(command, options)
-      : await this.#normal(command, options);
-    if (options.check && result.exitCode !== 0) {
+    const resolved = withDefaults(
+      { mode: "normal", waitTimeout: 300, check: false },
+      options,
+    );
+    const result = resolved.mode === "nohup"
+      ? await this.#nohup(command, resolved)
+      : await this.#normal(command, resolved);
+    if (resolved.check && result.exitCode !== 0) {
       throw new CommandRockError(
         `Command '${command}' ${
           result.exitCode === null ? "did not finish" : `failed with exit code ${result.exitCode}`
@@ -288,7 +299,10 @@ export class Sandbox implements AsyncDisposable {
     return result;
   }
 
-  async #normal(command: string, options: ArunOptions): Promise<ArunResult> {
+  async #normal(
+    command: string,
+    options: WithDefaults<ArunOptions, ArunDefaults>,
+  ): Promise<ArunResult> {
     const session = options.session ?? await this.#session();
     try {
       const observation = await this.client.runInSession({
@@ -296,7 +310,7 @@ export class Sandbox implements AsyncDisposable {
         session,
         command,
         check: "silent",
-        timeout: options.waitTimeout ?? 300,
+        timeout: options.waitTimeout,
       });
       return { output: observation.output, exitCode: observation.exit_code, failureReason: "" };
     } catch (error) {
@@ -307,9 +321,12 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
-  async #nohup(command: string, options: ArunOptions): Promise<ArunResult> {
+  async #nohup(
+    command: string,
+    options: WithDefaults<ArunOptions, ArunDefaults>,
+  ): Promise<ArunResult> {
     const started = Date.now();
-    const waitSeconds = options.waitTimeout ?? 300;
+    const waitSeconds = options.waitTimeout;
     const own = options.session === undefined;
     const session = options.session ?? `arun-${randomHex()}`;
     if (own) await this.createSession(session, { envEnable: true });

@@ -328,7 +328,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       await assert.rejects(running, (error: Error) => {
         assert.match(
           error.message,
-          /^Agent process \d+ lost: sandbox "[^"]+" stopped while it ran \(state stopped\)$/,
+          /^Agent process \d+ lost while it ran: Sandbox "[^"]+" is stopped: stop requested \(stopped at \S+\)$/,
         );
         return true;
       });

@@ -3,11 +3,12 @@ import { join } from "node:path";
 import { createAdminApp } from "../../src/admin/app.ts";
 import { Billing } from "../../src/admin/billing.ts";
 import { SandboxManager } from "../../src/admin/manager.ts";
-import { SandboxStore } from "../../src/admin/store.ts";
+import { type SandboxRecord, SandboxStore } from "../../src/admin/store.ts";
 import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
 import { type Backend, isRenamable } from "../../src/sandbox/backend.ts";
 import { DockerBackend } from "../../src/sandbox/docker_backend.ts";
 import { LocalBackend } from "../../src/sandbox/local_backend.ts";
+import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
 import { TEST_IMAGE, testRockletLauncher, testSandboxId } from "./docker.ts";
 import type { SandboxConfig } from "../../src/sdk/sandbox.ts";
 
@@ -26,28 +27,49 @@ export interface AdminServer extends AsyncDisposable {
 /** Which backend a test admin uses. */
 export type TestBackend = "local" | "docker";
 
-/** Creates the backend of kind `type` with its data under `dataDir`, for deployment `deploymentId`. */
+/**
+ * Creates the backend of kind `type` with its data under `dataDir`, for deployment
+ * `deploymentId`, starting rocklets with `launcher` (default: the tests' own).
+ */
 export async function testBackend(
   type: TestBackend,
   dataDir: string,
-  deploymentId?: string,
+  options: { deploymentId?: string; launcher?: RockletLauncher } = {},
 ): Promise<Backend> {
-  const launcher = await testRockletLauncher();
+  const { deploymentId } = options;
+  const launcher = options.launcher ?? await testRockletLauncher();
   return type === "docker"
     ? new DockerBackend({ type: "docker", launcher, deploymentId })
     : new LocalBackend({ type: "local", workRoot: join(dataDir, "sandboxes"), launcher });
 }
 
+/** How a test admin differs from the default one. */
+export interface TestAdminOptions {
+  /** Data dir to use (and keep); default a fresh temp dir, removed at the end. */
+  dataDir?: string;
+  startupTimeoutMs?: number;
+  maxBatch?: number;
+  pool?: PoolSpec[];
+  /** The manager's clock in epoch ms (default Date.now), for expiry without waiting. */
+  now?: () => number;
+  /** Run the expiry sweeper at this interval, in ms (default: no sweeper). */
+  sweepIntervalMs?: number;
+  /** How sandboxes' rocklets start (default: the tests' launcher). */
+  launcher?: RockletLauncher;
+}
+
 /** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
 export async function startAdminServer(
   type: TestBackend,
-  options: { dataDir?: string; startupTimeoutMs?: number; maxBatch?: number; pool?: PoolSpec[] } =
-    {},
+  options: TestAdminOptions = {},
 ): Promise<AdminServer> {
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "rock-admin-test-" });
   const store = await SandboxStore.open(`file:${join(dataDir, "rock.db")}`);
-  const backend = await testBackend(type, dataDir, await store.deploymentId());
+  const backend = await testBackend(type, dataDir, {
+    deploymentId: await store.deploymentId(),
+    launcher: options.launcher,
+  });
   const pool = options.pool && isRenamable(backend)
     ? new WarmPool({ backend, specs: options.pool, startupTimeoutMs: 60_000, retryDelayMs: 1000 })
     : undefined;
@@ -56,6 +78,7 @@ export async function startAdminServer(
     backend,
     pool,
     billing: new Billing(store, join(dataDir, "billing.log")),
+    now: options.now,
     settings: {
       maxCpus: 16,
       maxMemoryBytes: 64 * 1024 ** 3,
@@ -67,6 +90,7 @@ export async function startAdminServer(
     },
   });
   await manager.reconcile();
+  if (options.sweepIntervalMs !== undefined) manager.startSweeper(options.sweepIntervalMs);
   pool?.fill();
   const app = createAdminApp({ manager, timeZone: "Asia/Shanghai", maxBatch: options.maxBatch });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
@@ -130,6 +154,30 @@ export async function waitRunning(api: string, id: string, timeoutMs = 60_000): 
   }
 }
 
+/**
+ * Waits (bounded) until the store holds `id` in `state`. It reads the store, not get_status, so
+ * it keeps nothing alive.
+ */
+export async function waitStoredState(
+  admin: AdminServer,
+  id: string,
+  state: string,
+): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((await admin.store.get(id))?.state !== state) {
+    if (Date.now() > deadline) throw new Error(`sandbox ${id} never became ${state}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * A launcher whose "rocklet" is `sleep 60`: it never answers, so a start on the local backend
+ * fails when the startup timeout passes.
+ */
+export async function silentRockletLauncher(): Promise<RockletLauncher> {
+  return { ...await testRockletLauncher(), hostCommand: () => ["sleep", "60"] };
+}
+
 /** A manager on the local backend over a fresh temp dir, with a clock tests can move. */
 export interface ManagerFixture extends AsyncDisposable {
   dir: string;
@@ -172,6 +220,35 @@ export async function managerFixture(prefix = "rock-manager-test-"): Promise<Man
       store.close();
       await Deno.remove(dir, { recursive: true });
     },
+  };
+}
+
+/** A stored sandbox row for tests that write the store directly: running, unplaced, `patch` over it. */
+export function testRecord(id: string, patch: Partial<SandboxRecord> = {}): SandboxRecord {
+  return {
+    sandbox_id: id,
+    state: "running",
+    user_id: "default",
+    experiment_id: "default",
+    namespace: "default",
+    cluster_name: "default",
+    image: TEST_IMAGE,
+    backend: "local",
+    handle: null,
+    host_ip: null,
+    host_name: null,
+    port_mapping: {},
+    phases: {},
+    cpus: 1,
+    memory: "1g",
+    auto_clear_minutes: 5,
+    expire_at: 0,
+    create_time: 0,
+    start_time: null,
+    stop_time: null,
+    stop_reason: null,
+    failure_reason: null,
+    ...patch,
   };
 }
 

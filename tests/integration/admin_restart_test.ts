@@ -40,7 +40,9 @@ function defineRestartTest(
       const dataDir = await Deno.makeTempDir({ prefix: "rock-restart-test-" });
       // The admin labels its sandboxes with the deployment id kept in its database.
       const store = await SandboxStore.open(`file:${dataDir}/rock.db`);
-      const backend = await testBackend(type, dataDir, await store.deploymentId());
+      const backend = await testBackend(type, dataDir, {
+        deploymentId: await store.deploymentId(),
+      });
       store.close();
       const kept = testSandboxId("kept");
       const vanished = testSandboxId("vanished");
@@ -95,6 +97,10 @@ function defineRestartTest(
         const gone = await get(api2, `/get_status?sandbox_id=${vanished}`);
         assert.equal(gone.result.state, "stopped");
         assert.match(gone.result.failure_reason, /gone when the admin started/);
+        assert.equal(
+          gone.result.stop_reason,
+          "vanished: the sandbox was gone when the admin started",
+        );
         const listed = await backend.list();
         assert.ok(!listed.some((s) => s.sandboxId === orphan), "the orphan was removed");
         assert.equal((await post(api2, "/stop", { sandbox_id: kept })).status, "Success");

@@ -7,7 +7,6 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAgentConfig, type RockAgentConfig } from "../../src/sdk/agent/config.ts";
 import { startAdminServer } from "../helpers/admin_server.ts";
-import { TEST_IMAGE } from "../helpers/docker.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../../examples/agents", import.meta.url));
 
@@ -60,17 +59,11 @@ Deno.test("every examples/agents config validates, with ROCK's agent commands", 
   assert.equal(hello.working_dir, join(EXAMPLES, "hello_agent", "workdir"));
 });
 
-Deno.test("examples/agents/hello_agent runs offline and prints its greeting, prompt and python", async () => {
+Deno.test("examples/agents/hello_agent runs offline without arguments and prints its greeting, prompt and python", async () => {
   await using admin = await startAdminServer("local");
   const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(EXAMPLES, "hello_agent", "hello_agent.ts"),
-      admin.url,
-      TEST_IMAGE,
-      "it's a test",
-    ],
+    args: ["run", "-A", join(EXAMPLES, "hello_agent", "hello_agent.ts")],
+    env: { ROCK_BASE_URL: admin.url },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -79,7 +72,7 @@ Deno.test("examples/agents/hello_agent runs offline and prints its greeting, pro
   assert.equal(output.code, 0, stderr);
   assert.match(
     stdout,
-    /^Hello from an agent in a sandbox\nprompt: it's a test\npython: Python 3\.\d+\.\d+\n/,
+    /^Hello from an agent in a sandbox\nprompt: say hello\npython: Python 3\.\d+\.\d+\n/,
   );
   assert.match(stdout, /^\[agent\] exit code: 0$/m);
   assert.match(stderr, /^\[agent\] sandbox \S+ is running$/m);

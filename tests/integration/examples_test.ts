@@ -1,9 +1,11 @@
-/** Every example runs against a real rocklet and prints what its comments promise. */
+/**
+ * Every example runs against a real rocklet or admin and prints what its comments promise. The
+ * admin examples run without arguments, finding the admin through $ROCK_BASE_URL.
+ */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startRockletServer } from "../helpers/rocklet_server.ts";
-import { startAdminServer } from "../helpers/admin_server.ts";
-import { TEST_IMAGE } from "../helpers/docker.ts";
+import { type AdminServer, startAdminServer } from "../helpers/admin_server.ts";
 
 Deno.test("examples/rocklet_session.ts runs a session, a file round trip and a command", async () => {
   await using server = startRockletServer();
@@ -24,9 +26,11 @@ Deno.test("examples/rocklet_session.ts runs a session, a file round trip and a c
   assert.match(stdout, /^execute: removed '\/tmp\/rock-example-[0-9a-f-]+\.txt' \(exit 0\)$/m);
 });
 
-async function runExample(name: string, args: string[]) {
+/** Runs `examples/<name>` with no arguments and ROCK_BASE_URL naming `admin`. */
+async function runExample(name: string, admin: AdminServer) {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", fileURLToPath(new URL(`../../examples/${name}`, import.meta.url)), ...args],
+    args: ["run", "-A", fileURLToPath(new URL(`../../examples/${name}`, import.meta.url))],
+    env: { ROCK_BASE_URL: admin.url },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -37,7 +41,7 @@ async function runExample(name: string, args: string[]) {
 
 Deno.test("examples/sdk_basic.ts starts a sandbox and reports both arun modes", async () => {
   await using admin = await startAdminServer("local");
-  const stdout = await runExample("sdk_basic.ts", [admin.url, TEST_IMAGE]);
+  const stdout = await runExample("sdk_basic.ts", admin);
   assert.match(stdout, /^sandbox \S+ is running$/m);
   assert.match(stdout, /^normal: hello from \/tmp \(exit 0\)$/m);
   assert.match(stdout, /^nohup: about to fail \(exit 7\)$/m);
@@ -51,7 +55,7 @@ Deno.test("examples/sdk_basic.ts starts a sandbox and reports both arun modes", 
 
 Deno.test("examples/sdk_files.ts moves text, binary, a directory and a download", async () => {
   await using admin = await startAdminServer("local");
-  const stdout = await runExample("sdk_files.ts", [admin.url, TEST_IMAGE]);
+  const stdout = await runExample("sdk_files.ts", admin);
   assert.match(stdout, /^text: written by the SDK$/m);
   assert.match(stdout, /^binary: 65536 bytes, identical: true$/m);
   assert.match(stdout, /^directory: \.\/README \.\/src\/main\.py$/m);
@@ -60,7 +64,7 @@ Deno.test("examples/sdk_files.ts moves text, binary, a directory and a download"
 
 Deno.test("examples/sandbox_group.ts starts a group and runs in every member", async () => {
   await using admin = await startAdminServer("local");
-  const stdout = await runExample("sandbox_group.ts", [admin.url, TEST_IMAGE, "3"]);
+  const stdout = await runExample("sandbox_group.ts", admin);
   assert.match(stdout, /^started 3 of 3$/m);
   assert.match(stdout, /^ran in all: true$/m);
   assert.equal((await admin.manager.list({ state: "running" }, 1, 10)).total, 0);

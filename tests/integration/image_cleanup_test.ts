@@ -10,7 +10,7 @@ import {
 } from "../../src/admin/scheduler/tasks/image_cleanup.ts";
 import { silentLogger } from "../../src/common/log.ts";
 import { DockerCli } from "../../src/sandbox/docker_cli.ts";
-import { post, startAdminServer, waitRunning } from "../helpers/admin_server.ts";
+import { post, startAdminServer, testRecord, waitRunning } from "../helpers/admin_server.ts";
 import { dockerTest, TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
 
 Deno.test("parseDockerSize() reads docker's decimal sizes", () => {
@@ -62,29 +62,16 @@ dockerTest(
       // Last use from rock's own records: `recent` was used just now, `oldest` long ago.
       const now = Date.now();
       for (const [ref, at] of [[oldest, now - 3_600_000], [recent, now - 1000]] as const) {
-        await admin.store.insert({
-          sandbox_id: testSandboxId("used"),
+        await admin.store.insert(testRecord(testSandboxId("used"), {
           state: "stopped",
-          user_id: "t",
-          experiment_id: "t",
-          namespace: "t",
-          cluster_name: "t",
           image: ref,
           backend: "docker",
-          handle: null,
-          host_ip: null,
-          host_name: null,
-          port_mapping: {},
-          phases: {},
-          cpus: 1,
-          memory: "1g",
-          auto_clear_minutes: 1,
           expire_at: at,
           create_time: at,
           start_time: at,
           stop_time: at,
-          failure_reason: null,
-        });
+          stop_reason: "stop requested",
+        }));
       }
       // `busy` is the oldest image of all, but a running sandbox uses it.
       await post(admin.api, "/start_async", {

@@ -1,11 +1,19 @@
 /**
  * `rock sandbox ...` as a real process against a real admin on the local backend: start, ls,
- * status, exec, shell, cp, logs, stop, the CLI config file, and one-line errors for bad input.
+ * status, exec, shell, cp, logs, stop, the CLI config file, one-line errors for bad input, and
+ * why a stopped or failed sandbox no longer runs.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type AdminServer, get, startAdminServer } from "../helpers/admin_server.ts";
+import {
+  type AdminServer,
+  get,
+  silentRockletLauncher,
+  startAdminServer,
+  waitStoredState,
+} from "../helpers/admin_server.ts";
 import { sha256Hex } from "../helpers/bytes.ts";
+import { testSandboxId } from "../helpers/docker.ts";
 import { MAIN } from "../helpers/process.ts";
 
 interface Run {
@@ -323,5 +331,84 @@ Deno.test("rock sandbox rejects bad input with one line: exit 2 for usage, 1 for
     } finally {
       await Deno.remove(badConfig);
     }
+  });
+});
+
+/** A wire time in the test admin's zone (Asia/Shanghai). */
+const TIME = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00`;
+
+Deno.test("rock sandbox exec, status and logs of an expired sandbox say it expired and when, in one line", async () => {
+  let skew = 0;
+  await using server = await startAdminServer("local", {
+    now: () => Date.now() + skew,
+    sweepIntervalMs: 20,
+  });
+  const id = testSandboxId("cli-expired");
+  try {
+    await ok(server, "start", "--sandbox-id", id, "--auto-clear", "1");
+    skew = 2 * 60_000; // past --auto-clear 1: the sweeper stops it
+    await waitStoredState(server, id, "stopped");
+    const stopped = `Sandbox "${id}" is stopped: expired: no keep-alive for 1 minute ` +
+      `\\(stopped at ${TIME}\\)`;
+    for (const args of [["exec", id, "--", "true"], ["exec", id, "--session", "s", "--", "true"]]) {
+      const result = await rock(["--base-url", server.url, ...args]);
+      assert.equal(result.code, 1, result.stderr);
+      assertOneLine(result, args.join(" "));
+      assert.match(result.stderr, new RegExp(`^error: ${stopped}\\n$`));
+    }
+    assert.match(
+      await ok(server, "status", id),
+      new RegExp(
+        `^state\\s+stopped: expired: no keep-alive for 1 minute \\(stopped at ${TIME}\\)$`,
+        "m",
+      ),
+    );
+    const logs = await rock(["--base-url", server.url, "logs", id]);
+    assert.equal(logs.code, 1);
+    assertOneLine(logs, "logs");
+    assert.match(
+      logs.stderr,
+      new RegExp(`^error: ${stopped}; the local backend removed its logs with it\\n$`),
+    );
+  } finally {
+    await server.manager.stop(id).catch(() => {});
+  }
+});
+
+Deno.test("rock sandbox status of a failed start names the failure reason and when", async () => {
+  await using server = await startAdminServer("local", {
+    launcher: await silentRockletLauncher(),
+    startupTimeoutMs: 300,
+  });
+  const id = testSandboxId("cli-failed");
+  const start = await rock(["--base-url", server.url, "start", "--sandbox-id", id]);
+  assert.equal(start.code, 1);
+  assertOneLine(start, "start");
+  const status = await ok(server, "status", id);
+  assert.match(
+    status,
+    new RegExp(
+      `^state\\s+failed: start failed: Cannot start sandbox "${id}": the rocklet did not ` +
+        `answer within 0\\.3 s.* \\(stopped at ${TIME}\\)$`,
+      "m",
+    ),
+  );
+  assert.doesNotMatch(status, /^failure /m, "the reason is on the state line only");
+});
+
+Deno.test("rock sandbox logs of a stopped sandbox prints the logs still there, then why it stopped", async () => {
+  await withSandbox(async (server, id) => {
+    await ok(server, "stop", id);
+    // What a backend that keeps logs after a stop would still hold.
+    const dir = join(server.dataDir, "sandboxes", id);
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(join(dir, "rocklet.log"), "rocklet listening\nlast words\n");
+    const result = await rock(["--base-url", server.url, "logs", id, "--tail", "1"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "last words\n");
+    assert.match(
+      result.stderr,
+      new RegExp(`^Sandbox "${id}" is stopped: stop requested \\(stopped at ${TIME}\\)\\n$`),
+    );
   });
 });

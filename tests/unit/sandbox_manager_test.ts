@@ -20,7 +20,9 @@ Deno.test("SandboxManager.sweepExpired() stops a sandbox idle past auto_clear_ti
     assert.deepEqual(await f.manager.sweepExpired(), [a.sandbox_id]);
     const stopped = await f.store.get(a.sandbox_id);
     assert.equal(stopped?.state, "stopped");
-    assert.match(stopped?.failure_reason ?? "", /expired/);
+    assert.equal(stopped?.stop_reason, "expired: no keep-alive for 2 minutes");
+    assert.equal(stopped?.failure_reason, stopped?.stop_reason);
+    assert.equal(stopped?.stop_time, Date.parse("2026-01-21T11:40:30Z"));
     assert.equal((await f.store.billingOf(a.sandbox_id)).length, 1);
     assert.equal((await f.store.get(b.sandbox_id))?.state, "running");
     f.advance(3);
@@ -39,6 +41,12 @@ Deno.test("SandboxManager.stop() of a pending sandbox cancels its start and bill
   await f.manager.close(); // waits for the cancelled placement
   const stored = await f.store.get(record.sandbox_id);
   assert.ok(stored?.state === "stopped" || stored?.state === "failed", String(stored?.state));
+  // Stopped while placing (failed), or, had it been placed already, stopped as asked.
+  assert.equal(
+    stored.stop_reason,
+    stored.state === "failed" ? "stop requested while starting" : "stop requested",
+  );
+  assert.ok(stored.stop_time !== null);
   assert.equal((await f.store.billingOf(record.sandbox_id)).length, 0);
   assert.deepEqual((await f.backend.list()).filter((s) => s.running), []);
 });

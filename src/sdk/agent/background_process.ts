@@ -5,7 +5,13 @@
  * timeout. Sandbox.arun's nohup mode does the same in one call but never shows the pid early.
  */
 import type { Sandbox } from "../sandbox.ts";
-import { BadRequestRockError, CommandRockError, RockSdkError } from "../errors.ts";
+import { describeStopped } from "../../protocol/admin.ts";
+import {
+  BadRequestRockError,
+  CommandRockError,
+  RockSdkError,
+  SandboxStoppedRockError,
+} from "../errors.ts";
 import { shellQuote } from "../shell_text.ts";
 
 /** What RockAgent.run() returns. */
@@ -104,13 +110,15 @@ export class BackgroundProcess {
       // Calls also fail when the sandbox goes away under them: say so rather than how. A stop
       // in progress may still read "running" just after its rocklet is gone: ask a few times.
       const gone = watch.gone ||
-        (error instanceof CommandRockError ? "" : await this.#sandboxGone([0, 250, 500, 1000]));
+        (error instanceof SandboxStoppedRockError
+          ? error.message
+          : error instanceof CommandRockError
+          ? ""
+          : await this.#sandboxGone([0, 250, 500, 1000]));
       if (!gone) throw error;
-      throw new RockSdkError(
-        `Agent process ${this.pid} lost: sandbox "${sandboxId}" stopped while it ran (${gone})`,
-        { sandboxId },
-        { cause: error },
-      );
+      throw new RockSdkError(`Agent process ${this.pid} lost while it ran: ${gone}`, {
+        sandboxId,
+      }, { cause: error });
     } finally {
       await watch.stop();
     }
@@ -167,8 +175,8 @@ export class BackgroundProcess {
   }
 
   /**
-   * Why the sandbox no longer runs, or "" while it does (or the admin cannot tell now); asks
-   * again after each of `delaysMs` while the answer is "".
+   * Why and since when the sandbox no longer runs, or "" while it does (or the admin cannot tell
+   * now); asks again after each of `delaysMs` while the answer is "".
    */
   async #sandboxGone(delaysMs: number[] = [0]): Promise<string> {
     for (const delay of delaysMs) {
@@ -176,7 +184,7 @@ export class BackgroundProcess {
       try {
         const status = await this.#sandbox.getStatus();
         if (status.state !== "running" && status.state !== "pending") {
-          return `state ${status.state}`;
+          return describeStopped(status.sandbox_id, status);
         }
       } catch (error) {
         // Unknown sandbox: gone. Anything else (the admin restarting): not known to be gone.

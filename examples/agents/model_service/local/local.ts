@@ -7,15 +7,10 @@
  *
  *   deno run -A examples/agents/model_service/local/local.ts [ADMIN_URL] [IMAGE] [PROMPT]
  */
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { ModelService, RockAgent, Sandbox } from "../../../../src/sdk/mod.ts";
 
-const [
-  baseUrl = process.env.ROCK_BASE_URL || "http://127.0.0.1:8080",
-  image = "python:3.11",
-  prompt = "Hello",
-] = Deno.args;
+const [baseUrl, image, prompt = "Hello"] = Deno.args;
 await using sandbox = new Sandbox({ baseUrl, image, memory: "2g", cpus: 1 });
 const config = fileURLToPath(new URL("./rock_agent_config.yaml", import.meta.url));
 const agent = await RockAgent.fromFile(sandbox, config);

@@ -1,0 +1,61 @@
+/**
+ * Why a sandbox stopped, in the words get_status, the CLI and errors show, and the error a call
+ * gets when its sandbox no longer runs.
+ */
+import { BadRequestError } from "../common/errors.ts";
+import { describeStopped, type StopInfo } from "../protocol/admin.ts";
+import { toStatusResponse } from "./sandbox_info.ts";
+import type { SandboxRecord } from "./store.ts";
+
+/** A stop asked for through the API (or the CLI, or the SDK). */
+export const STOP_REQUESTED = "stop requested";
+/** A stop asked for while the sandbox was still being placed. */
+export const STOP_REQUESTED_WHILE_STARTING = "stop requested while starting";
+/** The backend no longer had the sandbox when the admin (re)started. */
+export const VANISHED = "vanished: the sandbox was gone when the admin started";
+
+/** The sweeper stopped it: no keep-alive within auto_clear_time_minutes. */
+export function expiredReason(minutes: number): string {
+  return `expired: no keep-alive for ${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
+/** Placement or the wait for the rocklet failed with `reason`. */
+export function startFailedReason(reason: string): string {
+  return `start failed: ${reason}`;
+}
+
+/**
+ * A call needs a running sandbox but this one is stopped or failed (code 4000). The message
+ * names the state, the reason and the stop time; `extraInfo` holds them for the wire.
+ */
+export class SandboxStoppedError extends BadRequestError {
+  /** State, stop reason and stop time, as the wire carries them. */
+  get info(): StopInfo {
+    const { state, stop_reason, stop_time } = this.extraInfo as unknown as StopInfo;
+    return { state, stop_reason, stop_time };
+  }
+}
+
+/**
+ * The SandboxStoppedError for `record` (stopped or failed), its times in `timeZone`; `detail`
+ * is added after the description (e.g. what else is gone).
+ */
+export function sandboxStoppedError(
+  record: SandboxRecord,
+  options: { timeZone: string; detail?: string },
+): SandboxStoppedError {
+  const info = stopInfo(record, options.timeZone);
+  const text = describeStopped(record.sandbox_id, {
+    ...info,
+    failure_reason: record.failure_reason,
+  });
+  return new SandboxStoppedError(options.detail ? `${text}; ${options.detail}` : text, {
+    extraInfo: { ...info },
+  });
+}
+
+/** State, stop reason and stop time of `record` as the wire carries them. */
+export function stopInfo(record: SandboxRecord, timeZone: string): StopInfo {
+  const { state, stop_reason, stop_time } = toStatusResponse(record, timeZone, false);
+  return { state, stop_reason, stop_time };
+}
