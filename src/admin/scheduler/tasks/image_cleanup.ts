@@ -30,7 +30,7 @@ export class ImageCleanupTask extends BaseTask {
   readonly #keep: Set<string>;
   readonly #docker: DockerCli;
 
-  /** Reads `threshold` / `disk_threshold` ("1T", "50g") and `keep` (image references). */
+  /** Reads `threshold` / `disk_threshold` ("1T", "50g") and `keep` (image references or ids). */
   constructor(options: TaskOptions, docker = new DockerCli()) {
     super(options);
     const raw = String(this.params.threshold ?? this.params.disk_threshold ?? "1T");
@@ -84,7 +84,8 @@ export class ImageCleanupTask extends BaseTask {
     const lastUse = await ctx.store.lastUseByImage();
     const candidates = (await this.#images())
       .filter((image) =>
-        !image.refs.some((ref) => inUse.has(ref) || this.#keep.has(ref)) && !inUse.has(image.id)
+        !image.refs.some((ref) => inUse.has(ref) || this.#keep.has(ref)) &&
+        !inUse.has(image.id) && !this.#keep.has(image.id)
       )
       .map((image) => ({
         ...image,
