@@ -196,14 +196,12 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
         }
       }
       report("running", "image pull running");
+      const { registryUsername: username, registryPassword: password } = spec;
+      const login = username && password
+        ? { registry: registryOf(image), username, password }
+        : undefined;
       try {
-        if (spec.registryUsername && spec.registryPassword) {
-          await this.#docker.login(registryOf(image), {
-            username: spec.registryUsername,
-            password: spec.registryPassword,
-          }, options);
-        }
-        await this.#docker.pull(image, options);
+        await this.#docker.pull(image, { ...options, login });
       } catch (error) {
         if (error instanceof CancelledError) throw error;
         fail(
