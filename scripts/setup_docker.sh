@@ -3,7 +3,9 @@
 # checks first and does nothing when its result is already there, so a re-run takes seconds.
 #   1. installs docker.io + debootstrap from Debian when missing;
 #   2. starts dockerd in the background when `docker info` does not answer;
-#   3. builds rock-test/debian:bookworm (debootstrap minbase + python3, curl, procps) when missing.
+#   3. builds rock-test/debian:bookworm (debootstrap minbase + python3, curl, procps) when missing;
+#   4. installs docker-registry + apache2-utils (htpasswd) when missing: the registry login test
+#      runs a registry of its own on 127.0.0.1, so the packaged service is not left running.
 # No image registry is needed: the image is built from the Debian mirror apt already uses.
 set -euo pipefail
 
@@ -106,6 +108,18 @@ else
   as_root truncate -s 0 "$rootfs/etc/resolv.conf"
   say "importing $IMAGE"
   as_root tar -C "$rootfs" -c . | docker import - "$IMAGE" >/dev/null
+fi
+
+# 4. Registry for the registry login test.
+if have docker-registry && have htpasswd; then
+  say "docker-registry and htpasswd are installed"
+else
+  say "installing docker-registry apache2-utils"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker-registry apache2-utils >/dev/null
+  if have systemctl && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 size="$(docker image inspect --format '{{.Size}}' "$IMAGE")"

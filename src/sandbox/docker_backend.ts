@@ -109,37 +109,52 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
     return await this.#runContainer(spec, hooks);
   }
 
-  /** Removes the container (`docker rm -f`); quiet when it is already gone. */
+  /**
+   * Removes this admin's container of the sandbox (`docker rm -f` by container id); quiet when
+   * there is none. A container of that name this admin does not own is left alone.
+   */
   async remove(sandboxId: string): Promise<void> {
-    await this.#docker.remove([sandboxId]);
+    const container = await this.#owned(sandboxId);
+    if (container) await this.#docker.remove([container.Id]);
   }
 
-  /** The container's last `tail` lines of output (`docker logs --tail`); empty when it is gone. */
-  logs(sandboxId: string, tail: number): Promise<string> {
-    return this.#docker.logs(sandboxId, tail);
+  /**
+   * The last `tail` lines of output of this admin's container of the sandbox (`docker logs
+   * --tail`); empty when there is none.
+   */
+  async logs(sandboxId: string, tail: number): Promise<string> {
+    const container = await this.#owned(sandboxId);
+    return container ? await this.#docker.logs(container.Id, tail) : "";
   }
 
-  /** Renames container `from` to `to` (`docker rename`) and returns its placement. */
+  /**
+   * Renames this admin's container `from` to `to` (`docker rename`) and returns its placement.
+   * @throws {RockError} when this admin has no container `from`, the rename fails, or the
+   * container is not running (it is then removed).
+   */
   async rename(from: string, to: string): Promise<Placement> {
-    await this.#docker.exec(["rename", from, to]);
-    const container = await this.#docker.inspectContainer(to);
+    const what = `Cannot hand out sandbox "${from}" as "${to}"`;
+    const owned = await this.#owned(from);
+    if (!owned) throw new RockError(`${what}: this admin has no container named "${from}"`);
+    await this.#docker.exec(["rename", owned.Id, to]);
+    const container = await this.#docker.inspectContainer(owned.Id);
     if (!container?.State.Running) {
-      throw new RockError(
-        `Cannot hand out sandbox "${from}" as "${to}": its container is not running`,
-      );
+      // Renamed, it no longer answers to `from`: remove it here or nobody will.
+      await this.#docker.remove([owned.Id]).catch(() => {});
+      throw new RockError(`${what}: its container is not running`);
     }
     return this.#placementOf(container);
   }
 
   /**
-   * Lists the containers carrying rock's label, running or not; with a deployment id, only that
-   * deployment's.
+   * Lists this admin's containers (see #owns), running or not: those carrying rock's label and
+   * this deployment's (with no deployment id, those carrying none).
    */
   async list(): Promise<ListedSandbox[]> {
     const ids = await this.#docker.psByLabel(
       this.#deploymentId ? `${DEPLOYMENT_LABEL}=${this.#deploymentId}` : SANDBOX_LABEL,
     );
-    const containers = await this.#docker.inspectContainers(ids);
+    const containers = (await this.#docker.inspectContainers(ids)).filter((c) => this.#owns(c));
     return containers.map((container) => {
       const running = container.State.Running;
       const listed: ListedSandbox = {
@@ -181,14 +196,12 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
         }
       }
       report("running", "image pull running");
+      const { registryUsername: username, registryPassword: password } = spec;
+      const login = username && password
+        ? { registry: registryOf(image), username, password }
+        : undefined;
       try {
-        if (spec.registryUsername && spec.registryPassword) {
-          await this.#docker.login(registryOf(image), {
-            username: spec.registryUsername,
-            password: spec.registryPassword,
-          }, options);
-        }
-        await this.#docker.pull(image, options);
+        await this.#docker.pull(image, { ...options, login });
       } catch (error) {
         if (error instanceof CancelledError) throw error;
         fail(
@@ -245,25 +258,59 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
       return this.#placementOf(container);
     } catch (error) {
       // A failed run may still have created the container (e.g. a bad entrypoint), and an abort
-      // may land after docker created it: remove by name, unless the name belongs to another.
-      if (!/is already in use by container/.test(errorMessage(error))) {
-        await this.#docker.remove([sandboxId]).catch(() => {});
-      }
+      // may land after docker created it: remove it when it is this admin's. When the name
+      // belongs to a container this admin does not own, that is why the run failed.
+      const named = await this.#named(sandboxId).catch(() => undefined);
+      if (named && this.#owns(named)) await this.#docker.remove([named.Id]).catch(() => {});
       if (error instanceof CancelledError) {
         report("failed", "docker run cancelled");
         throw new CancelledError(`Placement of sandbox "${sandboxId}" was cancelled`, {
           cause: error,
         });
       }
+      const extraInfo = error instanceof RockError ? error.extraInfo : {};
+      if (named && !this.#owns(named)) {
+        const taken = `the name "${sandboxId}" is taken by a container this admin does not own ` +
+          `(container ${named.Id.slice(0, 12)})`;
+        report("failed", `docker run failed: ${taken}`);
+        throw new BadRequestError(
+          `Cannot start sandbox "${sandboxId}": docker run failed: ${taken}`,
+          { cause: error, extraInfo },
+        );
+      }
       report("failed", `docker run failed: ${evidenceOf(error)}`);
       throw new RockError(
         `Cannot start sandbox "${sandboxId}": docker run failed: ${detailOf(error)}`,
-        {
-          cause: error,
-          extraInfo: error instanceof RockError ? error.extraInfo : {},
-        },
+        { cause: error, extraInfo },
       );
     }
+  }
+
+  /**
+   * The container named `sandboxId`, whoever owns it. A sandbox id names its container (a
+   * handed-out warm-pool container keeps the sandbox label of its pool id), so the name finds
+   * it and the labels (#owns) decide whether this admin may act on it.
+   */
+  async #named(sandboxId: string): Promise<ContainerInspect | undefined> {
+    const container = await this.#docker.inspectContainer(sandboxId);
+    // inspect also resolves container ids and id prefixes: only this very name counts.
+    return container?.Name === `/${sandboxId}` ? container : undefined;
+  }
+
+  /** This admin's container named `sandboxId` (see #owns), or undefined. */
+  async #owned(sandboxId: string): Promise<ContainerInspect | undefined> {
+    const container = await this.#named(sandboxId);
+    return container && this.#owns(container) ? container : undefined;
+  }
+
+  /**
+   * Whether this admin owns `container`: it carries rock's sandbox label and this deployment's
+   * label (no deployment label when this backend has no deployment id). Containers of other
+   * admins on the same engine are never removed, renamed or read.
+   */
+  #owns(container: ContainerInspect): boolean {
+    const labels = container.Config.Labels ?? {};
+    return SANDBOX_LABEL in labels && labels[DEPLOYMENT_LABEL] === this.#deploymentId;
   }
 
   /** Where an inspected, running container's rocklet answers. */

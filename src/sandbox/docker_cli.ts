@@ -3,7 +3,8 @@
  * with `.noThrow()`, stdout and stderr captured, a timeout and an optional AbortSignal, arguments
  * passed as an array through dax's escaping (never concatenated into a shell string). A failure
  * becomes a RockError naming the docker command, the exit code and the tail of stderr. Secrets
- * travel on stdin only and are masked should docker ever echo them.
+ * travel on stdin only and are masked should docker ever echo them; registry logins live in a
+ * private docker config for one pull, never in the user's.
  */
 import $, { KillController } from "dax";
 import { CancelledError, RockError, UnavailableError } from "../common/errors.ts";
@@ -21,10 +22,25 @@ export interface DockerCliOptions {
 export interface DockerCallOptions {
   /** Timeout of this call in milliseconds (default: the CLI's). */
   timeoutMs?: number;
-  /** Aborts the call: docker gets SIGTERM and the call throws a CancelledError. */
+  /** Aborts the call: docker gets SIGKILL and the call throws a CancelledError. */
   signal?: AbortSignal;
   /** Text fed to docker's stdin (e.g. a password for `--password-stdin`); masked in errors. */
   stdin?: string;
+  /** Environment variables set for this call only (on top of the process's). */
+  env?: Record<string, string>;
+}
+
+/** Credentials for one pull from `registry` (Docker Hub when empty). */
+export interface RegistryLogin {
+  registry: string;
+  username: string;
+  password: string;
+}
+
+/** Options of a pull. */
+export interface PullOptions extends DockerCallOptions {
+  /** Log in for this pull only, through a private docker config removed afterwards. */
+  login?: RegistryLogin;
 }
 
 /** What a docker call printed and how it exited. */
@@ -57,6 +73,9 @@ export interface ImageSummary {
   tag: string;
   id: string;
 }
+
+/** Name prefix of the private docker config directory of a pull with credentials. */
+export const PRIVATE_CONFIG_PREFIX = "rock-docker-config-";
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const STDERR_TAIL_LINES = 10;
@@ -91,28 +110,31 @@ export class DockerCli {
 
   /**
    * Runs `docker <args>` and returns its output whatever the exit code.
-   * @throws {CancelledError} when `options.signal` aborts the call.
+   * @throws {CancelledError} when `options.signal` aborts the call (docker gets SIGKILL).
    * @throws {RockError} when docker cannot be started or runs past the timeout.
    */
   async call(args: string[], options: DockerCallOptions = {}): Promise<DockerResult> {
     const name = commandName(args);
-    const { signal, stdin } = options;
+    const { signal, stdin, env } = options;
     if (signal?.aborted) throw new CancelledError(`Cannot run "${name}": cancelled before start`);
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const kill = new KillController();
+    // SIGKILL, not SIGTERM: docker lets some calls (a login waiting on a silent registry) run
+    // on after SIGTERM, and dax passes only the first signal on to the process.
+    const stop = () => kill.kill("SIGKILL");
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      kill.kill("SIGTERM");
+      stop();
     }, timeoutMs);
-    const onAbort = () => kill.kill("SIGTERM");
-    signal?.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", stop, { once: true });
     try {
       let command = $`${this.#binary} ${args}`
         .signal(kill.signal)
         .stdout("piped")
         .stderr("piped")
         .noThrow();
+      if (env) command = command.env(env);
       command = stdin === undefined ? command.stdin("null") : command.stdinText(stdin);
       const result = await command;
       const secret = stdin?.trim();
@@ -131,7 +153,7 @@ export class DockerCli {
       return { code: result.code, stdout: result.stdout, stderr };
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", stop);
     }
   }
 
@@ -182,25 +204,35 @@ export class DockerCli {
   }
 
   /**
-   * Pulls `image` (default timeout 30 minutes).
-   * @throws {RockError} with docker's stderr tail when the pull fails.
+   * Pulls `image` (default timeout 30 minutes). With `options.login`, `docker login` and the pull
+   * run with a private docker config (DOCKER_CONFIG: a fresh temporary directory, mode 0700,
+   * removed afterwards whatever happens), so the credentials serve this pull only and never
+   * reach the user's docker config. The password goes through stdin only.
+   * @throws {RockError} with docker's stderr tail (password masked) when login or pull fails.
    */
-  async pull(image: string, options: DockerCallOptions = {}): Promise<void> {
-    await this.exec(["pull", "--quiet", image], withDefaults({ timeoutMs: 30 * 60_000 }, options));
-  }
-
-  /**
-   * Logs in to `registry` (Docker Hub when empty); the password goes through stdin only.
-   * @throws {RockError} with docker's stderr tail (password masked) when the login fails.
-   */
-  async login(
-    registry: string,
-    credentials: { username: string; password: string },
-    options: DockerCallOptions = {},
-  ): Promise<void> {
-    const args = ["login", "--username", credentials.username, "--password-stdin"];
-    if (registry) args.push(registry);
-    await this.exec(args, { ...options, stdin: credentials.password });
+  async pull(image: string, options: PullOptions = {}): Promise<void> {
+    const { login, ...call } = options;
+    const pull = ["pull", "--quiet", image];
+    if (!login) {
+      await this.exec(pull, withDefaults({ timeoutMs: 30 * 60_000 }, call));
+      return;
+    }
+    // Without the user's config the CLI would not know its context: name the engine directly.
+    const host = (await this.exec(
+      ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"],
+      call,
+    )).trim();
+    const config = await Deno.makeTempDir({ prefix: PRIVATE_CONFIG_PREFIX });
+    try {
+      await Deno.chmod(config, 0o700);
+      const env = { ...call.env, DOCKER_CONFIG: config, DOCKER_HOST: host };
+      const args = ["login", "--username", login.username, "--password-stdin"];
+      if (login.registry) args.push(login.registry);
+      await this.exec(args, { ...call, env, stdin: login.password });
+      await this.exec(pull, withDefaults({ timeoutMs: 30 * 60_000 }, { ...call, env }));
+    } finally {
+      await Deno.remove(config, { recursive: true });
+    }
   }
 
   /**
@@ -293,7 +325,15 @@ export function publishedPorts(inspect: ContainerInspect): Record<string, PortBi
 
 /** "docker run", "docker image inspect": the docker command an argv runs, without arguments. */
 function commandName(args: string[]): string {
-  const groups = new Set(["image", "container", "network", "volume", "system", "builder"]);
+  const groups = new Set([
+    "image",
+    "container",
+    "context",
+    "network",
+    "volume",
+    "system",
+    "builder",
+  ]);
   const words = args.filter((arg) => !arg.startsWith("-"));
   const count = groups.has(words[0]) ? 2 : 1;
   return ["docker", ...words.slice(0, count)].join(" ");

@@ -4,7 +4,7 @@
  * printed once), and cleanup of leftover test containers (their names start with `rock-test-`).
  */
 import { join } from "node:path";
-import { DockerCli } from "../../src/sandbox/docker_cli.ts";
+import { DockerCli, PRIVATE_CONFIG_PREFIX } from "../../src/sandbox/docker_cli.ts";
 import {
   prepareRockletLauncher,
   type RockletLauncher,
@@ -95,4 +95,13 @@ export async function containersNamed(name: string, docker = new DockerCli()): P
 export function testRockletLauncher(): Promise<RockletLauncher> {
   const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
   return prepareRockletLauncher({ cacheDir: join(tmp, "rock-test-cache") });
+}
+
+/** Names of the private docker configs (of pulls with credentials) in the temp dir, sorted. */
+export async function privateDockerConfigs(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(Deno.env.get("TMPDIR") ?? "/tmp")) {
+    if (entry.name.startsWith(PRIVATE_CONFIG_PREFIX)) names.push(entry.name);
+  }
+  return names.sort();
 }

@@ -1,5 +1,6 @@
 /** DockerBackend against a real docker engine, with the real rocklet inside the container. */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { CancelledError, RockError } from "../../src/common/errors.ts";
 import type { PhaseUpdate, SandboxSpec } from "../../src/sandbox/backend.ts";
 import { DockerBackend, dockerRunArgs, registryOf } from "../../src/sandbox/docker_backend.ts";
@@ -9,6 +10,7 @@ import { RockletClient } from "../../src/sdk/rocklet_client.ts";
 import {
   containersNamed,
   dockerTest,
+  privateDockerConfigs,
   TEST_IMAGE,
   testRockletLauncher,
   testSandboxId,
@@ -338,6 +340,7 @@ dockerTest(
     const id = testSandboxId("login");
     const password = `secret-${crypto.randomUUID()}`;
     const image = "127.0.0.1:9/rock-test/private:1";
+    const configsBefore = await privateDockerConfigs();
     try {
       const { phases, result } = await placeRecording(
         backend,
@@ -362,7 +365,55 @@ dockerTest(
         /^Failed to pull image 127\.0\.0\.1:9\/rock-test\/private:1\. Error: /,
       );
       assert.deepEqual(await containersNamed(id), []);
+      assert.deepEqual(await privateDockerConfigs(), configsBefore, "private config left behind");
     } finally {
+      await docker.remove([id]);
+    }
+  },
+);
+
+dockerTest(
+  "DockerBackend.place() removes the private docker config when aborted during a registry login",
+  async () => {
+    // A registry that accepts connections and never answers: the login hangs until the abort.
+    const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of silent) held.push(conn);
+    })();
+    const backend = new DockerBackend({ type: "docker", launcher: await testRockletLauncher() });
+    const id = testSandboxId("loginabort");
+    const controller = new AbortController();
+    const configsBefore = await privateDockerConfigs();
+    try {
+      const placing = backend.place(
+        specFor(id, {
+          image: `127.0.0.1:${silent.addr.port}/rock-test/private:1`,
+          pull: "always",
+          registryUsername: "tester",
+          registryPassword: `secret-${crypto.randomUUID()}`,
+        }),
+        { signal: controller.signal, onPhase() {} },
+      );
+      const outcome = placing.then(() => undefined, (error) => error);
+      // Abort once the private config exists: the login is then under way (and hangs).
+      const deadline = Date.now() + 60_000;
+      let made: string[] = [];
+      while (made.length === 0) {
+        made = (await privateDockerConfigs()).filter((name) => !configsBefore.includes(name));
+        assert.ok(Date.now() < deadline, "no private docker config appeared");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const mode = (await Deno.stat(join(Deno.env.get("TMPDIR") ?? "/tmp", made[0]))).mode;
+      assert.equal(mode! & 0o777, 0o700);
+      controller.abort();
+      assert.ok(await outcome instanceof CancelledError, String(await outcome));
+      assert.deepEqual(await privateDockerConfigs(), configsBefore, "private config left behind");
+      assert.deepEqual(await containersNamed(id), []);
+    } finally {
+      silent.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
       await docker.remove([id]);
     }
   },
