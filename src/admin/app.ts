@@ -144,12 +144,19 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   });
   route("get", "/get_status", "get sandbox status", async (c) => {
     const { sandbox_id } = query(c, SandboxIdRequest, "get_status");
-    return toStatusResponse(await manager.getStatus(sandbox_id), timeZone);
+    const status = toStatusResponse(await manager.getStatus(sandbox_id), timeZone);
+    const unresponsive = manager.unresponsive(sandbox_id);
+    // Running but not answering: not alive, and the status says why.
+    return unresponsive ? { ...status, is_alive: false, unhealthy_reason: unresponsive } : status;
   });
   route("get", "/is_alive", "is alive", async (c) => {
     const { sandbox_id } = query(c, SandboxIdRequest, "is_alive");
     try {
       const record = await manager.getStatus(sandbox_id);
+      const unresponsive = manager.unresponsive(sandbox_id);
+      if (record.state === "running" && unresponsive) {
+        return { is_alive: false, message: unresponsive };
+      }
       if (record.state === "running") return { is_alive: true, message: record.host_name ?? "" };
       const message = record.state === "pending"
         ? `sandbox ${sandbox_id} is pending`
@@ -225,7 +232,10 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
       const raw = await jsonObject(c);
       const { sandbox_id } = parseWire(SandboxIdRequest, raw, `${path.slice(1)} request`);
       const request = parseWire(schema, raw, `${path.slice(1)} request`);
-      return await call(await manager.rocklet(sandbox_id), request, c.req.raw.signal);
+      return await manager.watchCall(
+        sandbox_id,
+        async (rocklet) => await call(rocklet, request, c.req.raw.signal),
+      );
     });
   forward("/execute", "execute command", Command, (r, req, signal) => r.execute(req, { signal }));
   forward(

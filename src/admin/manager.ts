@@ -3,7 +3,12 @@
  * reason. The store is the truth: status, batch and list never ask a backend. Placement runs in
  * the background; the manager waits for the rocklet's /is_alive with a fast backoff.
  */
-import { BadRequestError, RockError } from "../common/errors.ts";
+import {
+  BadRequestError,
+  RockError,
+  UnavailableError,
+  UnresponsiveError,
+} from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import { memoryBytes, type StartRequest } from "../protocol/admin.ts";
 import type {
@@ -14,7 +19,7 @@ import type {
   Placement,
 } from "../sandbox/backend.ts";
 import { backendTraits, isLogging, phaseMessage, ROCKLET_PORT } from "../sandbox/backend.ts";
-import { RockletClient } from "../sdk/rocklet_client.ts";
+import { RockletClient, type RockletDeadlines } from "../sdk/rocklet_client.ts";
 import type { Billing } from "./billing.ts";
 import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
 import type { WarmPool } from "./warm_pool.ts";
@@ -53,6 +58,8 @@ export interface ManagerSettings {
   timeZone: string;
   /** Expiry is written at most this often per sandbox, in milliseconds. */
   touchIntervalMs: number;
+  /** Bounds on calls to rocklets (default DEFAULT_ROCKLET_DEADLINES). */
+  rockletDeadlines?: Partial<RockletDeadlines>;
 }
 
 /** What the manager needs. */
@@ -98,6 +105,8 @@ export class SandboxManager {
   /** Placements in progress, so stop can cancel them and close can wait for them. */
   readonly #placing = new Map<string, { abort: AbortController; done: Promise<void> }>();
   readonly #clients = new Map<string, { url: string; client: RockletClient }>();
+  /** Sandboxes whose rocklet did not answer their last call in time, and why. */
+  readonly #unresponsive = new Map<string, string>();
   readonly #touched = new Map<string, number>();
   /** Clients of sandboxes recently seen running (see rocklet()). */
   readonly #routes = new Map<string, RockletClient>();
@@ -336,9 +345,41 @@ export class SandboxManager {
     const url = `http://${placement.hostIp}:${port}`;
     const cached = this.#clients.get(id);
     if (cached?.url === url) return cached.client;
-    const client = new RockletClient(url, { fetch: this.#fetch, headers: { sandbox_id: id } });
+    const client = new RockletClient(url, {
+      fetch: this.#fetch,
+      headers: { sandbox_id: id },
+      deadlines: this.#settings.rockletDeadlines,
+    });
     this.#clients.set(id, { url, client });
     return client;
+  }
+
+  /**
+   * Runs `call` on the rocklet of running sandbox `id`, and keeps track of whether that rocklet
+   * answers: an UnresponsiveError marks it unhealthy (see unresponsive()) until it answers again.
+   * @throws whatever `manager.rocklet(id)` or `call` throws.
+   */
+  async watchCall<T>(id: string, call: (rocklet: RockletClient) => Promise<T>): Promise<T> {
+    const rocklet = await this.rocklet(id);
+    try {
+      const result = await call(rocklet);
+      this.#unresponsive.delete(id);
+      return result;
+    } catch (error) {
+      if (error instanceof UnresponsiveError) {
+        this.#unresponsive.set(id, error.message);
+        this.#logger.warn("Rocklet not answering", { sandbox_id: id, error: error.message });
+      } else if (!(error instanceof UnavailableError)) {
+        // The rocklet answered (with an error of the call's own).
+        this.#unresponsive.delete(id);
+      }
+      throw error;
+    }
+  }
+
+  /** Why the rocklet of `id` is not answering, when its last call found it so. */
+  unresponsive(id: string): string | undefined {
+    return this.#unresponsive.get(id);
   }
 
   /**
@@ -461,6 +502,7 @@ export class SandboxManager {
     }, [...ACTIVE]);
     this.#clients.delete(id);
     this.#routes.delete(id);
+    this.#unresponsive.delete(id);
     this.#touched.delete(id);
     if (!changed) return; // another caller stopped it first
     this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? STOP_REQUESTED });

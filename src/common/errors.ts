@@ -180,6 +180,9 @@ export class UnavailableError extends RockError {
   }
 }
 
+/** A rocklet that accepts connections but does not answer (frozen, overloaded) in time. */
+export class UnresponsiveError extends UnavailableError {}
+
 /** Returns the message of any thrown value. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

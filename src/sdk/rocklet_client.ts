@@ -15,7 +15,9 @@ import {
   SessionExistsError,
   SessionNotFoundError,
   UnavailableError,
+  UnresponsiveError,
 } from "../common/errors.ts";
+import { withDefaults } from "../common/options.ts";
 import type {
   BashActionInput,
   BashObservation,
@@ -42,12 +44,45 @@ import { multipartBody } from "./multipart_body.ts";
 /** A rocklet's default address (`rock rocklet` serves on port 22555, ROCK's). */
 export const DEFAULT_ROCKLET_URL = "http://127.0.0.1:22555";
 
+/**
+ * How long a call to a rocklet may take. A command's call may take its own timeout plus a margin;
+ * a call without one (sessions, files) takes at most `defaultMs`. Independently of both, a call
+ * still unanswered after `probeAfterMs` makes the client probe `/is_alive` on the side: a rocklet
+ * that misses two probes in a row is not answering (stopped, frozen) and the call ends then.
+ */
+export interface RockletDeadlines {
+  /** Added to a command's own timeout (run_in_session, execute), in ms. */
+  marginMs: number;
+  /** The most a call without a command timeout takes, in ms; uploads and downloads excepted. */
+  defaultMs: number;
+  /** How long a call waits before the rocklet is probed, in ms. */
+  probeAfterMs: number;
+  /** How long one probe may take, in ms. */
+  probeTimeoutMs: number;
+}
+
+/** Deadlines a RockletClient uses unless told otherwise. */
+export const DEFAULT_ROCKLET_DEADLINES: RockletDeadlines = {
+  marginMs: 10_000,
+  defaultMs: 300_000,
+  probeAfterMs: 5_000,
+  probeTimeoutMs: 5_000,
+};
+
 /** Options of a RockletClient. */
 export interface RockletClientOptions {
   /** The fetch to use (default: globalThis.fetch, which keeps connections alive). */
   fetch?: (input: Request) => Promise<Response>;
   /** Headers sent with every request (e.g. `sandbox_id`, a trace id). */
   headers?: Record<string, string>;
+  /** Bounds on every call (default DEFAULT_ROCKLET_DEADLINES). */
+  deadlines?: Partial<RockletDeadlines>;
+}
+
+/** How one call is bounded: a whole-call limit in ms (undefined: none) and the caller's signal. */
+interface CallBounds {
+  limitMs?: number;
+  signal?: AbortSignal;
 }
 
 type ErrorClass = new (message: string, options?: RockErrorOptions) => RockError;
@@ -84,6 +119,7 @@ export class RockletClient implements Runtime {
   readonly baseUrl: string;
   readonly #fetch: (input: Request) => Promise<Response>;
   readonly #headers: Record<string, string>;
+  readonly #deadlines: RockletDeadlines;
 
   /**
    * Creates a client for the rocklet at `baseUrl` (default DEFAULT_ROCKLET_URL); nothing is sent
@@ -93,24 +129,46 @@ export class RockletClient implements Runtime {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
     this.#fetch = options.fetch ?? ((request) => fetch(request));
     this.#headers = options.headers ?? {};
+    this.#deadlines = withDefaults(DEFAULT_ROCKLET_DEADLINES, options.deadlines ?? {});
   }
 
-  async #send(path: string, init: RequestInit = {}): Promise<Response> {
+  /** The whole-call limit of a command whose own timeout is `seconds` (null: none). */
+  #commandLimit(seconds: number | null | undefined): number | undefined {
+    return seconds == null ? undefined : seconds * 1000 + this.#deadlines.marginMs;
+  }
+
+  async #send(path: string, init: RequestInit = {}, bounds: CallBounds = {}): Promise<Response> {
+    const ended = new AbortController();
+    const signals = [ended.signal];
+    if (bounds.signal) signals.push(bounds.signal);
     const request = new Request(`${this.baseUrl}${path}`, {
       ...init,
       headers: { ...this.#headers, ...(init.headers as Record<string, string> | undefined) },
+      signal: AbortSignal.any(signals),
     });
+    const limit = bounds.limitMs === undefined ? undefined : setTimeout(() => {
+      ended.abort(
+        new UnresponsiveError(
+          `Rocklet at ${this.baseUrl} did not answer ${path} within ${bounds.limitMs! / 1000} s`,
+        ),
+      );
+    }, bounds.limitMs);
+    const watch = path === "/is_alive" ? undefined : this.#watch(path, ended);
     let response: Response;
     try {
       response = await this.#fetch(request);
     } catch (error) {
-      if (init.signal?.aborted) throw new CancelledError(`Call to rocklet ${path} was cancelled`);
+      if (ended.signal.aborted) throw ended.signal.reason;
+      if (bounds.signal?.aborted) throw new CancelledError(`Call to rocklet ${path} was cancelled`);
       throw new UnavailableError(
         `Cannot reach rocklet at ${this.baseUrl}: ${(error as Error).message}`,
         {
           cause: error,
         },
       );
+    } finally {
+      clearTimeout(limit);
+      watch?.stop();
     }
     if (response.ok) return response;
     const text = await response.text();
@@ -137,58 +195,112 @@ export class RockletClient implements Runtime {
     );
   }
 
-  async #get<T>(path: string, signal?: AbortSignal): Promise<T> {
-    return await (await this.#send(path, { signal })).json() as T;
+  /**
+   * Probes the rocklet while the call `path` waits: after probeAfterMs, then again each time a
+   * probe ends; two probes in a row without an answer end the call with UnresponsiveError.
+   */
+  #watch(path: string, ended: AbortController): { stop(): void } {
+    const { probeAfterMs, probeTimeoutMs } = this.#deadlines;
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let missed = 0;
+    const probe = async () => {
+      if (stopped) return;
+      try {
+        const response = await this.#fetch(
+          new Request(`${this.baseUrl}/is_alive`, {
+            headers: this.#headers,
+            signal: AbortSignal.timeout(probeTimeoutMs),
+          }),
+        );
+        await response.body?.cancel();
+        missed = 0;
+      } catch {
+        missed++;
+      }
+      if (stopped) return;
+      if (missed >= 2) {
+        ended.abort(
+          new UnresponsiveError(
+            `Rocklet at ${this.baseUrl} stopped answering while ${path} ran: ` +
+              `2 health probes in a row got no answer within ${probeTimeoutMs / 1000} s`,
+          ),
+        );
+        return;
+      }
+      timer = setTimeout(probe, probeAfterMs);
+    };
+    timer = setTimeout(probe, probeAfterMs);
+    return {
+      stop() {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
   }
 
-  async #post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  async #get<T>(path: string, bounds: CallBounds): Promise<T> {
+    return await (await this.#send(path, {}, bounds)).json() as T;
+  }
+
+  async #post<T>(path: string, body: unknown, bounds: CallBounds): Promise<T> {
     const response = await this.#send(path, {
       method: "POST",
       body: JSON.stringify(body),
       headers: { "content-type": "application/json" },
-      signal,
-    });
+    }, bounds);
     return await response.json() as T;
+  }
+
+  /** A bounds object for a call without a command timeout of its own. */
+  #plain(signal?: AbortSignal): CallBounds {
+    return { limitMs: this.#deadlines.defaultMs, signal };
   }
 
   /** GET /is_alive; `options.signal` bounds a probe (a published port may accept and hang). */
   isAlive(options: CallOptions = {}): Promise<IsAliveResponse> {
-    return this.#get("/is_alive", options.signal);
+    return this.#get("/is_alive", this.#plain(options.signal));
   }
 
   /** GET /get_statistics */
   getStatistics(): Promise<StatisticsResponse> {
-    return this.#get("/get_statistics");
+    return this.#get("/get_statistics", this.#plain());
   }
 
   /** POST /create_session */
   createSession(request: z.input<typeof CreateSessionRequest>): Promise<CreateSessionResponse> {
-    return this.#post("/create_session", request);
+    return this.#post("/create_session", request, this.#plain());
   }
 
-  /** POST /run_in_session */
+  /** POST /run_in_session: bounded by the action's own timeout plus the margin. */
   runInSession(action: BashActionInput, options: CallOptions = {}): Promise<BashObservation> {
-    return this.#post("/run_in_session", action, options.signal);
+    return this.#post("/run_in_session", action, {
+      limitMs: this.#commandLimit(action.timeout),
+      signal: options.signal,
+    });
   }
 
   /** POST /close_session */
   closeSession(request: z.input<typeof CloseSessionRequest>): Promise<CloseSessionResponse> {
-    return this.#post("/close_session", request);
+    return this.#post("/close_session", request, this.#plain());
   }
 
-  /** POST /execute */
+  /** POST /execute: bounded by the command's timeout (ROCK's default 1200 s) plus the margin. */
   execute(command: z.input<typeof Command>, options: CallOptions = {}): Promise<CommandResponse> {
-    return this.#post("/execute", command, options.signal);
+    return this.#post("/execute", command, {
+      limitMs: this.#commandLimit(command.timeout === undefined ? 1200 : command.timeout),
+      signal: options.signal,
+    });
   }
 
   /** POST /read_file */
   readFile(request: z.input<typeof ReadFileRequest>): Promise<ReadFileResponse> {
-    return this.#post("/read_file", request);
+    return this.#post("/read_file", request, this.#plain());
   }
 
   /** POST /write_file */
   writeFile(request: z.input<typeof WriteFileRequest>): Promise<WriteFileResponse> {
-    return this.#post("/write_file", request);
+    return this.#post("/write_file", request, this.#plain());
   }
 
   /**
@@ -222,6 +334,6 @@ export class RockletClient implements Runtime {
 
   /** POST /close */
   close(): Promise<CloseResponse> {
-    return this.#post("/close", {});
+    return this.#post("/close", {}, this.#plain());
   }
 }

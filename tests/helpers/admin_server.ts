@@ -11,6 +11,7 @@ import { LocalBackend } from "../../src/sandbox/local_backend.ts";
 import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
 import { TEST_IMAGE, testRockletLauncher, testSandboxId } from "./docker.ts";
 import type { SandboxConfig } from "../../src/sdk/sandbox.ts";
+import type { RockletDeadlines } from "../../src/sdk/rocklet_client.ts";
 
 /** A running admin for tests; dispose stops it (sandboxes are the test's to stop). */
 export interface AdminServer extends AsyncDisposable {
@@ -56,6 +57,8 @@ export interface TestAdminOptions {
   sweepIntervalMs?: number;
   /** How sandboxes' rocklets start (default: the tests' launcher). */
   launcher?: RockletLauncher;
+  /** Bounds on the manager's calls to rocklets (default: the admin's). */
+  rockletDeadlines?: Partial<RockletDeadlines>;
 }
 
 /** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
@@ -87,6 +90,7 @@ export async function startAdminServer(
       startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
       timeZone: "Asia/Shanghai",
       touchIntervalMs: 1000,
+      rockletDeadlines: options.rockletDeadlines,
     },
   });
   await manager.reconcile();
