@@ -277,7 +277,61 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
       false,
       "nothing of it may run",
     );
+    // A stray closing brace must not end the check early and let the rest run.
+    await rejects(
+      rt.runInSession({ session: "s", command: `echo\n}\ntouch ${marker}` }),
+      BashSyntaxError,
+    );
+    assert.equal(
+      await Deno.stat(marker).then(() => true, () => false),
+      false,
+      "nothing after a stray brace may run",
+    );
     assert.equal((await rt.runInSession({ session: "s", command: "echo ok" })).output, "ok");
+  });
+
+  test("runInSession() returns exit 0 and no output for blank and comment-only commands, keeping state", async (rt) => {
+    await rt.createSession({ session: "s" });
+    await rt.runInSession({ session: "s", command: "cd /tmp && KEPT=yes && greet() { echo hi; }" });
+    for (const command of ["", "\n", "  \t ", "# thinking...", "\n  # one\n# two\n\n"]) {
+      await rt.runInSession({ session: "s", command: "false", check: "silent" });
+      const result = await rt.runInSession({ session: "s", command, check: "silent" });
+      assert.deepEqual(
+        { output: result.output, exit_code: result.exit_code },
+        { output: "", exit_code: 0 },
+        `command ${JSON.stringify(command)}`,
+      );
+    }
+    const ends = await rt.runInSession({
+      session: "s",
+      command: "echo a # a trailing comment without newline",
+    });
+    assert.equal(ends.output, "a");
+    const heredoc = await rt.runInSession({ session: "s", command: "cat <<'EOF'\nlast\nEOF" });
+    assert.equal(heredoc.output, "last");
+    // bash runs a script whose here-document has no end line, with a warning.
+    const open = await rt.runInSession({ session: "s", command: "cat <<'EOF'\nno end line" });
+    assert.equal(open.exit_code, 0);
+    assert.match(open.output, /no end line/);
+    const state = await rt.runInSession({ session: "s", command: "echo $PWD $KEPT; greet" });
+    assert.equal(state.output, "/tmp yes\nhi");
+  });
+
+  test("runInSession() reports bash's syntax error with the command's own line numbers", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const wrapper = /eval|__rock|check|`\}'/;
+    const third = await rejects(
+      rt.runInSession({ session: "s", command: "echo a\necho b\nfi\necho c" }),
+      BashSyntaxError,
+    );
+    assert.match(third.message, /bash: line 3: syntax error near unexpected token [`']fi'/);
+    assert.doesNotMatch(third.message, wrapper);
+    for (const command of ["x=1; (", "f() {", "if true; then\n  echo"]) {
+      const open = await rejects(rt.runInSession({ session: "s", command }), BashSyntaxError);
+      assert.match(open.message, /bash: line \d+: syntax error: unexpected end of file/);
+      assert.doesNotMatch(open.message, wrapper);
+      assert.match(String(open.extraInfo.bash_stderr), /unexpected end of file/);
+    }
   });
 
   test("runInSession() output cannot forge the end marker", async (rt) => {
