@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
 import {
+  BadRequestError,
   BashSyntaxError,
   CancelledError,
   CommandTimeoutError,
@@ -461,6 +462,19 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
     assert.deepEqual(shell, { stdout: "x\n", stderr: "", exit_code: 0 });
     const single = await rt.execute({ command: "pwd" });
     assert.equal(single.exit_code, 0);
+  });
+
+  test("execute() runs an empty shell string as ROCK does and rejects an empty argv", async (rt) => {
+    const empty = await rt.execute({ command: "", shell: true });
+    assert.deepEqual(empty, { stdout: "", stderr: "", exit_code: 0 });
+    const blank = await rt.execute({ command: "  # nothing\n", shell: true });
+    assert.deepEqual(blank, { stdout: "", stderr: "", exit_code: 0 });
+    // `sh -c` without its argument, as subprocess.run([], shell=True) runs it.
+    assert.equal((await rt.execute({ command: [], shell: true })).exit_code, 2);
+    await rejects(rt.execute({ command: [] }), BadRequestError, (e) => {
+      assert.equal(e.classPath, "builtins.IndexError");
+    });
+    await rejects(rt.execute({ command: "" }), FileOperationError);
   });
 
   test("execute() applies env and cwd", async (rt) => {
