@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
+import { commandLines } from "../helpers/process.ts";
 import {
   BadRequestError,
   BashSyntaxError,
@@ -76,11 +77,7 @@ function uniqueSleep(): string {
 
 /** Processes whose command line contains `marker` (to prove nothing was left behind). */
 async function processesWith(marker: string): Promise<number> {
-  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" })
-    .output();
-  return new TextDecoder().decode(stdout).split("\n").filter((line) =>
-    line.includes(marker) && !line.includes("ps -eo")
-  ).length;
+  return (await commandLines()).filter((line) => line.includes(marker)).length;
 }
 
 /** Registers the contract tests for `label` with `Deno.test`. */

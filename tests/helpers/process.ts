@@ -47,3 +47,18 @@ export async function spawnServer(
 export function spawnRocklet(): Promise<ServedChild> {
   return spawnServer(["run", "--allow-all", MAIN, "rocklet", "--host", "127.0.0.1", "--port", "0"]);
 }
+
+/** The command lines (arguments joined by spaces) of every process, read from /proc. */
+export async function commandLines(): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const raw = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
+      if (raw) lines.push(raw.replace(/\0$/, "").replaceAll("\0", " "));
+    } catch {
+      // The process exited while we looked.
+    }
+  }
+  return lines;
+}

@@ -1,6 +1,6 @@
 /** The `rock` executable: help, version, usage errors, and `rock rocklet` as a real process. */
 import assert from "node:assert/strict";
-import { MAIN, spawnRocklet } from "../helpers/process.ts";
+import { commandLines, MAIN, spawnRocklet } from "../helpers/process.ts";
 
 async function rock(...args: string[]) {
   const output = await new Deno.Command(Deno.execPath(), {
@@ -63,10 +63,8 @@ Deno.test("rock rocklet serves on the given port and stops cleanly on SIGTERM", 
     child.kill("SIGTERM");
     assert.equal((await child.status).code, 0, await stderr);
   }
-  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" })
-    .output();
   assert.ok(
-    !new TextDecoder().decode(stdout).includes("sleep 60.125"),
+    !(await commandLines()).some((line) => line.includes("sleep 60.125")),
     "background job left behind",
   );
 });
