@@ -565,7 +565,10 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
       );
       let denied: string;
       if (isRoot) {
-        denied = "/proc/1/mem";
+        // Root passes file modes, but a sysctl file checks its owner bits even for root, and
+        // this one is write-only. (/proc/1/mem is no good: where pid 1 is ours, reading it
+        // fails with EIO, which is an OSError.)
+        denied = "/proc/sys/vm/compact_memory";
       } else {
         denied = `${dir}/locked.txt`;
         await Deno.writeTextFile(denied, "secret");
