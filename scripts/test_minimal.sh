@@ -29,7 +29,7 @@ if [ "${1:-}" = "--rebuild" ]; then
 fi
 
 docker info >/dev/null 2>&1 || fail "no docker engine answers \`docker info\`"
-node="$(command -v node)" || fail "node is not installed here"
+node="$(readlink -f "$(command -v node)")" || fail "node is not installed here"
 npm_cli="$(readlink -f "$(command -v npm)")" || fail "npm is not installed here"
 # npm-cli.js lives in <node_modules>/npm/bin.
 node_modules="$(dirname "$(dirname "$(dirname "$npm_cli")")")"
@@ -37,7 +37,7 @@ node_modules="$(dirname "$(dirname "$(dirname "$npm_cli")")")"
 # 1. The image: debootstrap minbase plus git, curl and ca-certificates, nothing else.
 if $rebuild || ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   command -v debootstrap >/dev/null || fail "debootstrap is not installed here"
-  [ "$(id -u)" -eq 0 ] || fail "building $IMAGE needs root (debootstrap, chroot)"
+  [ "$(id -u)" -eq 0 ] || fail "building $IMAGE needs root (debootstrap)"
   mirror="$(debian_mirror "$SUITE")"
   work="$(mktemp -d /tmp/rock-minbase.XXXXXX)"
   trap 'rm -rf --one-file-system "$work"' EXIT
@@ -54,20 +54,22 @@ if $rebuild || ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   trap - EXIT
 fi
 
-# 2. The run. Proxy settings pass through as they are set here, and each CA bundle a variable
-# names is mounted at the same path (over the image's own bundle when the paths are the same).
-args=(--rm --network host -v "$ROOT:/src:ro" -v "$node:/usr/bin/node:ro"
+# 2. The run (--init, so Ctrl-C reaches the tests). Proxy settings pass through as they are set
+# here, and each CA bundle a variable names is mounted at the same path (over the image's own
+# bundle when the paths are the same).
+args=(--rm --init --network host -v "$ROOT:/src:ro" -v "$node:/usr/bin/node:ro"
   -v "$node_modules:/usr/lib/node_modules:ro")
 for name in HTTPS_PROXY HTTP_PROXY NO_PROXY https_proxy http_proxy no_proxy; do
-  [ -n "${!name:-}" ] && args+=(-e "$name")
+  if [ -n "${!name:-}" ]; then args+=(-e "$name"); fi
 done
 for name in SSL_CERT_FILE NODE_EXTRA_CA_CERTS; do
   file="${!name:-}"
-  [ -z "$file" ] && continue
+  if [ -z "$file" ]; then continue; fi
   args+=(-e "$name")
-  [ -f "$file" ] && args+=(-v "$file:$file:ro")
+  if [ -f "$file" ]; then args+=(-v "$file:$file:ro"); fi
 done
-# The image has no procps, python3 or docker; a host tool the suite still needed would fail it.
+# The run refuses an image that has procps, python3 or docker, which would hide what the suite
+# still needs of the machine.
 script='set -eu
 ln -s /usr/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 ln -s /usr/lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
