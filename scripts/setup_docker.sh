@@ -24,24 +24,18 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# The Debian mirror apt uses here (deb822 "URIs:" or one-line "deb URL bookworm ...").
-debian_mirror() {
-  local files=() url=""
-  [ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
-  for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] && files+=("$f")
+# Pids of the processes whose command line matches the extended regex $1, from /proc (so no
+# procps is needed).
+pids_matching() {
+  local dir line
+  for dir in /proc/[0-9]*; do
+    line="$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline")" || continue
+    if [[ "$line" =~ $1 ]]; then printf '%s\n' "${dir#/proc/}"; fi
   done
-  if [ "${#files[@]}" -gt 0 ]; then
-    url="$(grep -hoE '^URIs:[[:space:]]*[^[:space:]]+' "${files[@]}" 2>/dev/null |
-      awk '{print $2}' | grep -vE 'security|updates' | grep -E '/debian/?$' | head -n1 || true)"
-    if [ -z "$url" ]; then
-      url="$(grep -hE "^deb[[:space:]]" "${files[@]}" 2>/dev/null |
-        awk -v s="$SUITE" '$0 ~ " "s" " {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' ||
-        true)"
-    fi
-  fi
-  printf '%s\n' "${url:-http://deb.debian.org/debian}"
 }
+
+# shellcheck source=scripts/debian_mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian_mirror.sh"
 
 # 1. Packages.
 if ! have dockerd || ! have docker || ! have debootstrap; then
@@ -63,9 +57,11 @@ else
   as_root mkdir -p "$(dirname "$DOCKERD_LOG")"
   # Containers of an engine that was killed keep running under their shims and keep their
   # addresses on the bridge, where they would answer for the new engine's containers: end them.
-  if pgrep -f 'containerd-shim.*-namespace moby' >/dev/null 2>&1; then
+  shims="$(pids_matching 'containerd-shim.*-namespace moby')"
+  if [ -n "$shims" ]; then
     say "ending containers left by an engine that was killed"
-    as_root pkill -KILL -f 'containerd-shim.*-namespace moby' || true
+    # shellcheck disable=SC2086 # one pid per word
+    as_root bash -c 'kill -KILL "$@" 2>/dev/null' kill $shims || true
   fi
   # setsid: dockerd leads a session of its own, so ending the caller's process group spares it.
   as_root bash -c "setsid nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
@@ -84,7 +80,7 @@ fi
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   say "image $IMAGE is present"
 else
-  mirror="$(debian_mirror)"
+  mirror="$(debian_mirror "$SUITE")"
   work="$(mktemp -d /tmp/rock-rootfs.XXXXXX)"
   trap 'as_root rm -rf --one-file-system "$work"' EXIT
   rootfs="$work/rootfs"

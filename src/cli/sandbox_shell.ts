@@ -34,8 +34,9 @@ async function* stdinLines(): AsyncGenerator<string> {
 }
 
 /**
- * True when bash ran out of input: an open quote, or a syntax error past the command's last line
- * (the session checks a command as a function body, so an open `if` fails at the closing brace).
+ * True when bash ran out of input: an open quote or here-document, or a syntax error past the
+ * command's last line (a tried command is wrapped in braces, so an open `if` fails at the closing
+ * brace).
  */
 function incomplete(error: unknown, command: string): boolean {
   if (!(error instanceof RockSdkError) || !/syntax error/.test(error.message)) return false;
@@ -47,6 +48,9 @@ function incomplete(error: unknown, command: string): boolean {
 /**
  * Runs one command and returns its exit code (2 with the reason on stderr when bash rejects it),
  * or undefined when bash found it incomplete and `final` is false: more lines may complete it.
+ * Until `final`, the command runs as `{ :; command` + newline + `}`: bash runs a script whose
+ * here-document has no end line, but here the document swallows the closing brace, so an open
+ * here-document reads as incomplete, as at an interactive prompt.
  */
 async function runLine(
   sandbox: Sandbox,
@@ -54,8 +58,9 @@ async function runLine(
   command: string,
   options: { timeout: number; final: boolean },
 ): Promise<number | undefined> {
+  const text = options.final ? command : `{ :; ${command}\n}`;
   try {
-    const result = await sandbox.arun(command, { session, waitTimeout: options.timeout });
+    const result = await sandbox.arun(text, { session, waitTimeout: options.timeout });
     if (result.output) await writeAll(Deno.stdout, `${result.output}\n`);
     if (result.exitCode === null) {
       console.error(`error: ${result.failureReason}`);
@@ -63,9 +68,14 @@ async function runLine(
     }
     return result.exitCode;
   } catch (error) {
-    if (!options.final && incomplete(error, command)) return undefined;
+    const syntax = /syntax error/.test((error as Error).message);
+    if (!options.final && syntax) {
+      if (incomplete(error, command)) return undefined;
+      // Nothing ran: run it as typed so bash's message quotes the command, not the braces.
+      return runLine(sandbox, session, command, { ...options, final: true });
+    }
     // A line bash rejects ends that line only; anything else (the sandbox is gone) ends the shell.
-    if (error instanceof CommandRockError || /syntax error/.test((error as Error).message)) {
+    if (error instanceof CommandRockError || syntax) {
       console.error(`error: ${(error as Error).message.replace(/\s*\n\s*/g, " | ")}`);
       return 2;
     }

@@ -57,8 +57,8 @@ export type CloseSessionRequest = z.output<typeof CloseSessionRequest>;
 /** POST /execute */
 export const Command = z.object({
   "command": z.union([
-    z.string().min(1).refine(noNul, "must not contain NUL"),
-    z.array(z.string().refine(noNul, "must not contain NUL")).min(1),
+    z.string().refine(noNul, "must not contain NUL"),
+    z.array(z.string().refine(noNul, "must not contain NUL")),
   ]),
   "timeout": z.number().positive().nullish().default(1200),
   "shell": z.boolean().default(false),

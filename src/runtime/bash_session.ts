@@ -3,11 +3,12 @@
  * exit code.
  *
  * How a command runs: bash reads its input from a pipe (no terminal). Each command travels in a
- * quoted here-document whose delimiter is a fresh random nonce, is syntax-checked by defining it
- * as a function body (parsing without running), then runs through `source` of a tiny wrapper so
- * `cd`, variables and functions persist. Its stdin is /dev/null, so a command that reads stdin
- * gets end-of-file instead of hanging the session. After it, bash prints the nonce and the exit
- * code; the nonce never appears in anything the command can read, so output cannot forge it.
+ * quoted here-document whose delimiter is a fresh random nonce, is syntax-checked by parsing it
+ * as a function body that is never defined (nothing runs), then runs through `source` of a tiny
+ * wrapper so `cd`, variables and functions persist. Its stdin is /dev/null, so a command that
+ * reads stdin gets end-of-file instead of hanging the session. After it, bash prints the nonce and
+ * the exit code; the nonce never appears in anything the command can read, so output cannot
+ * forge it.
  *
  * How a timeout interrupts: bash runs in its own process group with an INT trap that returns
  * from the sourced command (and a DEBUG trap that keeps returning through enclosing functions
@@ -56,10 +57,21 @@ const INTERRUPT_GRACE_MS = 300;
 
 /** Writes the two wrapper scripts every session sources; `dir` must be readable by all users. */
 export async function writeSessionScripts(dir: string): Promise<void> {
-  // check: parse the command as a function body (nothing runs); run: evaluate it in place.
+  // check: parse the command as the body of a function that is never defined (bash parses a
+  // compound command whole before running any of it, and `if false` runs none of it). The `:`
+  // line keeps an empty or comment-only body valid; it sits on its own line so a trailing
+  // comment or here-document cannot swallow it, and the two closers mean a stray `}` or `fi`
+  // alone cannot end the check early. Only when that fails does `bash -n` parse the text as a
+  // script: it accepts what bash would run (a here-document without its end line) and reports
+  // errors with the command's own line numbers.
   await Deno.writeTextFile(
     `${dir}/check`,
-    `eval "__rock_chk() {"$'\\n'"$__rock_src"$'\\n'"}" && unset -f __rock_chk\n`,
+    [
+      `eval "if false; then __rock_chk() {"$'\\n'"$__rock_src"$'\\n:\\n}; fi' 2>/dev/null ||`,
+      `  { __rock_err=$(exec -a bash /bin/bash -n 2>&1 <<<"\${__rock_src%$'\\n'}") ||`,
+      `    { printf '%s\\n' "$__rock_err"; false; }; }`,
+      "",
+    ].join("\n"),
   );
   await Deno.writeTextFile(`${dir}/run`, `eval "$__rock_src"\n`);
   await Deno.chmod(`${dir}/check`, 0o644);
@@ -297,7 +309,7 @@ export class BashSession {
       `trap 'trap "return 130 2>/dev/null" DEBUG; return 130 2>/dev/null' INT`,
       `if source ${dir}/check < /dev/null; then source ${dir}/run < /dev/null; __rock_ec=$?; ` +
       `trap - DEBUG; else __rock_ec=syntax; fi; printf '%s%s\\n' '${nonce}' "$__rock_ec"; ` +
-      `unset __rock_src __rock_ec`,
+      `unset __rock_src __rock_ec __rock_err`,
       "",
     ].join("\n");
   }
@@ -405,17 +417,16 @@ export class BashSession {
     };
   }
 
-  /** Makes bash's messages name "bash" instead of our wrapper files, with the user's line numbers. */
+  /** Makes bash's messages about the running command name "bash" instead of the `run` wrapper. */
   #clean(output: string): string {
     const dir = this.#options.scriptDir;
     if (!output.includes(dir)) return output;
     return output.replace(
       new RegExp(
-        `${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/(check|run): (?:eval: )?line (\\d+): `,
+        `${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/run: (?:eval: )?line (\\d+): `,
         "g",
       ),
-      (_m, file: string, line: string) =>
-        `bash: line ${file === "check" ? Math.max(1, Number(line) - 1) : Number(line)}: `,
+      "bash: line $1: ",
     );
   }
 

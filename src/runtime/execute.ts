@@ -1,5 +1,6 @@
 /** One-shot processes for `/execute`: argv or shell string, env, cwd, timeout over the whole tree. */
 import {
+  BadRequestError,
   CancelledError,
   CommandTimeoutError,
   fileOperationError,
@@ -20,13 +21,25 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
 }
 
-/** Builds argv as ROCK does: a string with `shell: false` is one executable name. */
+/**
+ * Builds argv as ROCK's `subprocess.run` does: a string with `shell: false` is one executable
+ * name; with `shell` the string (or the list) follows `/bin/sh -c`, so an empty string is an
+ * empty script and an empty list leaves `-c` without its argument (sh exits 2).
+ * @throws {RockError} `builtins.IndexError` for an empty list without `shell`, as ROCK raises.
+ */
 function argvOf(command: Command): string[] {
   const { shell } = command;
   if (typeof command.command === "string") {
     return shell ? ["/bin/sh", "-c", command.command] : [command.command];
   }
-  return shell ? ["/bin/sh", "-c", ...command.command] : command.command;
+  if (shell) return ["/bin/sh", "-c", ...command.command];
+  if (command.command.length === 0) {
+    throw new BadRequestError("Cannot execute command: the argument list is empty", {
+      status: 511,
+      classPath: "builtins.IndexError",
+    });
+  }
+  return command.command;
 }
 
 async function collect(stream: ReadableStream<Uint8Array>, into: CappedText): Promise<void> {

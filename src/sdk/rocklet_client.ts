@@ -95,6 +95,8 @@ const ERROR_CLASSES: Record<string, ErrorClass> = {
   "rock.rocklet.exceptions.NonZeroExitCodeError": NonZeroExitCodeError,
   "rock.rocklet.exceptions.BashIncorrectSyntaxError": BashSyntaxError,
   "asyncio.exceptions.CancelledError": CancelledError,
+  // What ROCK's subprocess.run raises for an empty argv.
+  "builtins.IndexError": BadRequestError,
 };
 
 /** Rebuilds the error a rocklet reported in a 511 reply. */

@@ -257,7 +257,7 @@ export function defineAdminContract(type: TestBackend, register: Register): void
   );
 
   register(
-    `${label}: 24 malformed requests each get a 4000-coded Failed envelope and the admin keeps serving`,
+    `${label}: 25 malformed requests each get a 4000-coded Failed envelope and the admin keeps serving`,
     async () => {
       await using admin = await startAdminServer(type);
       const id = await startSandbox(admin, "bad");
@@ -284,7 +284,8 @@ export function defineAdminContract(type: TestBackend, register: Register): void
             /never-created/,
           ],
           ["/create_session", { sandbox_id: id, env: { A: 1 } }, /field "env.A"/],
-          ["/execute", { sandbox_id: id, command: [] }, /field "command"/],
+          ["/execute", { sandbox_id: id, command: 3 }, /field "command"/],
+          ["/execute", { sandbox_id: id, command: [] }, /argument list is empty/],
           ["/read_file", { sandbox_id: id }, /field "path"/],
           ["/read_file", { sandbox_id: id, path: "/no/such/file" }, /no such file/],
           ["/write_file", { sandbox_id: id, path: "/tmp/x" }, /field "content"/],

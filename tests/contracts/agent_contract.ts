@@ -1,9 +1,10 @@
 /**
- * Runtime envs and RockAgent against a real admin (one suite, every backend): a `system` python
+ * Runtime envs and RockAgent against a real admin (one suite, every backend): a `system` runtime
  * linked onto the PATH, install retries, an install command supplied by the caller, and a
  * stand-in agent installed from a working dir and run with its real exit code, init commands in
  * order, a timeout that stops the agent, and the model service told the agent's pid.
- * On the local backend the sandbox is this machine: links go to a temp dir, not /usr/local/bin.
+ * On the local backend the sandbox is this machine: links go to a temp dir, not /usr/local/bin,
+ * and the `system` runtime is the node that runs the test command (`npx deno`), not a python3.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -25,7 +26,7 @@ import {
 /** Registers one test (Deno.test, or dockerTest for docker). */
 export type Register = (name: string, fn: () => Promise<void>) => void;
 
-/** The stand-in agent's working dir (agent.py). */
+/** The stand-in agent's working dir (agent.sh; agent.py, which also asks a model). */
 export const STAND_IN_AGENT_DIR = fileURLToPath(
   new URL("../fixtures/stand_in_agent", import.meta.url),
 );
@@ -51,12 +52,25 @@ async function isGone(sandbox: Sandbox, pid: number): Promise<boolean> {
   return check.exit_code === 0;
 }
 
-/** A stand-in agent config (python `system`, the fixture as working dir) with `extra` keys. */
-export function standInConfig(extra: Partial<RockAgentConfigInput> = {}): RockAgentConfigInput {
+/** The runtime a backend's sandbox has of its own, for runtime envs of version `system`. */
+export const SYSTEM_RUNTIME = {
+  docker: {
+    config: { type: "python", version: "system" },
+    executable: "python3",
+    version: /^Python 3\.\d+\.\d+$/,
+  },
+  local: { config: { type: "node", version: "system" }, executable: "node", version: /^v\d+\./ },
+} as const;
+
+/** A stand-in agent config (bash, the fixture as working dir, the backend's system runtime). */
+export function standInConfig(
+  type: TestBackend,
+  extra: Partial<RockAgentConfigInput> = {},
+): RockAgentConfigInput {
   return {
-    run_cmd: "python3 ${working_dir}/agent.py ${prompt}",
+    run_cmd: "bash ${working_dir}/agent.sh ${prompt}",
     working_dir: STAND_IN_AGENT_DIR,
-    runtime_env_config: { type: "python", version: "system" },
+    runtime_env_config: SYSTEM_RUNTIME[type].config,
     agent_run_check_interval: 1,
     ...extra,
   };
@@ -65,9 +79,11 @@ export function standInConfig(extra: Partial<RockAgentConfigInput> = {}): RockAg
 /** Registers the runtime env and agent contract for `type`. */
 export function defineAgentContract(type: TestBackend, register: Register): void {
   const label = `Agents (${type})`;
+  const runtime = SYSTEM_RUNTIME[type];
+  const exe = runtime.executable;
 
   register(
-    `${label}: a python runtime env "system" links python3 into extra_symlink_dir, so command -v python3 resolves there`,
+    `${label}: a runtime env "system" links the sandbox's own ${exe} into extra_symlink_dir, so command -v ${exe} resolves there`,
     async () => {
       await using admin = await startAdminServer(type);
       await using sandbox = await startTestSandbox(admin, "rtenv-system");
@@ -77,32 +93,36 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       let env: RuntimeEnv | undefined;
       try {
         env = createRuntimeEnv(sandbox, {
-          type: "python",
-          version: "system",
+          ...runtime.config,
           extra_symlink_dir: linkDir,
-          extra_symlink_executables: ["python3"],
+          extra_symlink_executables: [exe],
         });
-        assert.match(env.workdir, /^\/tmp\/rock-runtime-envs\/python\/system\/[0-9a-f]{8}$/);
-        assert.equal(env.session, `runtime-env-python-system-${env.id}`);
+        const kind = runtime.config.type;
+        assert.match(
+          env.workdir,
+          new RegExp(`^/tmp/rock-runtime-envs/${kind}/system/[0-9a-f]{8}$`),
+        );
+        assert.equal(env.session, `runtime-env-${kind}-system-${env.id}`);
         await env.init();
         assert.equal(env.initialized, true);
-        const imagePython = (await sandbox.arun("command -v python3")).output.trim();
+        const own = (await sandbox.arun(`command -v ${exe}`)).output.trim();
         // On docker /usr/local/bin comes before /usr/bin on the PATH; here it is put first.
         const lookup = type === "docker"
-          ? "command -v python3"
-          : `PATH=${linkDir}:$PATH command -v python3`;
-        assert.equal((await sandbox.arun(lookup)).output, `${linkDir}/python3`);
-        const target = (await sandbox.arun(`readlink ${linkDir}/python3`)).output;
-        assert.equal(target, `${env.binDir}/python3`);
+          ? `command -v ${exe}`
+          : `PATH=${linkDir}:$PATH command -v ${exe}`;
+        assert.equal((await sandbox.arun(lookup)).output, `${linkDir}/${exe}`);
+        const target = (await sandbox.arun(`readlink ${linkDir}/${exe}`)).output;
+        assert.equal(target, `${env.binDir}/${exe}`);
         if (type === "docker") assert.equal(env.binDir, "/usr/bin");
-        else assert.ok(imagePython.startsWith("/"), imagePython);
+        else assert.ok(own.startsWith("/"), own);
 
-        const ran = await env.run("python3 -c 'import sys; print(sys.version_info[0])'; exit 4");
-        assert.deepEqual([ran.output, ran.exitCode], ["3", 4]);
+        const ran = await env.run(`${exe} --version; exit 4`);
+        assert.match(ran.output, runtime.version);
+        assert.equal(ran.exitCode, 4);
         const path = await env.run("echo $PATH");
         assert.ok(path.output.startsWith(`${env.binDir}:`), path.output);
       } finally {
-        if (type === "docker") await sandbox.execute(["rm", "-f", `${linkDir}/python3`]);
+        if (type === "docker") await sandbox.execute(["rm", "-f", `${linkDir}/${exe}`]);
         else await Deno.remove(linkDir, { recursive: true });
         await cleanUp(sandbox, [env?.workdir]);
       }
@@ -186,7 +206,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       await using admin = await startAdminServer(type);
       await using sandbox = await startTestSandbox(admin, "agent");
       const projectPath = `/tmp/rock-test-project-${crypto.randomUUID().slice(0, 8)}/a b`;
-      const config = await parseAgentConfig(standInConfig({
+      const config = await parseAgentConfig(standInConfig(type, {
         env: { STAND_IN_EXIT_CODE: "3", ROLE: "agent" },
         pre_init_cmds: [
           { command: "echo pre1 > ${working_dir}/order.txt" },
@@ -210,7 +230,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
           "uploading the working dir",
           "pre-init command 1 of 2",
           "pre-init command 2 of 2",
-          "installing the python runtime env",
+          `installing the ${runtime.config.type} runtime env`,
         ]);
 
         const prompt = `it's a "test" $HOME; exit 9`;
@@ -227,7 +247,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
 
         const elsewhere = new RockAgent(
           sandbox,
-          await parseAgentConfig(standInConfig({
+          await parseAgentConfig(standInConfig(type, {
             run_cmd: "pwd; echo $PATH; echo code=$STAND_IN_EXIT_CODE",
             project_path: projectPath,
             skip_wrap_run_cmd: true,
@@ -259,7 +279,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       await using sandbox = await startTestSandbox(admin, "agent-timeout");
       const agent = new RockAgent(
         sandbox,
-        await parseAgentConfig(standInConfig({
+        await parseAgentConfig(standInConfig(type, {
           run_cmd: 'sleep 60 & echo "child $!"; sleep 60',
           agent_run_timeout: 1.5,
           agent_run_check_interval: 0.5,
@@ -267,7 +287,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       );
       const failing = new RockAgent(
         sandbox,
-        await parseAgentConfig(standInConfig({
+        await parseAgentConfig(standInConfig(type, {
           post_init_cmds: [{ command: "true" }, { command: "echo nope; exit 5" }],
         })),
       );
@@ -313,7 +333,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       await using sandbox = await startTestSandbox(admin, "agent-lost");
       const agent = new RockAgent(
         sandbox,
-        await parseAgentConfig(standInConfig({
+        await parseAgentConfig(standInConfig(type, {
           run_cmd: "sleep 30",
           agent_run_check_interval: 0.2,
           agent_run_timeout: 60,
@@ -355,8 +375,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
           return Promise.resolve();
         },
         watchAgent: async (pid) => {
-          const alive = await sandbox.execute(["kill", "-0", String(pid)]);
-          calls.push(`watch ${pid} ${alive.exit_code === 0 ? "alive" : "gone"}`);
+          calls.push(`watch ${pid} ${(await isGone(sandbox, pid)) ? "gone" : "alive"}`);
         },
         stop: () => {
           calls.push("stop");
@@ -370,7 +389,7 @@ export function defineAgentContract(type: TestBackend, register: Register): void
           return service;
         },
       };
-      const config = await parseAgentConfig(standInConfig({
+      const config = await parseAgentConfig(standInConfig(type, {
         run_cmd: "sleep 0.5; echo done",
         model_service_config: { enabled: true, type: "proxy" },
       }));
@@ -393,7 +412,8 @@ export function defineAgentContract(type: TestBackend, register: Register): void
       async () => {
         await using admin = await startAdminServer(type);
         await using sandbox = await startTestSandbox(admin, "agent-llm");
-        const config = await parseAgentConfig(standInConfig({
+        const config = await parseAgentConfig(standInConfig(type, {
+          run_cmd: "python3 ${working_dir}/agent.py ${prompt}",
           env: {
             STAND_IN_LLM_URL: "http://127.0.0.1:8080/v1",
             STAND_IN_LLM_CALLS: "3",

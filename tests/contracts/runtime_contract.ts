@@ -4,7 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
+import { commandLines } from "../helpers/process.ts";
 import {
+  BadRequestError,
   BashSyntaxError,
   CancelledError,
   CommandTimeoutError,
@@ -75,11 +77,7 @@ function uniqueSleep(): string {
 
 /** Processes whose command line contains `marker` (to prove nothing was left behind). */
 async function processesWith(marker: string): Promise<number> {
-  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" })
-    .output();
-  return new TextDecoder().decode(stdout).split("\n").filter((line) =>
-    line.includes(marker) && !line.includes("ps -eo")
-  ).length;
+  return (await commandLines()).filter((line) => line.includes(marker)).length;
 }
 
 /** Registers the contract tests for `label` with `Deno.test`. */
@@ -278,7 +276,61 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
       false,
       "nothing of it may run",
     );
+    // A stray closing brace must not end the check early and let the rest run.
+    await rejects(
+      rt.runInSession({ session: "s", command: `echo\n}\ntouch ${marker}` }),
+      BashSyntaxError,
+    );
+    assert.equal(
+      await Deno.stat(marker).then(() => true, () => false),
+      false,
+      "nothing after a stray brace may run",
+    );
     assert.equal((await rt.runInSession({ session: "s", command: "echo ok" })).output, "ok");
+  });
+
+  test("runInSession() returns exit 0 and no output for blank and comment-only commands, keeping state", async (rt) => {
+    await rt.createSession({ session: "s" });
+    await rt.runInSession({ session: "s", command: "cd /tmp && KEPT=yes && greet() { echo hi; }" });
+    for (const command of ["", "\n", "  \t ", "# thinking...", "\n  # one\n# two\n\n"]) {
+      await rt.runInSession({ session: "s", command: "false", check: "silent" });
+      const result = await rt.runInSession({ session: "s", command, check: "silent" });
+      assert.deepEqual(
+        { output: result.output, exit_code: result.exit_code },
+        { output: "", exit_code: 0 },
+        `command ${JSON.stringify(command)}`,
+      );
+    }
+    const ends = await rt.runInSession({
+      session: "s",
+      command: "echo a # a trailing comment without newline",
+    });
+    assert.equal(ends.output, "a");
+    const heredoc = await rt.runInSession({ session: "s", command: "cat <<'EOF'\nlast\nEOF" });
+    assert.equal(heredoc.output, "last");
+    // bash runs a script whose here-document has no end line, with a warning.
+    const open = await rt.runInSession({ session: "s", command: "cat <<'EOF'\nno end line" });
+    assert.equal(open.exit_code, 0);
+    assert.match(open.output, /no end line/);
+    const state = await rt.runInSession({ session: "s", command: "echo $PWD $KEPT; greet" });
+    assert.equal(state.output, "/tmp yes\nhi");
+  });
+
+  test("runInSession() reports bash's syntax error with the command's own line numbers", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const wrapper = /eval|__rock|check|`\}'/;
+    const third = await rejects(
+      rt.runInSession({ session: "s", command: "echo a\necho b\nfi\necho c" }),
+      BashSyntaxError,
+    );
+    assert.match(third.message, /bash: line 3: syntax error near unexpected token [`']fi'/);
+    assert.doesNotMatch(third.message, wrapper);
+    for (const command of ["x=1; (", "f() {", "if true; then\n  echo"]) {
+      const open = await rejects(rt.runInSession({ session: "s", command }), BashSyntaxError);
+      assert.match(open.message, /bash: line \d+: syntax error: unexpected end of file/);
+      assert.doesNotMatch(open.message, wrapper);
+      assert.match(String(open.extraInfo.bash_stderr), /unexpected end of file/);
+    }
   });
 
   test("runInSession() output cannot forge the end marker", async (rt) => {
@@ -410,6 +462,19 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
     assert.equal(single.exit_code, 0);
   });
 
+  test("execute() runs an empty shell string as ROCK does and rejects an empty argv", async (rt) => {
+    const empty = await rt.execute({ command: "", shell: true });
+    assert.deepEqual(empty, { stdout: "", stderr: "", exit_code: 0 });
+    const blank = await rt.execute({ command: "  # nothing\n", shell: true });
+    assert.deepEqual(blank, { stdout: "", stderr: "", exit_code: 0 });
+    // `sh -c` without its argument, as subprocess.run([], shell=True) runs it.
+    assert.equal((await rt.execute({ command: [], shell: true })).exit_code, 2);
+    await rejects(rt.execute({ command: [] }), BadRequestError, (e) => {
+      assert.equal(e.classPath, "builtins.IndexError");
+    });
+    await rejects(rt.execute({ command: "" }), FileOperationError);
+  });
+
   test("execute() applies env and cwd", async (rt) => {
     const result = await rt.execute({
       command: "echo $ROCK_X; pwd",
@@ -501,7 +566,10 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
       );
       let denied: string;
       if (isRoot) {
-        denied = "/proc/1/mem";
+        // Root passes file modes, but a sysctl file checks its owner bits even for root, and
+        // this one is write-only. (/proc/1/mem is no good: where pid 1 is ours, reading it
+        // fails with EIO, which is an OSError.)
+        denied = "/proc/sys/vm/compact_memory";
       } else {
         denied = `${dir}/locked.txt`;
         await Deno.writeTextFile(denied, "secret");

@@ -65,7 +65,7 @@ export function defineSdkContract(type: TestBackend, register: Register): void {
         const slow = await sandbox.arun("sleep 30", { mode: "nohup", waitTimeout: 0.5 });
         assert.equal(slow.exitCode, null);
         assert.match(slow.failureReason, /did not complete within 0.5 s/);
-        await sandbox.execute(["kill", String(slow.pid)]);
+        await sandbox.execute(["sh", "-c", `kill ${slow.pid}`]);
         const limited = await sandbox.arun("seq 1 1000", {
           mode: "nohup",
           responseLimitedBytes: 10,

@@ -9,6 +9,7 @@ import {
   prepareRockletLauncher,
   type RockletLauncher,
 } from "../../src/sandbox/rocklet_launcher.ts";
+import { testRequiring } from "./requirement.ts";
 
 /** The image scripts/setup_docker.sh builds: Debian bookworm minbase + python3, curl, procps. */
 export const TEST_IMAGE = "rock-test/debian:bookworm";
@@ -34,30 +35,17 @@ export async function checkDocker(docker = new DockerCli()): Promise<DockerAvail
 }
 
 const availability = await checkDocker();
-let reasonPrinted = false;
 
 /**
  * Registers a docker test: it runs when docker is available; when it is not, it fails if the
  * environment variable CI is "true", else it is ignored (the reason is printed once).
  */
 export function dockerTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
-  if (availability.available) {
-    Deno.test(name, fn);
-  } else if (Deno.env.get("CI") === "true") {
-    Deno.test(name, () => {
-      throw new Error(
-        `docker engine required in CI: run scripts/setup_docker.sh (${availability.reason})`,
-      );
-    });
-  } else {
-    if (!reasonPrinted) {
-      reasonPrinted = true;
-      console.error(
-        `docker tests ignored: ${availability.reason}; run scripts/setup_docker.sh to enable them`,
-      );
-    }
-    Deno.test({ name, ignore: true, fn });
-  }
+  testRequiring(
+    { ...availability, tests: "docker tests", remedy: "run scripts/setup_docker.sh" },
+    name,
+    fn,
+  );
 }
 
 /** A fresh sandbox id with the test prefix: `rock-test-<label>-<random>`. */

@@ -74,3 +74,18 @@ export async function runRock(
   const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
 }
+
+/** The command lines (arguments joined by spaces) of every process, read from /proc. */
+export async function commandLines(): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const raw = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
+      if (raw) lines.push(raw.replace(/\0$/, "").replaceAll("\0", " "));
+    } catch {
+      // The process exited while we looked.
+    }
+  }
+  return lines;
+}

@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { startAdminServer } from "../helpers/admin_server.ts";
-import { STAND_IN_AGENT_DIR } from "../contracts/agent_contract.ts";
+import { STAND_IN_AGENT_DIR, SYSTEM_RUNTIME } from "../contracts/agent_contract.ts";
 import { TEST_IMAGE } from "../helpers/docker.ts";
+import { hostToolTest } from "../helpers/host_tools.ts";
 import { MAIN } from "../helpers/process.ts";
 
 interface Run {
@@ -98,64 +99,68 @@ Deno.test("rock agent run: a bad config exits 2 with one line naming the key, an
   }
 });
 
-Deno.test("rock agent run: prints the agent's output, exits with its exit code, and stops the sandbox unless --keep", async () => {
-  await using admin = await startAdminServer("local");
-  const dir = await Deno.makeTempDir({ prefix: "rock-agent-cli-" });
-  const leftovers: string[] = [];
-  try {
-    const config = await writeConfig(dir, "rock_agent_config.yaml", {
-      run_cmd: "python3 ${working_dir}/agent.py ${prompt}; echo workdir=${working_dir}",
-      working_dir: STAND_IN_AGENT_DIR,
-      env: { STAND_IN_EXIT_CODE: "3" },
-      runtime_env_config: { type: "python", version: "system" },
-      // The agent's exit code is the last command's: echo's 0 here.
-      post_init_cmds: [{ command: "echo ready > ${working_dir}/ready" }],
-    });
-    const args = ["run", "--config", config, "--prompt", "fix it's bug", "--image", TEST_IMAGE];
-    const run = await rockAgent([
-      ...args,
-      "--base-url",
-      admin.url,
-      "--memory",
-      "1g",
-      "--cpus",
-      "1",
-    ]);
-    assert.equal(run.code, 0, run.stderr);
-    const lines = run.stdout.trimEnd().split("\n");
-    assert.equal(lines[0], "prompt: fix it's bug");
-    const workdir = /^workdir=(\S+)$/.exec(lines.at(-1)!)?.[1];
-    assert.ok(workdir, run.stdout);
-    leftovers.push(workdir);
-    let page = await admin.manager.list({}, 1, 10);
-    assert.deepEqual(page.items.map((item) => item.state), ["stopped"]);
+hostToolTest(
+  ["node"],
+  "rock agent run: prints the agent's output, exits with its exit code, and stops the sandbox unless --keep",
+  async () => {
+    await using admin = await startAdminServer("local");
+    const dir = await Deno.makeTempDir({ prefix: "rock-agent-cli-" });
+    const leftovers: string[] = [];
+    try {
+      const config = await writeConfig(dir, "rock_agent_config.yaml", {
+        run_cmd: "bash ${working_dir}/agent.sh ${prompt}; echo workdir=${working_dir}",
+        working_dir: STAND_IN_AGENT_DIR,
+        env: { STAND_IN_EXIT_CODE: "3" },
+        runtime_env_config: SYSTEM_RUNTIME.local.config,
+        // The agent's exit code is the last command's: echo's 0 here.
+        post_init_cmds: [{ command: "echo ready > ${working_dir}/ready" }],
+      });
+      const args = ["run", "--config", config, "--prompt", "fix it's bug", "--image", TEST_IMAGE];
+      const run = await rockAgent([
+        ...args,
+        "--base-url",
+        admin.url,
+        "--memory",
+        "1g",
+        "--cpus",
+        "1",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const lines = run.stdout.trimEnd().split("\n");
+      assert.equal(lines[0], "prompt: fix it's bug");
+      const workdir = /^workdir=(\S+)$/.exec(lines.at(-1)!)?.[1];
+      assert.ok(workdir, run.stdout);
+      leftovers.push(workdir);
+      let page = await admin.manager.list({}, 1, 10);
+      assert.deepEqual(page.items.map((item) => item.state), ["stopped"]);
 
-    const exiting = await writeConfig(dir, "exit3.yaml", {
-      run_cmd: "python3 ${working_dir}/agent.py ${prompt}",
-      working_dir: STAND_IN_AGENT_DIR,
-      env: { STAND_IN_EXIT_CODE: "3" },
-      runtime_env_config: { type: "python", version: "system" },
-    });
-    const three = await rockAgent([
-      "run",
-      "--config",
-      exiting,
-      "--prompt",
-      "p",
-      "--base-url",
-      admin.url,
-      "--keep",
-    ]);
-    assert.equal(three.code, 3, three.stderr);
-    assert.match(three.stdout, /^prompt: p\ncwd: (\/tmp\/rock_workdir_\w+)\n$/);
-    leftovers.push(/cwd: (\S+)/.exec(three.stdout)![1]);
-    const kept = /^sandbox (\S+) kept running$/m.exec(three.stderr)?.[1];
-    assert.ok(kept, three.stderr);
-    page = await admin.manager.list({ state: "running" }, 1, 10);
-    assert.deepEqual(page.items.map((item) => item.sandbox_id), [kept]);
-    await admin.manager.stop(kept);
-  } finally {
-    for (const path of leftovers) await Deno.remove(path, { recursive: true }).catch(() => {});
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+      const exiting = await writeConfig(dir, "exit3.yaml", {
+        run_cmd: "bash ${working_dir}/agent.sh ${prompt}",
+        working_dir: STAND_IN_AGENT_DIR,
+        env: { STAND_IN_EXIT_CODE: "3" },
+        runtime_env_config: SYSTEM_RUNTIME.local.config,
+      });
+      const three = await rockAgent([
+        "run",
+        "--config",
+        exiting,
+        "--prompt",
+        "p",
+        "--base-url",
+        admin.url,
+        "--keep",
+      ]);
+      assert.equal(three.code, 3, three.stderr);
+      assert.match(three.stdout, /^prompt: p\ncwd: (\/tmp\/rock_workdir_\w+)\n$/);
+      leftovers.push(/cwd: (\S+)/.exec(three.stdout)![1]);
+      const kept = /^sandbox (\S+) kept running$/m.exec(three.stderr)?.[1];
+      assert.ok(kept, three.stderr);
+      page = await admin.manager.list({ state: "running" }, 1, 10);
+      assert.deepEqual(page.items.map((item) => item.sandbox_id), [kept]);
+      await admin.manager.stop(kept);
+    } finally {
+      for (const path of leftovers) await Deno.remove(path, { recursive: true }).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

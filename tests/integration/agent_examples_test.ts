@@ -7,6 +7,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAgentConfig, type RockAgentConfig } from "../../src/sdk/agent/config.ts";
 import { startAdminServer } from "../helpers/admin_server.ts";
+import { hostToolTest } from "../helpers/host_tools.ts";
 
 const EXAMPLES = fileURLToPath(new URL("../../examples/agents", import.meta.url));
 
@@ -59,32 +60,37 @@ Deno.test("every examples/agents config validates, with ROCK's agent commands", 
   assert.equal(hello.working_dir, join(EXAMPLES, "hello_agent", "workdir"));
 });
 
-Deno.test("examples/agents/hello_agent runs offline without arguments and prints its greeting, prompt and python", async () => {
-  await using admin = await startAdminServer("local");
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(EXAMPLES, "hello_agent", "hello_agent.ts")],
-    env: { ROCK_BASE_URL: admin.url },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, 0, stderr);
-  assert.match(
-    stdout,
-    /^Hello from an agent in a sandbox\nprompt: say hello\npython: Python 3\.\d+\.\d+\n/,
-  );
-  assert.match(stdout, /^\[agent\] exit code: 0$/m);
-  assert.match(stderr, /^\[agent\] sandbox \S+ is running$/m);
-  const page = await admin.manager.list({}, 1, 10);
-  assert.deepEqual(page.items.map((item) => item.state), ["stopped"], "the example stopped it");
-  // The local backend's /tmp is this machine's: remove the working dirs this example uploaded.
-  for await (const entry of Deno.readDir("/tmp")) {
-    const dir = join("/tmp", entry.name);
-    if (!entry.name.startsWith("rock_workdir_")) continue;
-    const names = await Array.fromAsync(Deno.readDir(dir), (item) => item.name).catch(() => []);
-    if (names.sort().join(",") === "agent.sh,python-version.txt") {
-      await Deno.remove(dir, { recursive: true });
+// The example's runtime env is the sandbox's own python3; the local backend's sandbox is this machine.
+hostToolTest(
+  ["python3"],
+  "examples/agents/hello_agent runs offline without arguments and prints its greeting, prompt and python",
+  async () => {
+    await using admin = await startAdminServer("local");
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(EXAMPLES, "hello_agent", "hello_agent.ts")],
+      env: { ROCK_BASE_URL: admin.url },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.match(
+      stdout,
+      /^Hello from an agent in a sandbox\nprompt: say hello\npython: Python 3\.\d+\.\d+\n/,
+    );
+    assert.match(stdout, /^\[agent\] exit code: 0$/m);
+    assert.match(stderr, /^\[agent\] sandbox \S+ is running$/m);
+    const page = await admin.manager.list({}, 1, 10);
+    assert.deepEqual(page.items.map((item) => item.state), ["stopped"], "the example stopped it");
+    // The local backend's /tmp is this machine's: remove the working dirs this example uploaded.
+    for await (const entry of Deno.readDir("/tmp")) {
+      const dir = join("/tmp", entry.name);
+      if (!entry.name.startsWith("rock_workdir_")) continue;
+      const names = await Array.fromAsync(Deno.readDir(dir), (item) => item.name).catch(() => []);
+      if (names.sort().join(",") === "agent.sh,python-version.txt") {
+        await Deno.remove(dir, { recursive: true });
+      }
     }
-  }
-});
+  },
+);

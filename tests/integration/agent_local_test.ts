@@ -1,3 +1,5 @@
 import { defineAgentContract } from "../contracts/agent_contract.ts";
+import { hostToolTest } from "../helpers/host_tools.ts";
 
-defineAgentContract("local", (name, fn) => Deno.test(name, fn));
+// The local backend's sandbox is this machine; its `system` runtime is node (see SYSTEM_RUNTIME).
+defineAgentContract("local", (name, fn) => hostToolTest(["node"], name, fn));

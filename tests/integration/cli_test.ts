@@ -1,6 +1,6 @@
 /** The `rock` executable: help, version, usage errors, and `rock rocklet` as a real process. */
 import assert from "node:assert/strict";
-import { MAIN, runRock, spawnRocklet } from "../helpers/process.ts";
+import { commandLines, MAIN, runRock, spawnRocklet } from "../helpers/process.ts";
 
 const rock = (...args: string[]) => runRock(args);
 
@@ -55,10 +55,8 @@ Deno.test("rock rocklet serves on the given port and stops cleanly on SIGTERM", 
     child.kill("SIGTERM");
     assert.equal((await child.status).code, 0, await stderr);
   }
-  const { stdout } = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" })
-    .output();
   assert.ok(
-    !new TextDecoder().decode(stdout).includes("sleep 60.125"),
+    !(await commandLines()).some((line) => line.includes("sleep 60.125")),
     "background job left behind",
   );
 });

@@ -1,11 +1,7 @@
 /** The SDK's model service modules have no Deno API: their bundle runs a TrainerSession on Node. */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-
-const node = await new Deno.Command("node", { args: ["--version"], stdout: "null", stderr: "null" })
-  .output()
-  .then((o) => o.success, () => false);
-if (!node) console.error("TrainerSession-on-Node test ignored: no `node` executable");
+import { hostToolTest } from "../helpers/host_tools.ts";
 
 const TRAINER = `
 import { TrainerSession } from "./model_service.mjs";
@@ -25,10 +21,10 @@ session.close();
 console.log(JSON.stringify(seen));
 `;
 
-Deno.test({
-  name: "the SDK's ModelService and TrainerSession bundle has no Deno API and runs on Node",
-  ignore: !node,
-  fn: async () => {
+hostToolTest(
+  ["node"],
+  "the SDK's ModelService and TrainerSession bundle has no Deno API and runs on Node",
+  async () => {
     const dir = await Deno.makeTempDir({ prefix: "rock-ms-node-" });
     try {
       const sdk = (name: string) =>
@@ -62,4 +58,4 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);

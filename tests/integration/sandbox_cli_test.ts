@@ -169,19 +169,29 @@ Deno.test("rock sandbox shell runs piped lines in one session and ends with exit
       "if [ $X -eq 5 ]; then",
       "  echo five",
       "fi",
+      "cat <<EOF",
+      "here $X",
+      "EOF",
       "echo x=$X",
       "exit 3",
       "echo never",
     ].join("\n");
     const result = await rock(["--base-url", server.url, "shell", id], { stdin: `${script}\n` });
     assert.equal(result.code, 3, result.stderr);
-    assert.equal(result.stdout, "/tmp\nfive\nx=5\n");
+    assert.equal(result.stdout, "/tmp\nfive\nhere 5\nx=5\n");
     assert.equal(result.stderr, "");
     // At EOF the exit code is the last command's, as in bash.
     const eof = await rock(["--base-url", server.url, "shell", id], { stdin: "echo a\nfalse" });
     assert.deepEqual([eof.code, eof.stdout], [1, "a\n"]);
     const bare = await rock(["--base-url", server.url, "shell", id], { stdin: "false\nexit\n" });
     assert.equal(bare.code, 1, bare.stderr);
+    // An open quote waits for its end; a line bash rejects is reported as typed and skipped.
+    const rejected = await rock(["--base-url", server.url, "shell", id], {
+      stdin: "echo 'a\nb'\necho )\necho next\n",
+    });
+    assert.deepEqual([rejected.code, rejected.stdout], [0, "a\nb\nnext\n"]);
+    assert.match(rejected.stderr, /syntax error near unexpected token [`']\)'.*echo \)/);
+    assert.doesNotMatch(rejected.stderr, /\{ :;/);
   });
 });
 

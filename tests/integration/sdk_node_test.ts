@@ -3,22 +3,12 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startAdminServer } from "../helpers/admin_server.ts";
 import { TEST_IMAGE } from "../helpers/docker.ts";
+import { hostToolTest } from "../helpers/host_tools.ts";
 
-const node = await new Deno.Command("node", {
-  args: ["--version"],
-  stdout: "piped",
-  stderr: "null",
-}).output()
-  .then(
-    (o) => (o.success ? new TextDecoder().decode(o.stdout).trim() : undefined),
-    () => undefined,
-  );
-if (!node) console.error("SDK-on-Node test ignored: no `node` executable");
-
-Deno.test({
-  name: "the SDK bundle runs on Node: start, arun both modes, files, directory upload, stop",
-  ignore: !node,
-  fn: async () => {
+hostToolTest(
+  ["node"],
+  "the SDK bundle runs on Node: start, arun both modes, files, directory upload, stop",
+  async () => {
     await using admin = await startAdminServer("local");
     const dir = await Deno.makeTempDir({ prefix: "rock-sdk-node-" });
     try {
@@ -74,4 +64,4 @@ console.log(JSON.stringify(out));
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
+import { hostToolTest } from "../helpers/host_tools.ts";
 import { join } from "node:path";
 import { extractZip, zipDirectory, ZipError } from "../../src/runtime/zip.ts";
 
@@ -133,16 +134,6 @@ async function list(dir: string): Promise<string[]> {
   return names.sort();
 }
 
-/** Whether a command can be run. */
-function hasCommand(name: string): boolean {
-  try {
-    return new Deno.Command(name, { args: ["-v"], stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
-
 /** Creates a source tree with nested and empty directories, binary and unicode-named files, modes. */
 async function makeTree(root: string): Promise<number> {
   const files: Array<[string, Uint8Array, number]> = [
@@ -247,7 +238,7 @@ Deno.test("zipDirectory() skips symbolic links and errors when the source is not
   });
 });
 
-Deno.test("zipDirectory() output passes unzip -t", { ignore: !hasCommand("unzip") }, async () => {
+hostToolTest(["unzip"], "zipDirectory() output passes unzip -t", async () => {
   await withTempDir(async (dir) => {
     const src = join(dir, "src");
     await Deno.mkdir(src);
@@ -260,38 +251,40 @@ Deno.test("zipDirectory() output passes unzip -t", { ignore: !hasCommand("unzip"
   });
 });
 
-Deno.test("extractZip() reads archives written by Info-ZIP zip, including streamed entries", {
-  ignore: !hasCommand("zip"),
-}, async () => {
-  await withTempDir(async (dir) => {
-    const src = join(dir, "src");
-    await Deno.mkdir(src);
-    await makeTree(src);
-    const zipped = await new Deno.Command("zip", {
-      args: ["-qr", join(dir, "cli.zip"), "."],
-      cwd: src,
-    }).output();
-    assert.ok(zipped.success);
-    assert.equal(
-      await extractZip(join(dir, "cli.zip"), join(dir, "out")),
-      (await snapshot(src)).size,
-    );
-    assert.deepEqual(await snapshot(join(dir, "out")), await snapshot(src));
-    // "zip - -" writes stdin as entry "-" with a data descriptor and no sizes in its header.
-    const child = new Deno.Command("zip", {
-      args: ["-q", "-", "-"],
-      stdin: "piped",
-      stdout: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode("streamed ".repeat(10_000)));
-    await writer.close();
-    const output = await child.output();
-    await Deno.writeFile(join(dir, "stdin.zip"), output.stdout);
-    assert.equal(await extractZip(join(dir, "stdin.zip"), join(dir, "out2")), 1);
-    assert.equal(await Deno.readTextFile(join(dir, "out2", "-")), "streamed ".repeat(10_000));
-  });
-});
+hostToolTest(
+  ["zip"],
+  "extractZip() reads archives written by Info-ZIP zip, including streamed entries",
+  async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, "src");
+      await Deno.mkdir(src);
+      await makeTree(src);
+      const zipped = await new Deno.Command("zip", {
+        args: ["-qr", join(dir, "cli.zip"), "."],
+        cwd: src,
+      }).output();
+      assert.ok(zipped.success);
+      assert.equal(
+        await extractZip(join(dir, "cli.zip"), join(dir, "out")),
+        (await snapshot(src)).size,
+      );
+      assert.deepEqual(await snapshot(join(dir, "out")), await snapshot(src));
+      // "zip - -" writes stdin as entry "-" with a data descriptor and no sizes in its header.
+      const child = new Deno.Command("zip", {
+        args: ["-q", "-", "-"],
+        stdin: "piped",
+        stdout: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(encoder.encode("streamed ".repeat(10_000)));
+      await writer.close();
+      const output = await child.output();
+      await Deno.writeFile(join(dir, "stdin.zip"), output.stdout);
+      assert.equal(await extractZip(join(dir, "stdin.zip"), join(dir, "out2")), 1);
+      assert.equal(await Deno.readTextFile(join(dir, "out2", "-")), "streamed ".repeat(10_000));
+    });
+  },
+);
 
 Deno.test("extractZip() extracts a hand-made archive and applies its unix modes", async () => {
   await withTempDir(async (dir) => {
@@ -450,65 +443,62 @@ Deno.test("extractZip() rejects encrypted, zip64, unknown-method and non-zip arc
   });
 });
 
-const HAS_NODE = hasCommand("node");
-if (!HAS_NODE) {
-  console.warn("zip_test: skipping the Node zipDirectory() test: no `node` executable on PATH");
-}
+hostToolTest(
+  ["node"],
+  "zipDirectory() from zip_writer.ts runs under Node and extractZip() reads its output",
+  async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, "src");
+      await Deno.mkdir(src);
+      await makeTree(src);
+      // Above the 16 MiB buffering limit, so Node streams it with a data descriptor.
+      const big = new Uint8Array(17 * 1024 * 1024 + 5);
+      const block = seededBytes(1 << 16, 11);
+      for (let at = 0; at < big.length; at += 2 * block.length) {
+        big.set(block.subarray(0, big.length - at), at);
+      }
+      await Deno.writeFile(join(src, "big.bin"), big);
+      await Deno.symlink(join(src, "random.bin"), join(src, "link.bin"));
+      const expected = await snapshot(src);
+      assert.equal(expected.get("link.bin"), "other");
+      expected.delete("link.bin");
 
-Deno.test("zipDirectory() from zip_writer.ts runs under Node and extractZip() reads its output", {
-  ignore: !HAS_NODE,
-}, async () => {
-  await withTempDir(async (dir) => {
-    const src = join(dir, "src");
-    await Deno.mkdir(src);
-    await makeTree(src);
-    // Above the 16 MiB buffering limit, so Node streams it with a data descriptor.
-    const big = new Uint8Array(17 * 1024 * 1024 + 5);
-    const block = seededBytes(1 << 16, 11);
-    for (let at = 0; at < big.length; at += 2 * block.length) {
-      big.set(block.subarray(0, big.length - at), at);
-    }
-    await Deno.writeFile(join(src, "big.bin"), big);
-    await Deno.symlink(join(src, "random.bin"), join(src, "link.bin"));
-    const expected = await snapshot(src);
-    assert.equal(expected.get("link.bin"), "other");
-    expected.delete("link.bin");
+      const writer = new URL("../../src/runtime/zip_writer.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        join(dir, "entry.ts"),
+        [
+          `import { open } from "node:fs/promises";`,
+          `import process from "node:process";`,
+          `import { zipDirectory } from ${JSON.stringify(writer)};`,
+          `const [srcDir, zipPath] = process.argv.slice(2);`,
+          `const out = await open(zipPath, "w");`,
+          `try {`,
+          `  for await (const chunk of zipDirectory(srcDir)) await out.write(chunk);`,
+          `} finally {`,
+          `  await out.close();`,
+          `}`,
+        ].join("\n"),
+      );
+      const bundled = await new Deno.Command(Deno.execPath(), {
+        args: ["bundle", "--quiet", "--no-config", "entry.ts", "--output", "entry.mjs"],
+        cwd: dir,
+      }).output();
+      assert.ok(bundled.success, new TextDecoder().decode(bundled.stderr));
+      assert.doesNotMatch(await Deno.readTextFile(join(dir, "entry.mjs")), /\bDeno\./);
 
-    const writer = new URL("../../src/runtime/zip_writer.ts", import.meta.url).href;
-    await Deno.writeTextFile(
-      join(dir, "entry.ts"),
-      [
-        `import { open } from "node:fs/promises";`,
-        `import process from "node:process";`,
-        `import { zipDirectory } from ${JSON.stringify(writer)};`,
-        `const [srcDir, zipPath] = process.argv.slice(2);`,
-        `const out = await open(zipPath, "w");`,
-        `try {`,
-        `  for await (const chunk of zipDirectory(srcDir)) await out.write(chunk);`,
-        `} finally {`,
-        `  await out.close();`,
-        `}`,
-      ].join("\n"),
-    );
-    const bundled = await new Deno.Command(Deno.execPath(), {
-      args: ["bundle", "--quiet", "--no-config", "entry.ts", "--output", "entry.mjs"],
-      cwd: dir,
-    }).output();
-    assert.ok(bundled.success, new TextDecoder().decode(bundled.stderr));
-    assert.doesNotMatch(await Deno.readTextFile(join(dir, "entry.mjs")), /\bDeno\./);
+      const zipPath = join(dir, "node.zip");
+      const ran = await new Deno.Command("node", {
+        args: [join(dir, "entry.mjs"), src, zipPath],
+      }).output();
+      assert.ok(ran.success, `node failed: ${new TextDecoder().decode(ran.stderr)}`);
 
-    const zipPath = join(dir, "node.zip");
-    const ran = await new Deno.Command("node", {
-      args: [join(dir, "entry.mjs"), src, zipPath],
-    }).output();
-    assert.ok(ran.success, `node failed: ${new TextDecoder().decode(ran.stderr)}`);
-
-    const header = new DataView((await Deno.readFile(zipPath)).buffer); // big.bin comes first
-    assert.equal(header.getUint32(0, true), 0x04034b50);
-    assert.equal(header.getUint16(6, true) & 0x0008, 0x0008, "big.bin has a data descriptor");
-    assert.equal(await extractZip(zipPath, join(dir, "out")), expected.size);
-    const actual = await snapshot(join(dir, "out"));
-    assert.deepEqual(actual, expected);
-    assert.match(actual.get("big.bin") ?? "", new RegExp(` ${await sha256Hex(big)}$`));
-  });
-});
+      const header = new DataView((await Deno.readFile(zipPath)).buffer); // big.bin comes first
+      assert.equal(header.getUint32(0, true), 0x04034b50);
+      assert.equal(header.getUint16(6, true) & 0x0008, 0x0008, "big.bin has a data descriptor");
+      assert.equal(await extractZip(zipPath, join(dir, "out")), expected.size);
+      const actual = await snapshot(join(dir, "out"));
+      assert.deepEqual(actual, expected);
+      assert.match(actual.get("big.bin") ?? "", new RegExp(` ${await sha256Hex(big)}$`));
+    });
+  },
+);
