@@ -52,6 +52,12 @@ interface RawResult {
   status: string;
 }
 
+/**
+ * The INT trap: return from the sourced command, and keep returning (DEBUG trap) through the
+ * functions and loops that enclose the point where the interrupt landed.
+ */
+const INT_TRAP = `trap 'trap "return 130 2>/dev/null" DEBUG; return 130 2>/dev/null' INT`;
+
 /** How long to wait for bash after each escalation step of an interrupt. */
 const INTERRUPT_GRACE_MS = 300;
 
@@ -215,7 +221,9 @@ export class BashSession {
     const session = new BashSession(options, process);
     const sources = (options.startupSource ?? []).map((file) => `source ${shellQuote(file)}`);
     // Errors go to the same pipe as output, in order, as on a terminal.
-    const script = ["exec 2>&1", ...sources.map((s) => `${s} < /dev/null`)].join("\n");
+    // The INT trap is there from the start: an interrupt that lands between commands (a cancel
+    // that arrives while bash still reads the command) must not end a non-interactive shell.
+    const script = ["exec 2>&1", INT_TRAP, ...sources.map((s) => `${s} < /dev/null`)].join("\n");
     try {
       const nonce = newNonce();
       // The marker also carries the shell's pid: under su the shell leads its own process group.
@@ -306,9 +314,10 @@ export class BashSession {
       `IFS= read -r -d '' __rock_src <<'${nonce}'`,
       command,
       nonce,
-      `trap 'trap "return 130 2>/dev/null" DEBUG; return 130 2>/dev/null' INT`,
+      // Set again in case the previous command replaced it.
+      INT_TRAP,
       `if source ${dir}/check < /dev/null; then source ${dir}/run < /dev/null; __rock_ec=$?; ` +
-      `trap - DEBUG; else __rock_ec=syntax; fi; printf '%s%s\\n' '${nonce}' "$__rock_ec"; ` +
+      `else __rock_ec=syntax; fi; trap - DEBUG; printf '%s%s\\n' '${nonce}' "$__rock_ec"; ` +
       `unset __rock_src __rock_ec __rock_err`,
       "",
     ].join("\n");

@@ -111,6 +111,20 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
     assert.match(missing.output, /no-such-command-xyz: command not found/);
   });
 
+  test("runInSession() cancelled the moment it is sent leaves the session usable", async (rt) => {
+    // The interrupt lands while bash still reads the session's first command: it must not end
+    // the shell.
+    for (let i = 0; i < 10; i++) {
+      const session = `s${i}`;
+      await rt.createSession({ session });
+      const controller = new AbortController();
+      const call = rt.runInSession({ session, command: "sleep 5" }, { signal: controller.signal });
+      controller.abort();
+      await call.then(() => {}, () => {});
+      assert.equal((await rt.runInSession({ session, command: "echo alive" })).output, "alive");
+    }
+  });
+
   test("runInSession() check modes: raise throws, silent returns the code, ignore returns null", async (rt) => {
     await rt.createSession({ session: "s" });
     const error = await rejects(

@@ -32,7 +32,10 @@ Deno.test("admin (local): calls to a SIGSTOP'd rocklet end in bounded time, and 
     const timedMs = performance.now() - started;
     assert.equal(timed.status, "Failed");
     assert.equal(timed.result.code, 5000);
-    assert.match(String(timed.error), /did not answer \/run_in_session within 2 s$|stopped answering/);
+    assert.match(
+      String(timed.error),
+      /did not answer \/run_in_session within 2 s$|stopped answering/,
+    );
     // A hang guard: without a deadline the call would wait forever.
     assert.ok(timedMs < 30_000, `took ${timedMs} ms`);
 
