@@ -25,7 +25,12 @@ import {
 } from "../common/errors.ts";
 import type { BashAction, BashObservation } from "../protocol/rocklet.ts";
 import { CappedText, stripAnsi } from "./output.ts";
-import { killDescendants, signalProcess } from "./process_tree.ts";
+import {
+  childrenOf,
+  killDescendants,
+  killDescendantsExcept,
+  signalProcess,
+} from "./process_tree.ts";
 
 /** How a session is started. */
 export interface BashSessionOptions {
@@ -300,7 +305,10 @@ export class BashSession {
         : Math.max(1, timeoutMs - (performance.now() - started));
       const nonce = newNonce();
       const input = this.#wrap(action.command, nonce);
-      const result = await this.#exchange(input, nonce, remaining, signal, action);
+      // The shell is idle: its children now are the jobs of earlier commands, which an interrupt
+      // of this one spares.
+      const earlierJobs = childrenOf(this.#shellPid);
+      const result = await this.#exchange(input, nonce, remaining, signal, action, earlierJobs);
       return this.#observe(action, result);
     } finally {
       release();
@@ -333,6 +341,7 @@ export class BashSession {
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
     action?: BashAction,
+    earlierJobs?: number[],
   ): Promise<RawResult> {
     const scanner = new MarkerScanner(nonce, this.#options.maxOutputBytes);
     this.#scanner = scanner;
@@ -357,7 +366,7 @@ export class BashSession {
     try {
       const first = await Promise.race([scanner.done, stop]);
       if (first !== "timeout" && first !== "abort") return first;
-      await this.#interrupt(scanner, performance.now() - started);
+      await this.#interrupt(scanner, performance.now() - started, earlierJobs);
       const output = stripAnsi(scanner.partial()).trim();
       const what = action ? `Command '${action.command}'` : "Start-up";
       if (first === "abort") {
@@ -380,18 +389,32 @@ export class BashSession {
     }
   }
 
-  /** Interrupts the running command and waits until the shell prints its marker again. */
-  async #interrupt(scanner: MarkerScanner, runningForMs: number): Promise<void> {
+  /**
+   * Interrupts the running command and waits until the shell prints its marker again. Whatever
+   * the command started is killed too (background jobs ignore SIGINT): everything below the
+   * shell but `earlierJobs` and their descendants; without that list (no /proc children file),
+   * the processes started while the command ran.
+   */
+  async #interrupt(
+    scanner: MarkerScanner,
+    runningForMs: number,
+    earlierJobs: number[] | undefined,
+  ): Promise<void> {
     const pgid = this.#shellPid;
     const backAtPrompt = () =>
       Promise.race([
         scanner.done.then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), INTERRUPT_GRACE_MS)),
       ]);
+    const killStarted = () =>
+      earlierJobs
+        ? killDescendantsExcept(pgid, earlierJobs, runningForMs + INTERRUPT_GRACE_MS + 50)
+        : killDescendants(pgid, runningForMs + INTERRUPT_GRACE_MS + 50);
     signalProcess(-pgid, "SIGINT");
-    if (await backAtPrompt()) return;
-    // Children that ignore SIGINT: kill those started by this command, keep older jobs.
-    await killDescendants(pgid, runningForMs + INTERRUPT_GRACE_MS + 50);
+    const back = await backAtPrompt();
+    // Children that ignore SIGINT (background jobs, nohup, setsid): kill those of this command.
+    await killStarted();
+    if (back) return;
     signalProcess(-pgid, "SIGINT");
     if (await backAtPrompt()) return;
     this.#closedReason = "the shell did not return after an interrupt, so the session was ended";

@@ -8,6 +8,8 @@
 export interface ProcessEntry {
   pid: number;
   ppid: number;
+  /** Process group. */
+  pgid: number;
   /** Start time in clock ticks since boot (field 22 of /proc/PID/stat). */
   startTicks: number;
 }
@@ -28,6 +30,7 @@ export async function listProcesses(): Promise<ProcessEntry[]> {
         entries.push({
           pid: Number(dirent.name),
           ppid: Number(fields[1]),
+          pgid: Number(fields[2]),
           startTicks: Number(fields[19]),
         });
       } catch {
@@ -77,6 +80,61 @@ export function signalProcess(pid: number, signal: Deno.Signal): void {
   } catch {
     // Already exited.
   }
+}
+
+/**
+ * The direct children of `pid` now (one small /proc read, cheap enough to take before every
+ * command); undefined where the kernel does not list children.
+ */
+export function childrenOf(pid: number): number[] | undefined {
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`);
+    return text.split(" ").filter(Boolean).map(Number);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Kills with SIGKILL what a command of shell `pid` started: the shell's descendants except
+ * `spare` and everything below them, and members of the shell's process group (`pid` leads it)
+ * that left the tree (reparented when their parent exited) and started within the last
+ * `sinceMs` milliseconds. Returns how many were signalled.
+ */
+export async function killDescendantsExcept(
+  pid: number,
+  spare: number[],
+  sinceMs: number,
+): Promise<number> {
+  const all = await listProcesses();
+  const children = new Map<number, ProcessEntry[]>();
+  for (const entry of all) {
+    const list = children.get(entry.ppid) ?? [];
+    list.push(entry);
+    children.set(entry.ppid, list);
+  }
+  // Everything under the shell, spared subtrees marked as such.
+  const spared = new Set(spare);
+  const inTree = new Set<number>([pid]);
+  const doomed: number[] = [];
+  const stack: [number, boolean][] = [[pid, false]];
+  while (stack.length > 0) {
+    const [parent, keep] = stack.pop()!;
+    for (const child of children.get(parent) ?? []) {
+      const keepChild = keep || spared.has(child.pid);
+      inTree.add(child.pid);
+      if (!keepChild) doomed.push(child.pid);
+      stack.push([child.pid, keepChild]);
+    }
+  }
+  const minTicks = (await ticksSinceBoot()) - Math.ceil((sinceMs / 1000) * TICKS_PER_SECOND) - 1;
+  for (const entry of all) {
+    if (entry.pgid === pid && !inTree.has(entry.pid) && entry.startTicks >= minTicks) {
+      doomed.push(entry.pid);
+    }
+  }
+  for (const target of doomed) signalProcess(target, "SIGKILL");
+  return doomed.length;
 }
 
 /**

@@ -195,6 +195,39 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
     );
   });
 
+  test("runInSession() timeout kills every process the command started and spares earlier jobs", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const [earlier, background, foreground, nohup, detached, orphan] = Array.from(
+      { length: 6 },
+      uniqueSleep,
+    );
+    await rt.runInSession({ session: "s", command: `${earlier} &` });
+    try {
+      await rejects(
+        rt.runInSession({
+          session: "s",
+          command: [
+            `${background} &`,
+            `nohup ${nohup} >/dev/null 2>&1 &`,
+            `setsid ${detached} &`,
+            // The subshell exits at once, so this one leaves the shell's tree.
+            `(${orphan} &)`,
+            foreground,
+          ].join("\n"),
+          timeout: 1,
+        }),
+        CommandTimeoutError,
+      );
+      for (const sleep of [background, foreground, nohup, detached, orphan]) {
+        assert.equal(await processesWith(sleep), 0, `${sleep} was started by the command`);
+      }
+      assert.equal(await processesWith(earlier), 1, "the earlier job runs on");
+      assert.equal((await rt.runInSession({ session: "s", command: "echo ok" })).output, "ok");
+    } finally {
+      await rt.runInSession({ session: "s", command: "kill %1 2>/dev/null; true" });
+    }
+  });
+
   test("runInSession() gives a command that reads stdin end-of-file instead of hanging", async (rt) => {
     await rt.createSession({ session: "s" });
     const result = await rt.runInSession({
