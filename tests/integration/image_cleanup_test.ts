@@ -57,11 +57,9 @@ dockerTest(
     );
     await using admin = await startAdminServer("docker");
     const busyId = testSandboxId("busy");
-    // Every image the engine had before this test is kept: the test removes only its own.
-    const before =
-      (await docker.exec(["image", "ls", "--all", "--no-trunc", "--format", "{{.ID}}"]))
-        .split("\n").filter(Boolean);
-    const keep = [TEST_IMAGE, ...before];
+    // Only this test's images are candidates: others on the engine (another run's) stay.
+    const mine = [oldest, recent, busy];
+    const keep = [TEST_IMAGE];
     try {
       for (const ref of [busy, oldest, recent]) await makeImage(docker, ref, 8);
       // Last use from rock's own records: `recent` was used just now, `oldest` long ago.
@@ -100,7 +98,7 @@ dockerTest(
       // Room for all but about one 8 MB layer: exactly the least recently used free image goes.
       const one = new ImageCleanupTask({
         intervalSeconds: 1,
-        params: { threshold: `${use - 4_000_000}b`, keep },
+        params: { threshold: `${use - 4_000_000}b`, keep, only: mine },
       }, docker);
       const first = await one.runAction(ctx) as { removed: string[] };
       assert.deepEqual(first.removed, [oldest]);
@@ -112,7 +110,7 @@ dockerTest(
       // Far below what remains: everything free goes, but not the busy image nor the kept base.
       const all = new ImageCleanupTask({
         intervalSeconds: 1,
-        params: { disk_threshold: "1m", keep },
+        params: { disk_threshold: "1m", keep, only: mine },
       }, docker);
       const second = await all.runAction(ctx) as { removed: string[] };
       assert.deepEqual(second.removed, [recent]);

@@ -28,9 +28,13 @@ interface ImageRow {
 export class ImageCleanupTask extends BaseTask {
   readonly #threshold: number;
   readonly #keep: Set<string>;
+  readonly #only: string[] | undefined;
   readonly #docker: DockerCli;
 
-  /** Reads `threshold` / `disk_threshold` ("1T", "50g") and `keep` (image references or ids). */
+  /**
+   * Reads `threshold` / `disk_threshold` ("1T", "50g"), `keep` (image references or ids never
+   * removed) and `only` (reference prefixes: when given, only images named so are removed).
+   */
   constructor(options: TaskOptions, docker = new DockerCli()) {
     super(options);
     const raw = String(this.params.threshold ?? this.params.disk_threshold ?? "1T");
@@ -41,6 +45,7 @@ export class ImageCleanupTask extends BaseTask {
       );
     }
     this.#keep = new Set((this.params.keep as string[] | undefined) ?? []);
+    this.#only = this.params.only as string[] | undefined;
     this.#docker = docker;
   }
 
@@ -85,7 +90,8 @@ export class ImageCleanupTask extends BaseTask {
     const candidates = (await this.#images())
       .filter((image) =>
         !image.refs.some((ref) => inUse.has(ref) || this.#keep.has(ref)) &&
-        !inUse.has(image.id) && !this.#keep.has(image.id)
+        !inUse.has(image.id) && !this.#keep.has(image.id) &&
+        (!this.#only || image.refs.some((ref) => this.#only!.some((p) => ref.startsWith(p))))
       )
       .map((image) => ({
         ...image,
