@@ -302,7 +302,8 @@ export function defineAgentContract(type: TestBackend, register: Register): void
           result.failureReason,
           /^Agent process \d+ did not finish within agent_run_timeout \(1\.5 s\); it was stopped$/,
         );
-        const child = /^child (\d+)$/.exec(result.output)?.[1];
+        // The shell may add a line ("Terminated") when the agent is stopped.
+        const child = /^child (\d+)$/m.exec(result.output)?.[1];
         assert.ok(child, result.output);
         assert.equal(await isGone(sandbox, result.pid), true, "the agent is gone");
         assert.equal(await isGone(sandbox, Number(child)), true, "its children are gone too");
