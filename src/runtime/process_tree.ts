@@ -43,15 +43,21 @@ export async function listProcesses(): Promise<ProcessEntry[]> {
   return entries;
 }
 
-/** Returns the descendants of `pid` (children, grandchildren, ...), not `pid` itself. */
-export async function listDescendants(pid: number): Promise<ProcessEntry[]> {
-  const all = await listProcesses();
+/** The processes in `all` by their parent's pid. */
+function childrenByParent(all: ProcessEntry[]): Map<number, ProcessEntry[]> {
   const children = new Map<number, ProcessEntry[]>();
   for (const entry of all) {
     const list = children.get(entry.ppid) ?? [];
     list.push(entry);
     children.set(entry.ppid, list);
   }
+  return children;
+}
+
+/** Returns the descendants of `pid` (children, grandchildren, ...), not `pid` itself. */
+export async function listDescendants(pid: number): Promise<ProcessEntry[]> {
+  const all = await listProcesses();
+  const children = childrenByParent(all);
   const found: ProcessEntry[] = [];
   const stack = [pid];
   while (stack.length > 0) {
@@ -107,12 +113,7 @@ export async function killDescendantsExcept(
   sinceMs: number,
 ): Promise<number> {
   const all = await listProcesses();
-  const children = new Map<number, ProcessEntry[]>();
-  for (const entry of all) {
-    const list = children.get(entry.ppid) ?? [];
-    list.push(entry);
-    children.set(entry.ppid, list);
-  }
+  const children = childrenByParent(all);
   // Everything under the shell, spared subtrees marked as such.
   const spared = new Set(spare);
   const inTree = new Set<number>([pid]);

@@ -89,3 +89,25 @@ export async function commandLines(): Promise<string[]> {
   }
   return lines;
 }
+
+/** Runs `rock admin start --config <config> --port 0 --data-dir <dataDir> [extra]` from source. */
+export function spawnAdmin(
+  config: string,
+  dataDir: string,
+  extra: string[] = [],
+): Promise<ServedChild> {
+  return spawnServer([
+    "run",
+    "--allow-all",
+    MAIN,
+    "admin",
+    "start",
+    "--config",
+    config,
+    "--port",
+    "0",
+    "--data-dir",
+    dataDir,
+    ...extra,
+  ]);
+}

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MAIN, runRock, spawnServer } from "../helpers/process.ts";
+import { runRock, spawnAdmin } from "../helpers/process.ts";
 
 Deno.test("admin, rocklet, envhub and model service refuse a busy port with one line and exit 1", async () => {
   using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -53,19 +53,7 @@ Deno.test("admin --backend auto without a docker engine warns first and reports 
     config,
     "admin:\n  backend: auto\ndocker:\n  binary: /nonexistent/docker\n",
   );
-  const served = await spawnServer([
-    "run",
-    "--allow-all",
-    MAIN,
-    "admin",
-    "start",
-    "--config",
-    config,
-    "--port",
-    "0",
-    "--data-dir",
-    join(dir, "data"),
-  ]);
+  const served = await spawnAdmin(config, join(dir, "data"));
   try {
     const api = `${served.url}/apis/envs/sandbox/v1`;
     const started = await (await fetch(`${api}/start`, {

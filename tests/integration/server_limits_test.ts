@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from "../../src/common/config.ts";
 import { listen, type RockServer } from "../../src/cli/serve.ts";
-import { MAIN, spawnServer } from "../helpers/process.ts";
+import { spawnAdmin } from "../helpers/process.ts";
 import { testBackend } from "../helpers/admin_server.ts";
 
 const encoder = new TextEncoder();
@@ -125,21 +125,7 @@ Deno.test("rock admin exits within its shutdown grace on SIGTERM and tells the c
   const config = join(dir, "rock.yml");
   await Deno.writeTextFile(config, "admin:\n  server:\n    shutdown_grace_seconds: 1\n");
   const dataDir = join(dir, "data");
-  const served = await spawnServer([
-    "run",
-    "--allow-all",
-    MAIN,
-    "admin",
-    "start",
-    "--config",
-    config,
-    "--backend",
-    "local",
-    "--port",
-    "0",
-    "--data-dir",
-    dataDir,
-  ]);
+  const served = await spawnAdmin(config, dataDir, ["--backend", "local"]);
   const api = `${served.url}/apis/envs/sandbox/v1`;
   const post = async (path: string, body: unknown) =>
     await (await fetch(`${api}/${path}`, { method: "POST", body: JSON.stringify(body) })).json();
