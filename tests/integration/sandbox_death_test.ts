@@ -118,9 +118,14 @@ function deathTest(
   });
 }
 
-/** Starts a sandbox that `ids` then holds for cleanup. */
-async function startListed(admin: AdminServer, ids: string[], label: string): Promise<string> {
-  const id = await startSandbox(admin, label);
+/** Starts a sandbox (`extra` in its start request) that `ids` then holds for cleanup. */
+async function startListed(
+  admin: AdminServer,
+  ids: string[],
+  label: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const id = await startSandbox(admin, label, extra);
   ids.push(id);
   return id;
 }
@@ -185,6 +190,22 @@ deathTest(
     await assertKillSeen(admin, id, () => dockerKill(id), {
       what: "docker kill",
       reason: "died: killed by signal 9 (SIGKILL)",
+    });
+  },
+);
+
+deathTest(
+  "docker",
+  "a sandbox whose rocklet the kernel kills for memory is failed within 1 s, naming OOMKilled",
+  async (admin, ids) => {
+    const id = await startListed(admin, ids, "oom", { memory: "256m" });
+    // The rocklet is the one the kernel picks when the sandbox runs out of memory.
+    const rocklet = "$(ps -o pid= --ppid 1 | tr -d ' ')";
+    await docker.exec(["exec", id, "sh", "-c", `echo 1000 > /proc/${rocklet}/oom_score_adj`]);
+    const allocate = ["exec", id, "python3", "-c", "b = bytearray(512 * 1024 * 1024)"];
+    await assertKillSeen(admin, id, async () => void await docker.call(allocate), {
+      what: "out of memory",
+      reason: "died: out of memory (OOMKilled)",
     });
   },
 );
