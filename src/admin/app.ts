@@ -217,6 +217,15 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
     return await (await manager.rocklet(sandbox_id)).getStatistics();
   });
 
+  /**
+   * A data-plane call to sandbox `id` failed with `error`: when its rocklet could not be reached,
+   * the backend is asked whether the sandbox died (then the error names that), else `error` stands.
+   */
+  const unreachable = async (id: string, error: unknown): Promise<never> => {
+    if (error instanceof UnavailableError) await manager.checkAlive(id);
+    throw error;
+  };
+
   // Data plane: validated here, forwarded to the sandbox's rocklet over a keep-alive client.
   const forward = <S extends z.ZodType>(
     path: string,
@@ -235,7 +244,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
       return await manager.watchCall(
         sandbox_id,
         async (rocklet) => await call(rocklet, request, c.req.raw.signal),
-      );
+      ).catch((error) => unreachable(sandbox_id, error));
     });
   forward("/execute", "execute command", Command, (r, req, signal) => r.execute(req, { signal }));
   forward(

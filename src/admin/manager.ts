@@ -1,7 +1,8 @@
 /**
  * SandboxManager: the lifecycle state machine. pending -> running -> stopped, or failed with a
  * reason. The store is the truth: status, batch and list never ask a backend. Placement runs in
- * the background; the manager waits for the rocklet's /is_alive with a fast backoff.
+ * the background; the manager waits for the rocklet's /is_alive with a fast backoff. A backend
+ * that watches its sandboxes tells the manager of deaths, which turn the sandbox failed at once.
  */
 import {
   BadRequestError,
@@ -17,8 +18,15 @@ import type {
   PhaseName,
   PhaseUpdate,
   Placement,
+  SandboxExit,
 } from "../sandbox/backend.ts";
-import { backendTraits, isLogging, phaseMessage, ROCKLET_PORT } from "../sandbox/backend.ts";
+import {
+  backendTraits,
+  isLogging,
+  isWatching,
+  phaseMessage,
+  ROCKLET_PORT,
+} from "../sandbox/backend.ts";
 import { RockletClient, type RockletDeadlines } from "../sdk/rocklet_client.ts";
 import type { Billing } from "./billing.ts";
 import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
@@ -26,6 +34,7 @@ import type { WarmPool } from "./warm_pool.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
 import {
+  diedReason,
   expiredReason,
   sandboxStoppedError,
   startFailedReason,
@@ -92,6 +101,13 @@ export interface ReconcileReport {
 
 const ACTIVE = ["pending", "running"] as const;
 
+/** A placement in progress; `died` says why when its sandbox died while the manager waited. */
+interface Placing {
+  abort: AbortController;
+  done: Promise<void>;
+  died?: string;
+}
+
 /** Owns every sandbox's lifecycle. */
 export class SandboxManager {
   readonly #store: SandboxStore;
@@ -103,7 +119,12 @@ export class SandboxManager {
   readonly #fetch?: (request: Request) => Promise<Response>;
   readonly #pool?: WarmPool;
   /** Placements in progress, so stop can cancel them and close can wait for them. */
-  readonly #placing = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  readonly #placing = new Map<string, Placing>();
+  /** Sandboxes being stopped: their end is no death. */
+  readonly #stopping = new Set<string>();
+  /** The backend's watch of deaths (see startWatching()) and the deaths being recorded. */
+  #watch: AsyncDisposable | undefined;
+  readonly #deaths = new Set<Promise<void>>();
   readonly #clients = new Map<string, { url: string; client: RockletClient }>();
   /** Sandboxes whose rocklet did not answer their last call in time, and why. */
   readonly #unresponsive = new Map<string, string>();
@@ -112,7 +133,7 @@ export class SandboxManager {
   readonly #routes = new Map<string, RockletClient>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
-  /** Creates the manager; call reconcile() once, then startSweeper(). */
+  /** Creates the manager; call reconcile() once, then startWatching() and startSweeper(). */
   constructor(deps: ManagerDeps) {
     this.#store = deps.store;
     this.#backend = deps.backend;
@@ -301,8 +322,9 @@ export class SandboxManager {
       else this.#logger.info("Sandbox running", { sandbox_id: id });
     } catch (error) {
       await writes;
-      const timedOut = error instanceof StartTimeoutError;
-      const reason = (error as Error).message;
+      const died = this.#placing.get(id)?.died;
+      const timedOut = !died && error instanceof StartTimeoutError;
+      const reason = died ?? (error as Error).message;
       // The phase that failed says so; else the last one takes the failure.
       if (!Object.values(phases).some((phase) => phase.status === "failed")) {
         const last = this.#lastPhase;
@@ -310,18 +332,24 @@ export class SandboxManager {
           ? { status: "timeout", message: phaseMessage(last, "timeout") }
           : { status: "failed", message: `${phaseMessage(last, "failed")}: ${reason}` };
       }
-      await this.#store.update(id, { ...this.#startFailed(reason, signal), phases }, ["pending"]);
+      await this.#store.update(id, { ...this.#startFailed(id, reason, signal), phases }, [
+        "pending",
+      ]);
       this.#logger.warn("Sandbox failed to start", { sandbox_id: id, error: reason });
       await this.#backend.remove(id).catch(() => {});
     }
   }
 
-  /** The row of a start that failed with `reason`, or was stopped while it started. */
-  #startFailed(reason: string, signal: AbortSignal): Partial<SandboxRecord> {
+  /**
+   * The row of start `id` that failed with `reason`, or was stopped while it started (`signal`
+   * aborted, and not because the sandbox died).
+   */
+  #startFailed(id: string, reason: string, signal: AbortSignal): Partial<SandboxRecord> {
+    const stopped = signal.aborted && this.#placing.get(id)?.died === undefined;
     return {
       state: "failed",
       failure_reason: reason,
-      stop_reason: signal.aborted ? STOP_REQUESTED_WHILE_STARTING : startFailedReason(reason),
+      stop_reason: stopped ? STOP_REQUESTED_WHILE_STARTING : startFailedReason(reason),
       stop_time: this.#now(),
     };
   }
@@ -492,28 +520,144 @@ export class SandboxManager {
       placing.abort.abort();
       await placing.done;
     }
-    await this.#backend.remove(id);
-    const now = this.#now();
-    const changed = await this.#store.update(id, {
-      state: "stopped",
-      stop_time: now,
-      stop_reason: reason ?? STOP_REQUESTED,
-      ...(reason ? { failure_reason: reason } : {}),
-    }, [...ACTIVE]);
+    this.#stopping.add(id);
+    try {
+      await this.#backend.remove(id);
+      const now = this.#now();
+      const changed = await this.#store.update(id, {
+        state: "stopped",
+        stop_time: now,
+        stop_reason: reason ?? STOP_REQUESTED,
+        ...(reason ? { failure_reason: reason } : {}),
+      }, [...ACTIVE]);
+      this.#forget(id);
+      if (!changed) return; // another caller stopped it first
+      this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? STOP_REQUESTED });
+      await this.#bill(id, now);
+    } finally {
+      this.#stopping.delete(id);
+    }
+  }
+
+  /** Drops the cached clients and keep-alive time of a sandbox that no longer runs. */
+  #forget(id: string): void {
     this.#clients.delete(id);
     this.#routes.delete(id);
     this.#unresponsive.delete(id);
     this.#touched.delete(id);
-    if (!changed) return; // another caller stopped it first
-    this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? STOP_REQUESTED });
-    const stopped = await this.#store.get(id);
-    if (stopped?.start_time !== null && stopped) {
+  }
+
+  /** Writes the billing record of sandbox `id`, ended at `now`, when it had started. */
+  async #bill(id: string, now: number): Promise<void> {
+    const ended = await this.#store.get(id);
+    if (ended && ended.start_time !== null) {
       await this.#billing.record(
-        toStatusResponse(stopped, this.#settings.timeZone, false),
-        stopped.start_time,
+        toStatusResponse(ended, this.#settings.timeZone, false),
+        ended.start_time,
         now,
       );
     }
+  }
+
+  /**
+   * Follows the backend's reports of sandboxes that die (when it gives them), so a died sandbox
+   * turns failed at once; close() stops it. Call it after reconcile().
+   */
+  startWatching(): void {
+    if (this.#watch || !isWatching(this.#backend)) return;
+    this.#watch = this.#backend.watch({
+      onExit: (exit) => void this.#recordDeath(exit),
+      onGap: () => void this.#track(this.#checkRunning()),
+    });
+  }
+
+  /**
+   * Checks every running sandbox the backend does not list as running, for deaths a watch
+   * missed.
+   */
+  async #checkRunning(): Promise<void> {
+    if (!isWatching(this.#backend)) return;
+    const listed = await this.#backend.list();
+    const running = new Set(listed.filter((s) => s.running).map((s) => s.sandboxId));
+    for (const record of await this.#store.listByState(["running"])) {
+      if (running.has(record.sandbox_id)) continue;
+      const exit = await this.#backend.check(record.sandbox_id);
+      if (exit) await this.#died(exit);
+    }
+  }
+
+  /**
+   * Asks the backend whether sandbox `id` still runs, for when its rocklet could not be reached:
+   * one that died turns failed as when the watch reports it.
+   * @throws {SandboxStoppedError} naming why, when the sandbox no longer runs.
+   */
+  async checkAlive(id: string): Promise<void> {
+    const record = await this.#store.get(id);
+    if (record?.state === "running" && isWatching(this.#backend)) {
+      const exit = await this.#backend.check(id).catch((error) => {
+        this.#logger.warn("Cannot check a sandbox", { sandbox_id: id, error: String(error) });
+        return undefined;
+      });
+      if (exit) await this.#recordDeath(exit);
+    }
+    const now = await this.#store.get(id);
+    if (now?.state === "stopped" || now?.state === "failed") {
+      throw sandboxStoppedError(now, { timeZone: this.#settings.timeZone });
+    }
+  }
+
+  /** #died, tracked (see #track). */
+  #recordDeath(exit: SandboxExit): Promise<void> {
+    return this.#track(this.#died(exit), exit.sandboxId);
+  }
+
+  /** `work` on deaths, tracked so close() waits for it, its failure logged. */
+  #track(work: Promise<void>, sandboxId?: string): Promise<void> {
+    const tracked = work.catch((error) =>
+      this.#logger.warn("Cannot record a sandbox's death", {
+        sandbox_id: sandboxId,
+        error: String(error),
+      })
+    ).finally(() => this.#deaths.delete(tracked));
+    this.#deaths.add(tracked);
+    return tracked;
+  }
+
+  /**
+   * Sandbox `exit.sandboxId` died: a running one becomes failed with why (stop time, billing
+   * and removal of its remains as a stop's); a pending one's wait for its rocklet ends with a
+   * failed start. Deaths of sandboxes being stopped, of ones no longer active and of an earlier
+   * sandbox of the same id (another handle) are no news.
+   */
+  async #died(exit: SandboxExit): Promise<void> {
+    const id = exit.sandboxId;
+    if (this.#stopping.has(id)) return;
+    const record = await this.#store.get(id);
+    if (record?.state !== "running" && record?.state !== "pending") return;
+    // Not placed yet: the backend's place() reports a container that ends at once itself.
+    if (record.handle === null || (exit.handle !== "" && exit.handle !== record.handle)) return;
+    const reason = diedReason(exit);
+    const placing = this.#placing.get(id);
+    if (record.state === "pending" && placing) {
+      placing.died = reason;
+      placing.abort.abort();
+      return;
+    }
+    const now = this.#now();
+    const changed = await this.#store.update(id, {
+      state: "failed",
+      failure_reason: reason,
+      stop_reason: record.state === "pending" ? startFailedReason(reason) : reason,
+      stop_time: now,
+    }, [record.state]);
+    this.#forget(id);
+    if (!changed) return;
+    this.#logger.warn("Sandbox died", { sandbox_id: id, reason });
+    await this.#bill(id, now);
+    // What is left of it (an exited container, a work dir) goes as a stopped sandbox's does.
+    await this.#backend.remove(id).catch((error) =>
+      this.#logger.warn("Cannot remove a died sandbox", { sandbox_id: id, error: String(error) })
+    );
   }
 
   /** Stops every pending or running sandbox past its expiry; returns their ids. */
@@ -624,18 +768,24 @@ export class SandboxManager {
           },
         }, ["pending"]);
       } catch (error) {
-        const reason = (error as Error).message;
-        await this.#store.update(id, this.#startFailed(reason, abort.signal), ["pending"]);
+        const reason = this.#placing.get(id)?.died ?? (error as Error).message;
+        await this.#store.update(id, this.#startFailed(id, reason, abort.signal), ["pending"]);
         await this.#backend.remove(id).catch(() => {});
       }
     })().finally(() => this.#placing.delete(id));
     this.#placing.set(id, { abort, done });
   }
 
-  /** Stops the sweeper and waits for placements in progress (sandboxes keep running). */
+  /**
+   * Stops the sweeper and the watch, and waits for placements in progress (sandboxes keep
+   * running).
+   */
   async close(): Promise<void> {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
+    await this.#watch?.[Symbol.asyncDispose]();
+    this.#watch = undefined;
+    await Promise.all([...this.#deaths]);
     await this.#pool?.close();
     await Promise.all([...this.#placing.values()].map((p) => p.done));
   }

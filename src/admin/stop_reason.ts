@@ -2,8 +2,10 @@
  * Why a sandbox stopped, in the words get_status, the CLI and errors show, and the error a call
  * gets when its sandbox no longer runs.
  */
+import { constants } from "node:os";
 import { BadRequestError } from "../common/errors.ts";
 import { describeStopped, type StopInfo } from "../protocol/admin.ts";
+import type { SandboxExit } from "../sandbox/backend.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
 import type { SandboxRecord } from "./store.ts";
 
@@ -17,6 +19,21 @@ export const VANISHED = "vanished: the sandbox was gone when the admin started";
 /** The sweeper stopped it: no keep-alive within auto_clear_time_minutes. */
 export function expiredReason(minutes: number): string {
   return `expired: no keep-alive for ${minutes} minute${minutes === 1 ? "" : "s"}`;
+}
+
+/**
+ * The sandbox ended on its own (its container exited, its rocklet process died), in the words of
+ * what the backend knows: `died: out of memory (OOMKilled)`, `died: killed by signal 9
+ * (SIGKILL)`, `died: the rocklet exited with code 137`, or that it is gone.
+ */
+export function diedReason(exit: SandboxExit): string {
+  if (exit.oomKilled) return "died: out of memory (OOMKilled)";
+  if (exit.signal !== undefined) {
+    const name = Object.entries(constants.signals).find(([, n]) => n === exit.signal)?.[0];
+    return `died: killed by signal ${exit.signal}${name ? ` (${name})` : ""}`;
+  }
+  if (exit.exitCode !== undefined) return `died: the rocklet exited with code ${exit.exitCode}`;
+  return "died: the rocklet is gone (exit status unknown)";
 }
 
 /** Placement or the wait for the rocklet failed with `reason`. */

@@ -67,7 +67,7 @@ async function chooseBackend(
           dockerBinary: config.dockerBinary,
           extraRunArgs: config.dockerExtraRunArgs,
           deploymentId,
-        }),
+        }, { logger }),
       };
     }
     if (config.backend === "docker") {
@@ -156,6 +156,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     });
     cleanups.unshift(() => manager.close());
     await manager.reconcile();
+    manager.startWatching();
     pool?.fill();
     const scheduler = config.scheduler.enabled
       ? new Scheduler(

@@ -126,6 +126,53 @@ export function isLogging(backend: Backend): backend is LoggingBackend {
   return typeof (backend as Partial<LoggingBackend>).logs === "function";
 }
 
+/**
+ * How a sandbox ended without the admin removing it: its container exited or its rocklet
+ * process died. Fields the backend cannot know are left out.
+ */
+export interface SandboxExit {
+  sandboxId: string;
+  /** The backend's handle of what ended (container id, pid), told apart from a later sandbox. */
+  handle: string;
+  /** The exit code, when known. */
+  exitCode?: number;
+  /** The number of the signal that ended it, when known. */
+  signal?: number;
+  /** The engine killed it for using more memory than its limit. */
+  oomKilled?: boolean;
+}
+
+/** What a backend's watch reports to. */
+export interface ExitListener {
+  /** One of the backend's sandboxes died. */
+  onExit(exit: SandboxExit): void;
+  /**
+   * The watch may have missed deaths: its event stream dropped and the engine may not have kept
+   * every event since (it keeps the last few hundred, and none across its restart). What should
+   * run is to be checked against list() and check().
+   */
+  onGap(): void;
+}
+
+/**
+ * A backend that reports sandboxes ending on their own, pushed by the engine (docker events) or
+ * its own watch of the processes (local), and can check one sandbox on demand.
+ */
+export interface WatchingBackend extends Backend {
+  /**
+   * Reports each of this backend's sandboxes that dies from now on to `listener`; removals by
+   * the backend itself are not reported. Disposing stops the watch (and waits for what it ran).
+   */
+  watch(listener: ExitListener): AsyncDisposable;
+  /** How sandbox `sandboxId` ended, or undefined while it still runs. */
+  check(sandboxId: string): Promise<SandboxExit | undefined>;
+}
+
+/** True when `backend` reports sandboxes that end on their own. */
+export function isWatching(backend: Backend): backend is WatchingBackend {
+  return typeof (backend as Partial<WatchingBackend>).watch === "function";
+}
+
 /** Backend kinds. */
 export type BackendType = "docker" | "local";
 

@@ -5,9 +5,11 @@
  */
 import { hostname } from "node:os";
 import { BadRequestError, CancelledError, errorMessage, RockError } from "../common/errors.ts";
+import type { Logger } from "../common/log.ts";
 import {
   type BackendConfig,
   DEPLOYMENT_LABEL,
+  type ExitListener,
   type ListedSandbox,
   type LoggingBackend,
   type PhaseName,
@@ -17,11 +19,14 @@ import {
   type RenamableBackend,
   ROCKLET_PORT,
   SANDBOX_LABEL,
+  type SandboxExit,
   type SandboxSpec,
   SERVER_PORT,
   SSH_PORT,
+  type WatchingBackend,
 } from "./backend.ts";
 import { type ContainerInspect, DockerCli, publishedPorts, tail } from "./docker_cli.ts";
+import { ContainerExitWatch } from "./docker_events.ts";
 import type { RockletLauncher } from "./rocklet_launcher.ts";
 
 /** Configuration of the docker backend. */
@@ -33,6 +38,8 @@ export interface DockerBackendDeps {
   docker?: DockerCli;
   /** Name of this host, reported in placements (default: `os.hostname()`). */
   hostName?: string;
+  /** Where a dropped events stream is reported (default: nowhere). */
+  logger?: Logger;
 }
 
 /** Container ports every sandbox publishes. */
@@ -77,7 +84,7 @@ export function dockerRunArgs(
 }
 
 /** Runs sandboxes as docker containers. */
-export class DockerBackend implements RenamableBackend, LoggingBackend {
+export class DockerBackend implements RenamableBackend, LoggingBackend, WatchingBackend {
   /** Always "docker". */
   readonly type = "docker" as const;
   readonly #docker: DockerCli;
@@ -86,6 +93,9 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
   readonly #extraRunArgs: string[];
   readonly #hostName: string;
   readonly #deploymentId?: string;
+  readonly #logger?: Logger;
+  /** Event streams of the watches in progress (see watch()). */
+  readonly #watches = new Set<ContainerExitWatch>();
 
   /** Creates the backend; nothing runs until the first call. */
   constructor(config: DockerBackendConfig, deps: DockerBackendDeps = {}) {
@@ -96,6 +106,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
     this.#extraRunArgs = config.extraRunArgs ?? [];
     this.#hostName = deps.hostName ?? hostname();
     this.#deploymentId = config.deploymentId;
+    this.#logger = deps.logger;
   }
 
   /**
@@ -115,7 +126,46 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
    */
   async remove(sandboxId: string): Promise<void> {
     const container = await this.#owned(sandboxId);
-    if (container) await this.#docker.remove([container.Id]);
+    if (container) await this.#removeContainer(container.Id);
+  }
+
+  /**
+   * Follows `docker events` for this admin's containers (its deployment label) and reports each
+   * that dies (with its exit code, the signal of a `docker kill`, and whether it was OOMKilled),
+   * except the ones this backend removes. One stream per watch, resumed when it drops (then
+   * `listener.onGap()`).
+   */
+  watch(listener: ExitListener): AsyncDisposable {
+    const watch = new ContainerExitWatch(this.#docker, {
+      filters: [`label=${SANDBOX_LABEL}`, ...this.#deploymentFilter()],
+      owns: (attributes) => this.#ownsLabels(attributes),
+      listener,
+      logger: this.#logger,
+    });
+    this.#watches.add(watch);
+    return {
+      [Symbol.asyncDispose]: async () => {
+        this.#watches.delete(watch);
+        await watch[Symbol.asyncDispose]();
+      },
+    };
+  }
+
+  /**
+   * How this admin's container of the sandbox ended (`docker container inspect`: exit code,
+   * OOMKilled), or undefined while it runs; a container that is gone ended unknown how.
+   */
+  async check(sandboxId: string): Promise<SandboxExit | undefined> {
+    const container = await this.#owned(sandboxId);
+    if (!container) return { sandboxId, handle: "" };
+    if (container.State.Running) return undefined;
+    const exit: SandboxExit = {
+      sandboxId,
+      handle: container.Id,
+      exitCode: container.State.ExitCode,
+    };
+    if (container.State.OOMKilled) exit.oomKilled = true;
+    return exit;
   }
 
   /**
@@ -140,7 +190,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
     const container = await this.#docker.inspectContainer(owned.Id);
     if (!container?.State.Running) {
       // Renamed, it no longer answers to `from`: remove it here or nobody will.
-      await this.#docker.remove([owned.Id]).catch(() => {});
+      await this.#removeContainer(owned.Id).catch(() => {});
       throw new RockError(`${what}: its container is not running`);
     }
     return this.#placementOf(container);
@@ -261,7 +311,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
       // may land after docker created it: remove it when it is this admin's. When the name
       // belongs to a container this admin does not own, that is why the run failed.
       const named = await this.#named(sandboxId).catch(() => undefined);
-      if (named && this.#owns(named)) await this.#docker.remove([named.Id]).catch(() => {});
+      if (named && this.#owns(named)) await this.#removeContainer(named.Id).catch(() => {});
       if (error instanceof CancelledError) {
         report("failed", "docker run cancelled");
         throw new CancelledError(`Placement of sandbox "${sandboxId}" was cancelled`, {
@@ -309,8 +359,23 @@ export class DockerBackend implements RenamableBackend, LoggingBackend {
    * admins on the same engine are never removed, renamed or read.
    */
   #owns(container: ContainerInspect): boolean {
-    const labels = container.Config.Labels ?? {};
+    return this.#ownsLabels(container.Config.Labels ?? {});
+  }
+
+  /** #owns by a container's labels (an inspect's, or the attributes of its events). */
+  #ownsLabels(labels: Record<string, string>): boolean {
     return SANDBOX_LABEL in labels && labels[DEPLOYMENT_LABEL] === this.#deploymentId;
+  }
+
+  /** The label filter of this deployment's containers, when it has an id. */
+  #deploymentFilter(): string[] {
+    return this.#deploymentId ? [`label=${DEPLOYMENT_LABEL}=${this.#deploymentId}`] : [];
+  }
+
+  /** Removes container `id` (`docker rm -f`); a watch does not report its death. */
+  async #removeContainer(id: string): Promise<void> {
+    for (const watch of this.#watches) watch.expectRemoval(id);
+    await this.#docker.remove([id]);
   }
 
   /** Where an inspected, running container's rocklet answers. */

@@ -61,7 +61,13 @@ export interface ContainerInspect {
   Id: string;
   /** "/<name>" */
   Name: string;
-  State: { Status: string; Running: boolean; ExitCode: number; Error?: string };
+  State: {
+    Status: string;
+    Running: boolean;
+    ExitCode: number;
+    OOMKilled?: boolean;
+    Error?: string;
+  };
   Config: { Image: string; Labels: Record<string, string> | null };
   HostConfig: { Memory: number; MemorySwap: number; NanoCpus: number };
   NetworkSettings: { Ports: Record<string, PortBinding[] | null> | null };
@@ -147,14 +153,57 @@ export class DockerCli {
           `Cannot run "${name}": timed out after ${timeoutMs} ms${colon(tail(stderr))}`,
         );
       }
-      if (result.code === 127 && /command not found/.test(stderr)) {
-        throw new UnavailableError(`Cannot run "${name}": "${this.#binary}" not found on PATH`);
-      }
-      return { code: result.code, stdout: result.stdout, stderr };
+      return this.#found(args, { code: result.code, stdout: result.stdout, stderr });
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", stop);
     }
+  }
+
+  /**
+   * Runs `docker <args>`, a command that keeps printing (such as `docker events`), and calls
+   * `onLine` with each line of its stdout until docker exits or `options.signal` aborts it
+   * (docker gets SIGKILL). There is no timeout: it runs as long as docker prints.
+   * @returns how docker exited, with its stderr (stdout went to `onLine`).
+   * @throws {UnavailableError} when docker is not found on PATH.
+   */
+  async follow(
+    args: string[],
+    onLine: (line: string) => void,
+    options: Pick<DockerCallOptions, "signal"> = {},
+  ): Promise<DockerResult> {
+    const kill = new KillController();
+    const stop = () => kill.kill("SIGKILL");
+    if (options.signal?.aborted) return { code: 124, stdout: "", stderr: "" };
+    options.signal?.addEventListener("abort", stop, { once: true });
+    try {
+      const child = $`${this.#binary} ${args}`.signal(kill.signal).stdin("null")
+        .stdout("piped").stderr("piped").noThrow().spawn();
+      const stderr = new Response(child.stderr()).text();
+      const decoder = new TextDecoder();
+      let rest = "";
+      for await (const bytes of child.stdout()) {
+        const lines = (rest + decoder.decode(bytes, { stream: true })).split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) if (line.trim() !== "") onLine(line);
+      }
+      return this.#found(args, { code: (await child).code, stdout: "", stderr: await stderr });
+    } finally {
+      options.signal?.removeEventListener("abort", stop);
+    }
+  }
+
+  /**
+   * `result` of `docker <args>`.
+   * @throws {UnavailableError} when it says docker was not found.
+   */
+  #found(args: string[], result: DockerResult): DockerResult {
+    if (result.code === 127 && /command not found/.test(result.stderr)) {
+      throw new UnavailableError(
+        `Cannot run "${commandName(args)}": "${this.#binary}" not found on PATH`,
+      );
+    }
+    return result;
   }
 
   /**

@@ -5,18 +5,25 @@
  *
  * The "label" is a state file `<workRoot>/<id>/sandbox.json` holding the pid and its start time,
  * so a recycled pid is never mistaken for the sandbox.
+ *
+ * A watch learns of a rocklet's death from its exit status when this admin started it, and
+ * otherwise (rocklets an earlier admin started) from /proc, checked every 200 ms for those only.
  */
-import { hostname } from "node:os";
+import { constants, hostname } from "node:os";
 import { spawnDetached } from "../common/detached.ts";
 import { RockError } from "../common/errors.ts";
+import { isProcessAlive, readProcessInfo } from "../common/process_state.ts";
 import { killDescendants, listDescendants, signalProcess } from "../runtime/process_tree.ts";
 import type {
   BackendConfig,
+  ExitListener,
   ListedSandbox,
   LoggingBackend,
   PlaceHooks,
   Placement,
+  SandboxExit,
   SandboxSpec,
+  WatchingBackend,
 } from "./backend.ts";
 import { ROCKLET_PORT } from "./backend.ts";
 import type { RockletLauncher } from "./rocklet_launcher.ts";
@@ -29,16 +36,14 @@ interface StateFile {
   port: number;
 }
 
-/** Start time of `pid` in ticks, or undefined when it is not running. */
-async function startTicks(pid: number): Promise<number | undefined> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z") return undefined; // a zombie is gone for our purposes
-    return Number(fields[19]);
-  } catch {
-    return undefined;
-  }
+/** How often rocklets this admin did not start are looked up in /proc while watched, in ms. */
+const POLL_MS = 200;
+
+/** A rocklet known to run: its pid and start time, and its process when this admin started it. */
+interface Rocklet {
+  pid: number;
+  startTicks: number;
+  child?: Deno.ChildProcess;
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -50,10 +55,15 @@ function freePort(): number {
 }
 
 /** Rocklet processes on this machine. */
-export class LocalBackend implements LoggingBackend {
+export class LocalBackend implements LoggingBackend, WatchingBackend {
   readonly type = "local" as const;
   readonly #root: string;
   readonly #launcher: RockletLauncher;
+  /** Rocklets placed or found running and not removed since, by sandbox id. */
+  readonly #rocklets = new Map<string, Rocklet>();
+  readonly #listeners = new Set<ExitListener>();
+  #poll: ReturnType<typeof setInterval> | undefined;
+  #polling = false;
 
   /** Creates the backend; sandboxes live under `config.workRoot`. */
   constructor(config: Extract<BackendConfig, { type: "local" }>) {
@@ -97,7 +107,8 @@ export class LocalBackend implements LoggingBackend {
         ...spec.env,
       },
     });
-    const ticks = await startTicks(child.pid);
+    const info = await readProcessInfo(child.pid);
+    const ticks = info && info.state !== "Z" ? info.startTicks : undefined;
     if (ticks === undefined) {
       const log = await Deno.readTextFile(`${dir}/rocklet.log`).catch(() => "");
       await this.remove(spec.sandboxId);
@@ -112,6 +123,7 @@ export class LocalBackend implements LoggingBackend {
       port,
     };
     await Deno.writeTextFile(`${dir}/sandbox.json`, JSON.stringify(state));
+    this.#follow(spec.sandboxId, { pid: child.pid, startTicks: ticks, child });
     if (hooks.signal?.aborted) {
       await this.remove(spec.sandboxId);
       throw new RockError(`Cannot start sandbox "${spec.sandboxId}": start was cancelled`);
@@ -136,8 +148,8 @@ export class LocalBackend implements LoggingBackend {
     }
   }
 
-  async #running(state: StateFile): Promise<boolean> {
-    return (await startTicks(state.pid)) === state.start_ticks;
+  #running(state: StateFile): Promise<boolean> {
+    return isProcessAlive(state.pid, state.start_ticks);
   }
 
   /**
@@ -145,6 +157,8 @@ export class LocalBackend implements LoggingBackend {
    * process tree, and removes the work dir.
    */
   async remove(sandboxId: string): Promise<void> {
+    // Forgotten first: its end is no death.
+    this.#rocklets.delete(sandboxId);
     const state = await this.#read(sandboxId);
     if (state && await this.#running(state)) {
       const tree = await listDescendants(state.pid);
@@ -158,12 +172,85 @@ export class LocalBackend implements LoggingBackend {
       }
       // Session shells run in sessions of their own: kill any the rocklet did not.
       for (const entry of tree) {
-        if ((await startTicks(entry.pid)) === entry.startTicks) {
+        if (await isProcessAlive(entry.pid, entry.startTicks)) {
           signalProcess(-entry.pid, "SIGKILL");
         }
       }
     }
     await Deno.remove(this.#dir(sandboxId), { recursive: true }).catch(() => {});
+  }
+
+  /**
+   * Reports each rocklet that dies from now on, but not the ones this backend removes: with its
+   * exit code or signal when this admin started it, else found gone in /proc (a dead pid, or
+   * one that now names a process started at another time). It has no gaps.
+   */
+  watch(listener: ExitListener): AsyncDisposable {
+    this.#listeners.add(listener);
+    this.#poll ??= setInterval(() => this.#pollProc(), POLL_MS);
+    const adopted = this.#adopt();
+    return {
+      [Symbol.asyncDispose]: async () => {
+        this.#listeners.delete(listener);
+        if (this.#listeners.size === 0) {
+          clearInterval(this.#poll);
+          this.#poll = undefined;
+        }
+        await adopted;
+      },
+    };
+  }
+
+  /** How the sandbox's rocklet ended, or undefined while it runs (its exit status is not known). */
+  async check(sandboxId: string): Promise<SandboxExit | undefined> {
+    const state = await this.#read(sandboxId);
+    if (state && await this.#running(state)) return undefined;
+    return { sandboxId, handle: state ? String(state.pid) : "" };
+  }
+
+  /**
+   * Watches the rocklets of an earlier admin (found by their state files), also those that died
+   * already: the next look in /proc reports them.
+   */
+  async #adopt(): Promise<void> {
+    for (const listed of await this.list()) {
+      const state = await this.#read(listed.sandboxId);
+      if (state && !this.#rocklets.has(listed.sandboxId)) {
+        this.#follow(listed.sandboxId, { pid: state.pid, startTicks: state.start_ticks });
+      }
+    }
+  }
+
+  /** Knows `rocklet` runs sandbox `id`; when this admin started it, its exit status tells its end. */
+  #follow(id: string, rocklet: Rocklet): void {
+    this.#rocklets.set(id, rocklet);
+    rocklet.child?.status.then((status) => {
+      const exit: SandboxExit = { sandboxId: id, handle: String(rocklet.pid) };
+      if (status.signal) exit.signal = (constants.signals as Record<string, number>)[status.signal];
+      else exit.exitCode = status.code;
+      this.#ended(rocklet, exit);
+    }, () => {});
+  }
+
+  /** Reports `exit` of `rocklet` unless it was removed (or replaced) meanwhile. */
+  #ended(rocklet: Rocklet, exit: SandboxExit): void {
+    if (this.#rocklets.get(exit.sandboxId) !== rocklet) return;
+    this.#rocklets.delete(exit.sandboxId);
+    for (const listener of this.#listeners) listener.onExit(exit);
+  }
+
+  /** Looks up in /proc the rocklets this admin did not start (no exit status comes for them). */
+  async #pollProc(): Promise<void> {
+    if (this.#polling) return;
+    this.#polling = true;
+    try {
+      for (const [id, rocklet] of this.#rocklets) {
+        if (rocklet.child || await isProcessAlive(rocklet.pid, rocklet.startTicks)) continue;
+        this.#ended(rocklet, { sandboxId: id, handle: String(rocklet.pid) });
+      }
+    } finally {
+      this.#polling = false;
+    }
   }
 
   /** The last `tail` lines of the sandbox's `rocklet.log`; empty when the sandbox is gone. */

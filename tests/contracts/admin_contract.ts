@@ -10,6 +10,7 @@ import {
   get,
   post,
   startAdminServer,
+  startSandbox,
   type TestBackend,
   waitRunning,
 } from "../helpers/admin_server.ts";
@@ -17,27 +18,6 @@ import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
 
 /** Registers one test (Deno.test, or dockerTest for docker). */
 export type Register = (name: string, fn: () => Promise<void>) => void;
-
-/** Starts a sandbox through the API and waits until it runs. */
-async function startSandbox(
-  admin: AdminServer,
-  label: string,
-  extra: Record<string, unknown> = {},
-) {
-  const id = testSandboxId(label);
-  const started = await post(admin.api, "/start_async", {
-    sandbox_id: id,
-    image: TEST_IMAGE,
-    pull: "never",
-    memory: "1g",
-    cpus: 1,
-    ...extra,
-  });
-  assert.equal(started.status, "Success", JSON.stringify(started));
-  const status = await waitRunning(admin.api, id);
-  assert.equal(status.result.state, "running", JSON.stringify(status));
-  return id;
-}
 
 /** Stops quietly (cleanup in finally). */
 async function stopQuietly(admin: AdminServer, id: string) {

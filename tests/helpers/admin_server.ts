@@ -1,4 +1,5 @@
 /** Starts an admin (app + manager + store + backend) on a loopback port for tests. */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createAdminApp } from "../../src/admin/app.ts";
 import { Billing } from "../../src/admin/billing.ts";
@@ -59,6 +60,11 @@ export interface TestAdminOptions {
   launcher?: RockletLauncher;
   /** Bounds on the manager's calls to rocklets (default: the admin's). */
   rockletDeadlines?: Partial<RockletDeadlines>;
+  /**
+   * Whether the manager follows the backend's reports of deaths (default true); without, it
+   * learns of one only when a call cannot reach the rocklet.
+   */
+  watch?: boolean;
 }
 
 /** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
@@ -94,6 +100,7 @@ export async function startAdminServer(
     },
   });
   await manager.reconcile();
+  if (options.watch ?? true) manager.startWatching();
   if (options.sweepIntervalMs !== undefined) manager.startSweeper(options.sweepIntervalMs);
   pool?.fill();
   const app = createAdminApp({ manager, timeZone: "Asia/Shanghai", maxBatch: options.maxBatch });
@@ -156,6 +163,30 @@ export async function waitRunning(api: string, id: string, timeoutMs = 60_000): 
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, 200);
   }
+}
+
+/**
+ * Starts sandbox `rock-test-<label>-...` through the API (test image, 1 cpu, 1g, `extra` over
+ * that) and waits until it runs; returns its id.
+ */
+export async function startSandbox(
+  admin: AdminServer,
+  label: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const id = testSandboxId(label);
+  const started = await post(admin.api, "/start_async", {
+    sandbox_id: id,
+    image: TEST_IMAGE,
+    pull: "never",
+    memory: "1g",
+    cpus: 1,
+    ...extra,
+  });
+  assert.equal(started.status, "Success", JSON.stringify(started));
+  const status = await waitRunning(admin.api, id);
+  assert.equal(status.result.state, "running", JSON.stringify(status));
+  return id;
 }
 
 /**
