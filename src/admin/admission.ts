@@ -54,6 +54,19 @@ export class Admission {
   }
 
   /**
+   * Checks that a start `id` would be taken now.
+   * @throws {QueueFullError} when the queue holds `queueLimit` starts.
+   */
+  assertRoom(id: string): void {
+    if (this.#queue.length >= this.#settings.queueLimit) {
+      throw new QueueFullError(
+        `Cannot start sandbox "${id}": the start queue is full (${this.#queue.length} waiting, ` +
+          `${this.#running} starting); retry later`,
+      );
+    }
+  }
+
+  /**
    * Waits for a slot for `id`. With `background`, the slot is granted only when no start waits.
    * @throws {QueueFullError} at once when the queue holds `queueLimit` starts.
    * @throws the signal's reason when `signal` aborts while waiting (the place is given up).
@@ -63,13 +76,12 @@ export class Admission {
     options: { signal?: AbortSignal; background?: boolean } = {},
   ): Promise<Release> {
     const queue = options.background ? this.#background : this.#queue;
-    if (!options.background && this.#queue.length >= this.#settings.queueLimit) {
-      return Promise.reject(
-        new QueueFullError(
-          `Cannot start sandbox "${id}": the start queue is full (${this.#queue.length} waiting, ` +
-            `${this.#running} starting); retry later`,
-        ),
-      );
+    if (!options.background) {
+      try {
+        this.assertRoom(id);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     if (this.#running < this.#settings.concurrency && this.#queue.length === 0) {
       this.#running++;

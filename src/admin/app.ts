@@ -145,6 +145,14 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   route("get", "/get_status", "get sandbox status", async (c) => {
     const { sandbox_id } = query(c, SandboxIdRequest, "get_status");
     const status = toStatusResponse(await manager.getStatus(sandbox_id), timeZone);
+    const queued = manager.queuePosition(sandbox_id);
+    if (queued && status.status.queued) {
+      // The place in the queue is live, not stored.
+      status.status.queued = {
+        ...status.status.queued,
+        message: `waiting in the start queue: ${queued.position} of ${queued.of}`,
+      };
+    }
     const unresponsive = manager.unresponsive(sandbox_id);
     // Running but not answering: not alive, and the status says why.
     return unresponsive ? { ...status, is_alive: false, unhealthy_reason: unresponsive } : status;

@@ -39,6 +39,9 @@ export const AdminConfigFile = z.strictObject({
     }).optional(),
     default_auto_clear_time_minutes: z.number().int().positive().optional(),
     startup_timeout_seconds: z.number().positive().optional(),
+    start_concurrency: z.number().int().positive().optional(),
+    start_queue_limit: z.number().int().positive().optional(),
+    queue_timeout_seconds: z.number().positive().optional(),
     sweep_interval_seconds: z.number().positive().optional(),
     batch_get_status_max_count: z.number().int().positive().optional(),
     time_zone: z.string().min(1).optional(),
@@ -82,6 +85,12 @@ export interface AdminConfig {
   maxMemory: string;
   defaultAutoClearMinutes: number;
   startupTimeoutSeconds: number;
+  /** Most placements at once (undefined: the manager's default from the cores). */
+  startConcurrency?: number;
+  /** Most starts waiting (default 1000). */
+  startQueueLimit: number;
+  /** Longest wait in the start queue from the create, in seconds (default 600). */
+  queueTimeoutSeconds: number;
   sweepIntervalSeconds: number;
   maxBatch: number;
   timeZone: string;
@@ -185,6 +194,9 @@ export async function loadAdminConfig(
       file.runtime?.default_auto_clear_time_minutes ?? 360,
     startupTimeoutSeconds: envNumber(env, "ROCK_SANDBOX_STARTUP_TIMEOUT_SECONDS") ??
       file.runtime?.startup_timeout_seconds ?? 180,
+    startConcurrency: file.runtime?.start_concurrency,
+    startQueueLimit: file.runtime?.start_queue_limit ?? 1000,
+    queueTimeoutSeconds: file.runtime?.queue_timeout_seconds ?? 600,
     sweepIntervalSeconds: file.runtime?.sweep_interval_seconds ?? 30,
     maxBatch: file.runtime?.batch_get_status_max_count ?? 2000,
     timeZone,

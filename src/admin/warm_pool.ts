@@ -10,6 +10,7 @@ import type { Placement, RenamableBackend } from "../sandbox/backend.ts";
 import { ROCKLET_PORT } from "../sandbox/backend.ts";
 import { RockletClient } from "../sdk/rocklet_client.ts";
 import { waitForRocklet } from "./readiness.ts";
+import type { Admission, Release } from "./admission.ts";
 
 /** One pooled spec. */
 export interface PoolSpec {
@@ -29,6 +30,8 @@ export interface WarmPoolDeps {
   retryDelayMs?: number;
   logger?: Logger;
   fetch?: (request: Request) => Promise<Response>;
+  /** Placement slots shared with the manager's starts: refills take only slots no start waits for. */
+  admission?: Admission;
 }
 
 interface Slot {
@@ -82,7 +85,13 @@ export class WarmPool {
       while (!this.#closed && slot.ready.length < slot.spec.size) {
         const id = `rock-pool-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
         this.#placing.add(id);
+        let release: Release | undefined;
         try {
+          release = await this.#deps.admission?.acquire(id, {
+            background: true,
+            signal: this.#stop.signal,
+          });
+          if (this.#closed) break;
           const placement = await this.#deps.backend.place({
             sandboxId: id,
             image: slot.spec.image,
@@ -101,6 +110,7 @@ export class WarmPool {
           }
           slot.ready.push(id);
         } catch (error) {
+          if (!release) break; // closed while waiting for a slot: nothing was placed
           await this.#deps.backend.remove(id).catch(() => {});
           logger.warn("Cannot fill the warm pool; retrying later", {
             image: slot.spec.image,
@@ -108,6 +118,7 @@ export class WarmPool {
           });
           await this.#pause(this.#deps.retryDelayMs ?? 30_000);
         } finally {
+          release?.();
           this.#placing.delete(id);
         }
       }

@@ -7,7 +7,7 @@ import { loadTask, Scheduler } from "../admin/scheduler/scheduler.ts";
 import { createAdminApp, shutdownResponse } from "../admin/app.ts";
 import { Billing } from "../admin/billing.ts";
 import { type AdminConfig, type AdminFlags, loadAdminConfig } from "../admin/config.ts";
-import { SandboxManager } from "../admin/manager.ts";
+import { admissionFor, SandboxManager } from "../admin/manager.ts";
 import { SandboxStore } from "../admin/store.ts";
 import { processEnvironment, readCommonSettings } from "../common/config.ts";
 import { ConfigError, RockError } from "../common/errors.ts";
@@ -130,18 +130,22 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     const store = await SandboxStore.open(config.dbUrl, config.dbAuthToken);
     cleanups.unshift(() => store.close());
     const { backend, warning } = await chooseBackend(config, await store.deploymentId(), logger);
+    // One set of placement slots for starts and warm-pool refills (refills take spare ones).
+    const admission = admissionFor(config);
     const pool = config.warmPool.length > 0 && isRenamable(backend)
       ? new WarmPool({
         backend,
         specs: config.warmPool,
         startupTimeoutMs: config.startupTimeoutSeconds * 1000,
         logger,
+        admission,
       })
       : undefined;
     const manager = new SandboxManager({
       store,
       backend,
       pool,
+      admission,
       billing: new Billing(store, join(config.dataDir, "billing.log")),
       logger,
       settings: {
@@ -150,6 +154,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         defaultImage: config.defaultImage,
         defaultAutoClearMinutes: config.defaultAutoClearMinutes,
         startupTimeoutMs: config.startupTimeoutSeconds * 1000,
+        queueTimeoutMs: config.queueTimeoutSeconds * 1000,
         timeZone: config.timeZone,
         touchIntervalMs: 5000,
       },

@@ -197,7 +197,7 @@ export function backendTraits(type: string): BackendTraits {
 }
 
 /** The message of phase `name` reaching `status` (ROCK's words for docker: "docker run success"). */
-export function phaseMessage(name: PhaseName, status: PhaseStatus): string {
+export function phaseMessage(name: string, status: PhaseStatus): string {
   return `${name.replace("_", " ")} ${status}`;
 }
 

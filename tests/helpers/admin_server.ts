@@ -65,6 +65,12 @@ export interface TestAdminOptions {
    * learns of one only when a call cannot reach the rocklet.
    */
   watch?: boolean;
+  /** Most placements at once (default: the admin's default). */
+  startConcurrency?: number;
+  /** Most starts waiting (default 1000). */
+  startQueueLimit?: number;
+  /** Wraps the test backend (to slow its placements down, say). */
+  wrapBackend?: (backend: Backend) => Backend;
 }
 
 /** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
@@ -75,10 +81,11 @@ export async function startAdminServer(
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "rock-admin-test-" });
   const store = await SandboxStore.open(`file:${join(dataDir, "rock.db")}`);
-  const backend = await testBackend(type, dataDir, {
+  const real = await testBackend(type, dataDir, {
     deploymentId: await store.deploymentId(),
     launcher: options.launcher,
   });
+  const backend = options.wrapBackend?.(real) ?? real;
   const pool = options.pool && isRenamable(backend)
     ? new WarmPool({ backend, specs: options.pool, startupTimeoutMs: 60_000, retryDelayMs: 1000 })
     : undefined;
@@ -97,6 +104,8 @@ export async function startAdminServer(
       timeZone: "Asia/Shanghai",
       touchIntervalMs: 1000,
       rockletDeadlines: options.rockletDeadlines,
+      startConcurrency: options.startConcurrency,
+      startQueueLimit: options.startQueueLimit,
     },
   });
   await manager.reconcile();
