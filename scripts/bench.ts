@@ -14,19 +14,23 @@
  *
  * Model service section (scripts/bench_model_service.ts): proxy and local-mode latency.
  *
+ * Scale section (scripts/bench_scale.ts, only with `--scale`): bursts of creates beside bare
+ * docker bursts, warm-pool starts, create/stop churn.
+ *
  * Options: `--quick` for fewer iterations (used by tests to prove the script runs);
- * `--only=rocklet|admin|model-service` for one section.
+ * `--only=rocklet|admin|model-service|scale` for one section; `--scale` adds the scale section.
  */
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
 import { RockletClient } from "../src/sdk/rocklet_client.ts";
 import { spawnRocklet } from "../tests/helpers/process.ts";
 import { modelServiceSection } from "./bench_model_service.ts";
 import { adminSection } from "./bench_admin.ts";
+import { scaleSection } from "./bench_scale.ts";
 
 const quick = Deno.args.includes("--quick");
 const only = Deno.args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
-if (only && !["rocklet", "admin", "model-service"].includes(only)) {
-  console.error(`Unknown section "${only}": expected rocklet, admin or model-service`);
+if (only && !["rocklet", "admin", "model-service", "scale"].includes(only)) {
+  console.error(`Unknown section "${only}": expected rocklet, admin, model-service or scale`);
   Deno.exit(2);
 }
 
@@ -178,3 +182,7 @@ const kit = { stats, measure, row };
 if (!only || only === "rocklet") await rockletSection();
 if (!only || only === "admin") await adminSection(quick, kit);
 if (!only || only === "model-service") await modelServiceSection(quick, kit);
+// The fleet figures take minutes: only with --scale (or --only=scale).
+if (Deno.args.includes("--scale") || only === "scale") {
+  await scaleSection(kit, quick ? [20] : [100, 300], quick ? 40 : 1000);
+}

@@ -102,7 +102,7 @@ async function startUntilAlive(api: string, id: string, docker: DockerCli): Prom
 }
 
 /** Runs a bare Python HTTP server container named `name` and polls it until GET / answers. */
-async function runBareUntilAnswering(docker: DockerCli, name: string): Promise<void> {
+export async function runBareUntilAnswering(docker: DockerCli, name: string): Promise<void> {
   const id = await docker.run([
     "-d",
     "--rm",
