@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Makes a Docker engine and rock's test image available on this machine. Idempotent: each step
 # checks first and does nothing when its result is already there, so a re-run takes seconds.
-#   1. installs docker.io + debootstrap from Debian when missing;
+#   1. installs docker.io from Debian when docker is missing;
 #   2. starts dockerd in the background when `docker info` does not answer;
-#   3. builds rock-test/debian:bookworm (debootstrap minbase + python3, curl, procps) when missing.
-# No image registry is needed: the image is built from the Debian mirror apt already uses.
+#   3. builds rock-test/debian:bookworm (debootstrap minbase + python3, curl, procps) when missing,
+#      installing debootstrap first if needed.
+# So with docker installed and running it only builds the image. No image registry is needed: the
+# image is built from the Debian mirror apt already uses.
 set -euo pipefail
 
 IMAGE="${ROCK_TEST_IMAGE:-rock-test/debian:bookworm}"
@@ -41,16 +43,20 @@ debian_mirror() {
   printf '%s\n' "${url:-http://deb.debian.org/debian}"
 }
 
-# 1. Packages.
-if ! have dockerd || ! have docker || ! have debootstrap; then
-  packages=(docker.io debootstrap)
+install_packages() {
+  say "installing $*"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# 1. Docker.
+if have dockerd && have docker; then
+  say "docker is installed"
+else
+  packages=(docker.io)
   # Debian's docker.io depends on tini (docker-init); name it so `docker run --init` works.
   have docker-init || packages+=(tini)
-  say "installing ${packages[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}" >/dev/null
-else
-  say "docker and debootstrap are installed"
+  install_packages "${packages[@]}"
 fi
 
 # 2. Engine.
@@ -82,6 +88,7 @@ fi
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   say "image $IMAGE is present"
 else
+  have debootstrap || install_packages debootstrap
   mirror="$(debian_mirror)"
   work="$(mktemp -d /tmp/rock-rootfs.XXXXXX)"
   trap 'as_root rm -rf --one-file-system "$work"' EXIT
