@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Makes a Docker engine and rock's test image available on this machine. Idempotent: each step
 # checks first and does nothing when its result is already there, so a re-run takes seconds.
-#   1. installs docker.io + debootstrap from Debian when missing;
+#   1. installs docker.io from Debian when docker is missing;
 #   2. starts dockerd in the background when `docker info` does not answer;
-#   3. builds rock-test/debian:bookworm (debootstrap minbase + python3, curl, procps) when missing;
+#   3. builds rock-test/debian:bookworm (debootstrap minbase + python3, curl, procps) when missing,
+#      installing debootstrap first if needed;
 #   4. installs docker-registry + apache2-utils (htpasswd) when missing: the registry login test
 #      runs a registry of its own on 127.0.0.1, so the packaged service is not left running.
-# No image registry is needed: the image is built from the Debian mirror apt already uses.
+# So with docker installed and running it only builds what is missing. No image registry is
+# needed: the image is built from the Debian mirror apt already uses.
 set -euo pipefail
 
 IMAGE="${ROCK_TEST_IMAGE:-rock-test/debian:bookworm}"
@@ -37,16 +39,20 @@ pids_matching() {
 # shellcheck source=scripts/debian_mirror.sh
 source "$(dirname "${BASH_SOURCE[0]}")/debian_mirror.sh"
 
-# 1. Packages.
-if ! have dockerd || ! have docker || ! have debootstrap; then
-  packages=(docker.io debootstrap)
+install_packages() {
+  say "installing $*"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# 1. Docker.
+if have dockerd && have docker; then
+  say "docker is installed"
+else
+  packages=(docker.io)
   # Debian's docker.io depends on tini (docker-init); name it so `docker run --init` works.
   have docker-init || packages+=(tini)
-  say "installing ${packages[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}" >/dev/null
-else
-  say "docker and debootstrap are installed"
+  install_packages "${packages[@]}"
 fi
 
 # 2. Engine.
@@ -80,6 +86,7 @@ fi
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   say "image $IMAGE is present"
 else
+  have debootstrap || install_packages debootstrap
   mirror="$(debian_mirror "$SUITE")"
   work="$(mktemp -d /tmp/rock-rootfs.XXXXXX)"
   trap 'as_root rm -rf --one-file-system "$work"' EXIT
@@ -110,9 +117,7 @@ fi
 if have docker-registry && have htpasswd; then
   say "docker-registry and htpasswd are installed"
 else
-  say "installing docker-registry apache2-utils"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker-registry apache2-utils >/dev/null
+  install_packages docker-registry apache2-utils
   if have systemctl && [ -d /run/systemd/system ]; then
     as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
   fi

@@ -18,12 +18,13 @@ export interface ServedChild {
  */
 export async function spawnServer(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
 ): Promise<ServedChild> {
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: options.cwd,
     env: options.env,
+    clearEnv: options.clearEnv,
     stdout: "piped",
     stderr: "piped",
   })
@@ -61,11 +62,12 @@ export interface RockRun {
  */
 export async function runRock(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: { env?: Record<string, string>; cwd?: string; clearEnv?: boolean } = {},
 ): Promise<RockRun> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, ...args],
     env: options.env,
+    clearEnv: options.clearEnv,
     cwd: options.cwd,
     stdout: "piped",
     stderr: "piped",

@@ -6,6 +6,12 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startRockletServer } from "../helpers/rocklet_server.ts";
 import { type AdminServer, startAdminServer } from "../helpers/admin_server.ts";
+import {
+  isQuickstart,
+  QUICKSTART_OUTPUT,
+  readmeSnippets,
+  runTsSnippet,
+} from "../helpers/readme.ts";
 
 Deno.test("examples/rocklet_session.ts runs a session, a file round trip and a command", async () => {
   await using server = startRockletServer();
@@ -72,24 +78,7 @@ Deno.test("examples/sandbox_group.ts starts a group and runs in every member", a
 
 Deno.test("the README's SDK quickstart runs as pasted", async () => {
   await using admin = await startAdminServer("local");
-  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
-  const code = /## SDK quickstart[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  assert.ok(code, "the README has a ts block under SDK quickstart");
-  const path = fileURLToPath(
-    new URL(`../../quickstart-${crypto.randomUUID()}.ts`, import.meta.url),
-  );
-  await Deno.writeTextFile(path, code);
-  try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", path],
-      env: { ROCK_BASE_URL: admin.url },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(output.stdout);
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    assert.equal(stdout, "hello from /tmp 0\n7\nUint8Array(3) [ 0, 1, 255 ]\n3 []\n");
-  } finally {
-    await Deno.remove(path);
-  }
+  const quickstart = (await readmeSnippets()).find(isQuickstart);
+  assert.ok(quickstart, "the README has a ts block under SDK quickstart");
+  assert.equal(await runTsSnippet(quickstart, { ROCK_BASE_URL: admin.url }), QUICKSTART_OUTPUT);
 });

@@ -3,13 +3,8 @@
  * implementing `runAction(ctx)`; the scheduler runs it every `intervalSeconds` (with jitter),
  * never overlapping itself, and stores each run's status, duration, result and error.
  *
- * A custom task is a module (path or URL in `task_class`) exporting such a class, e.g.:
- * ```ts
- * import { BaseTask, type TaskContext } from "rock/src/admin/scheduler/base_task.ts";
- * export default class Hello extends BaseTask {
- *   async runAction(ctx: TaskContext) { return { sandboxes: (await ctx.manager.list({}, 1, 1)).total }; }
- * }
- * ```
+ * A custom task is a module (path or URL in `task_class`) exporting such a class, such as
+ * `examples/scheduler/my_task.ts` (loaded by `examples/scheduler/rock-scheduler.yml`).
  */
 import type { Logger } from "../../common/log.ts";
 import type { Backend } from "../../sandbox/backend.ts";
