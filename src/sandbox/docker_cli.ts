@@ -172,22 +172,44 @@ export class DockerCli {
     onLine: (line: string) => void,
     options: Pick<DockerCallOptions, "signal"> = {},
   ): Promise<DockerResult> {
-    const kill = new KillController();
-    const stop = () => kill.kill("SIGKILL");
     if (options.signal?.aborted) return { code: 124, stdout: "", stderr: "" };
+    // Deno.Command, not dax: a stream runs for minutes, and dax can miss a kill that arrives
+    // while it is still starting the process; a spawned child can always be killed.
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(this.#binary, {
+        args,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new UnavailableError(
+          `Cannot run "${commandName(args)}": "${this.#binary}" not found on PATH`,
+        );
+      }
+      throw error;
+    }
+    const stop = () => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+    };
     options.signal?.addEventListener("abort", stop, { once: true });
     try {
-      const child = $`${this.#binary} ${args}`.signal(kill.signal).stdin("null")
-        .stdout("piped").stderr("piped").noThrow().spawn();
-      const stderr = new Response(child.stderr()).text();
+      const stderr = new Response(child.stderr).text();
       const decoder = new TextDecoder();
       let rest = "";
-      for await (const bytes of child.stdout()) {
+      for await (const bytes of child.stdout) {
         const lines = (rest + decoder.decode(bytes, { stream: true })).split("\n");
         rest = lines.pop()!;
         for (const line of lines) if (line.trim() !== "") onLine(line);
       }
-      return this.#found(args, { code: (await child).code, stdout: "", stderr: await stderr });
+      const status = await child.status;
+      return { code: status.signal ? 128 : status.code, stdout: "", stderr: await stderr };
     } finally {
       options.signal?.removeEventListener("abort", stop);
     }
