@@ -8,7 +8,8 @@ import {
 import { createLogger, type LogLevel } from "../common/log.ts";
 import { createRockletApp } from "../rocklet/app.ts";
 import { LocalRuntime } from "../runtime/local_runtime.ts";
-import { type RockServer, serveNative, serveUntilSignal } from "./serve.ts";
+import { type RockServer, serveUntilSignal } from "./server.ts";
+import { serveNative } from "./serve_native.ts";
 
 /** Options of `rock rocklet`. */
 export interface RockletOptions {

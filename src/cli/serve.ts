@@ -7,36 +7,8 @@
  */
 import http from "node:http";
 import { getRequestListener } from "@hono/node-server";
-import { RockError } from "../common/errors.ts";
-import { DEFAULT_SERVER_LIMITS, type ServerLimits } from "../common/config.ts";
-
-/** A role's request handler. */
-export type Handler = (request: Request) => Response | Promise<Response>;
-
-/** Where and how a role serves. */
-export interface ListenOptions {
-  hostname: string;
-  port: number;
-  /** Called once the socket is bound (with the real port when `port` was 0). */
-  onListen?: (addr: Deno.NetAddr) => void;
-  /** Connection bounds and the shutdown grace (defaults: DEFAULT_SERVER_LIMITS). */
-  limits?: ServerLimits;
-  /** The answer to a call still running when the shutdown grace ends (default: a plain 503). */
-  shutdownResponse?: (request: Request) => Response;
-}
-
-/** A running server. */
-export interface RockServer {
-  /** The bound address. */
-  readonly addr: Deno.NetAddr;
-  /** Settles once the server has shut down. */
-  readonly finished: Promise<void>;
-  /**
-   * Stops accepting, closes idle connections, waits for calls in flight up to the grace, then
-   * answers those still running with `shutdownResponse` and closes every connection.
-   */
-  shutdown(): Promise<void>;
-}
+import { DEFAULT_SERVER_LIMITS } from "../common/config.ts";
+import { type Handler, listenError, type ListenOptions, type RockServer } from "./server.ts";
 
 /**
  * Serves `handler` on `options.hostname:port`.
@@ -81,13 +53,7 @@ export async function listen(options: ListenOptions, handler: Handler): Promise<
   server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: Error & { code?: string }) => {
-      const reason = LISTEN_ERRORS[error.code ?? ""];
-      reject(
-        reason === undefined ? error : new RockError(
-          `Cannot listen on ${options.hostname}:${options.port}: ${reason}`,
-          { cause: error },
-        ),
-      );
+      reject(listenError(options, error.code ?? "", error) ?? error);
     });
     server.listen(options.port, options.hostname, () => resolve());
   });
@@ -123,87 +89,4 @@ export async function listen(options: ListenOptions, handler: Handler): Promise<
       return shutdown;
     },
   };
-}
-
-/** What a failure to bind means, by node's error code. */
-const LISTEN_ERRORS: Record<string, string> = {
-  EADDRINUSE: "address already in use",
-  EADDRNOTAVAIL: "no such address on this machine",
-  EACCES: "permission denied",
-};
-
-/**
- * Serves `handler` with Deno.serve: the rocklet's way, for the fastest start and round trip
- * inside a sandbox. Deno.serve has no connection bounds; the rocklet's only client is the admin,
- * whose every call carries its own deadline. Shutdown waits for calls in flight up to the
- * grace, then runs `onGraceOver` (the rocklet ends its sessions, which answers the calls waiting
- * on them) and waits for the last answers.
- * @throws {RockError} `Cannot listen on HOST:PORT: ...` when the address cannot be bound.
- */
-export function serveNative(
-  options: Omit<ListenOptions, "shutdownResponse"> & {
-    onGraceOver: () => Promise<void> | void;
-  },
-  handler: Handler,
-): RockServer {
-  const grace = (options.limits ?? DEFAULT_SERVER_LIMITS).shutdownGraceMs;
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
-      hostname: options.hostname,
-      port: options.port,
-      onListen: options.onListen ?? (() => {}),
-    }, handler);
-  } catch (error) {
-    const reason = error instanceof Deno.errors.AddrInUse
-      ? LISTEN_ERRORS.EADDRINUSE
-      : error instanceof Deno.errors.AddrNotAvailable
-      ? LISTEN_ERRORS.EADDRNOTAVAIL
-      : error instanceof Deno.errors.PermissionDenied
-      ? LISTEN_ERRORS.EACCES
-      : undefined;
-    if (reason === undefined) throw error;
-    throw new RockError(`Cannot listen on ${options.hostname}:${options.port}: ${reason}`, {
-      cause: error,
-    });
-  }
-  let shutdown: Promise<void> | undefined;
-  return {
-    addr: server.addr,
-    finished: server.finished,
-    shutdown() {
-      shutdown ??= (async () => {
-        const drained = server.shutdown().then(() => "drained" as const);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const graceOver = new Promise<"grace">((resolve) => {
-          timer = setTimeout(() => resolve("grace"), grace);
-        });
-        if (await Promise.race([drained, graceOver]) === "grace") await options.onGraceOver();
-        clearTimeout(timer);
-        await drained;
-      })();
-      return shutdown;
-    },
-  };
-}
-
-/**
- * Waits until `server` finishes; SIGINT or SIGTERM first runs `beforeShutdown(signal)`, then shuts
- * the server down (draining within its grace).
- */
-export async function serveUntilSignal(
-  server: Pick<RockServer, "finished" | "shutdown">,
-  beforeShutdown: (signal: Deno.Signal) => Promise<void> | void,
-): Promise<void> {
-  const stop = async (signal: Deno.Signal) => {
-    await beforeShutdown(signal);
-    await server.shutdown();
-  };
-  const onInt = () => stop("SIGINT");
-  const onTerm = () => stop("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
-  await server.finished;
-  Deno.removeSignalListener("SIGINT", onInt);
-  Deno.removeSignalListener("SIGTERM", onTerm);
 }
