@@ -30,7 +30,7 @@ export interface RockletAppDeps {
 }
 
 /** Reads a JSON object body and validates it with `schema`; BadRequestError says what is wrong. */
-async function body<S extends z.ZodType>(
+async function body<S extends z.core.$ZodType>(
   c: Context,
   schema: S,
   what: string,
