@@ -2,7 +2,7 @@
 import {
   DEFAULT_SERVER_LIMITS,
   processEnvironment,
-  readCommonSettings,
+  readLogSettings,
   readServerLimits,
 } from "../common/config.ts";
 import { createLogger, type LogLevel } from "../common/log.ts";
@@ -21,7 +21,7 @@ export interface RockletOptions {
 
 /** Runs the rocklet in the foreground; resolves after a clean shutdown. */
 export async function runRocklet(options: RockletOptions): Promise<void> {
-  const settings = readCommonSettings();
+  const settings = readLogSettings();
   const logger = createLogger("rocklet", {
     level: options.logLevel ?? settings.logLevel,
     timeZone: settings.timeZone,
