@@ -10,6 +10,16 @@ import { getRequestListener } from "@hono/node-server";
 import { DEFAULT_SERVER_LIMITS } from "../common/config.ts";
 import { type Handler, listenError, type ListenOptions, type RockServer } from "./server.ts";
 
+/** A call in progress: its request, how to answer it early, its signal once read. */
+interface Call {
+  request: Request;
+  answer: (response: Response) => void;
+  abort?: AbortController;
+}
+
+/** Why calls still running when the grace ends are aborted. */
+const GRACE_OVER = new Error("The server is shutting down");
+
 /**
  * Serves `handler` on `options.hostname:port`.
  * @throws {RockError} `Cannot listen on HOST:PORT: address already in use` (or the reason the
@@ -17,31 +27,33 @@ import { type Handler, listenError, type ListenOptions, type RockServer } from "
  */
 export async function listen(options: ListenOptions, handler: Handler): Promise<RockServer> {
   const limits = options.limits ?? DEFAULT_SERVER_LIMITS;
-  const deadline = Promise.withResolvers<void>();
-  // Aborts every call still running when the grace ends, so what it waits on stops too.
-  const callsAbort = new AbortController();
-  const listener = getRequestListener((incoming: Request) => {
-    // The adapter's request is lazy and cannot be copied: build one with a signal that also
-    // ends when the grace does.
-    const request = new Request(incoming.url, {
-      method: incoming.method,
-      headers: incoming.headers,
-      body: incoming.body,
-      signal: AbortSignal.any([incoming.signal, callsAbort.signal]),
-      duplex: "half",
-    } as RequestInit);
+  const calls = new Set<Call>();
+  let graceEnded = false;
+  const listener = getRequestListener((request: Request) => {
+    const early = Promise.withResolvers<Response>();
+    const call: Call = { request, answer: early.resolve };
+    // The handler's request.signal must also end when the grace does. The adapter's request is
+    // lazy and costly to copy, so its `signal` is replaced by one made only when read (most
+    // calls never read it): it follows the adapter's (the client went away) and the grace.
+    const adapterSignal = () => Reflect.get(Object.getPrototypeOf(request), "signal", request);
+    Object.defineProperty(request, "signal", {
+      get: () => {
+        if (!call.abort) {
+          const controller = call.abort = new AbortController();
+          const client: AbortSignal = adapterSignal();
+          if (client.aborted) controller.abort(client.reason);
+          else client.addEventListener("abort", () => controller.abort(client.reason));
+          if (graceEnded) controller.abort(GRACE_OVER);
+        }
+        return call.abort.signal;
+      },
+    });
+    calls.add(call);
+    const done = () => calls.delete(call);
     // A call still running when the grace ends gets the role's error instead of its answer.
-    return Promise.race([
-      handler(request),
-      deadline.promise.then(() =>
-        options.shutdownResponse?.(request) ??
-          Response.json({
-            detail: `The server is shutting down: the call did not finish within the ${
-              limits.shutdownGraceMs / 1000
-            } s grace`,
-          }, { status: 503 })
-      ),
-    ]);
+    const answer = Promise.race([handler(request), early.promise]);
+    answer.then(done, done);
+    return answer;
   }, { overrideGlobalObjects: false });
   const server = http.createServer({
     // How often node checks the header and request deadlines (its default is 30 s).
@@ -80,8 +92,18 @@ export async function listen(options: ListenOptions, handler: Handler): Promise<
         clearInterval(sweep);
         if (drained) return;
         // Calls still running get the role's error, and have a moment to send it.
-        deadline.resolve();
-        callsAbort.abort(new Error("The server is shutting down"));
+        graceEnded = true;
+        for (const call of calls) {
+          call.answer(
+            options.shutdownResponse?.(call.request) ??
+              Response.json({
+                detail: `The server is shutting down: the call did not finish within the ${
+                  limits.shutdownGraceMs / 1000
+                } s grace`,
+              }, { status: 503 }),
+          );
+          call.abort?.abort(GRACE_OVER);
+        }
         await new Promise((resolve) => setTimeout(resolve, 100));
         server.closeAllConnections();
         await finished;
