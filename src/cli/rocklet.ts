@@ -31,6 +31,19 @@ export async function runRocklet(options: RockletOptions): Promise<void> {
     maxOutputBytes: options.maxOutputBytes,
   });
   const app = createRockletApp({ runtime, logger });
+  // Once the first call (the admin's first health probe) is in, the runtime warms up for the
+  // first session while the caller gets on: a sandbox answers as soon as it can, and its first
+  // create_session is not the one to pay the one-time costs.
+  let prepared = false;
+  const handler = (request: Request) => {
+    if (!prepared) {
+      prepared = true;
+      runtime.prepare().catch((error) =>
+        logger.warn("Cannot prepare sessions", { error: String(error) })
+      );
+    }
+    return app.fetch(request);
+  };
   let server: RockServer;
   try {
     server = serveNative({
@@ -44,7 +57,7 @@ export async function runRocklet(options: RockletOptions): Promise<void> {
       onGraceOver: async () => {
         await runtime.close();
       },
-    }, app.fetch);
+    }, handler);
   } catch (error) {
     await runtime.close();
     throw error;
