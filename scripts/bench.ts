@@ -9,28 +9,42 @@
  * - peak memory of the rocklet while 1 GiB is uploaded through it.
  *
  * Admin section (scripts/bench_admin.ts; skipped with the reason when docker is missing):
- * start_async -> alive beside a bare `docker run`, run_in_session through the admin beside
- * `docker exec`, get_status beside the admin's `GET /`.
+ * start_async -> alive beside a bare `docker run`, start_async -> first command beside `docker
+ * run` + `docker exec`, run_in_session through the admin beside `docker exec`, get_status beside
+ * the admin's `GET /`.
+ *
+ * Data-plane section (scripts/bench_data_plane.ts), local backend and docker, against a real
+ * admin process: one trivial command layer by layer (raw bash, the rocklet's /is_alive, the
+ * rocklet directly, the admin's `GET /`, the admin); with `--scale`, commands per second across
+ * 50 sandboxes through one admin beside the admin's `GET /` at the same concurrency.
+ *
+ * Memory section (scripts/bench_memory.ts, only with `--scale`): host memory per idle sandbox
+ * over 50 sandboxes beside 50 bare `sleep infinity` containers.
  *
  * Model service section (scripts/bench_model_service.ts): proxy and local-mode latency.
  *
- * Scale section (scripts/bench_scale.ts, only with `--scale`): bursts of creates beside bare
- * docker bursts, warm-pool starts, create/stop churn.
+ * Scale section (scripts/bench_scale.ts, with `--scale`): bursts of creates beside bare docker
+ * bursts, warm-pool starts, create/stop churn.
  *
- * Options: `--quick` for fewer iterations (used by tests to prove the script runs);
- * `--only=rocklet|admin|model-service|scale` for one section; `--scale` adds the scale section.
+ * Options: `--quick` for fewer iterations; `--scale` adds the long runs (50-sandbox throughput,
+ * memory, bursts, churn); `--only=rocklet|admin|data-plane|memory|model-service|scale` for one
+ * section.
  */
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
 import { RockletClient } from "../src/sdk/rocklet_client.ts";
 import { spawnRocklet } from "../tests/helpers/process.ts";
 import { modelServiceSection } from "./bench_model_service.ts";
 import { adminSection } from "./bench_admin.ts";
+import { dataPlaneSection } from "./bench_data_plane.ts";
+import { scaleMemorySection } from "./bench_memory.ts";
 import { scaleSection } from "./bench_scale.ts";
 
 const quick = Deno.args.includes("--quick");
+const scale = Deno.args.includes("--scale");
 const only = Deno.args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
-if (only && !["rocklet", "admin", "model-service", "scale"].includes(only)) {
-  console.error(`Unknown section "${only}": expected rocklet, admin, model-service or scale`);
+const SECTIONS = ["rocklet", "admin", "data-plane", "memory", "model-service", "scale"];
+if (only && !SECTIONS.includes(only)) {
+  console.error(`Unknown section "${only}": expected one of ${SECTIONS.join(", ")}`);
   Deno.exit(2);
 }
 
@@ -181,8 +195,10 @@ console.log(`rock bench on ${Deno.build.os}/${Deno.build.arch}, deno ${Deno.vers
 const kit = { stats, measure, row };
 if (!only || only === "rocklet") await rockletSection();
 if (!only || only === "admin") await adminSection(quick, kit);
+if (!only || only === "data-plane") await dataPlaneSection({ quick, scale, kit });
+if (scale && (!only || only === "memory")) await scaleMemorySection();
 if (!only || only === "model-service") await modelServiceSection(quick, kit);
 // The fleet figures take minutes: only with --scale (or --only=scale).
-if (Deno.args.includes("--scale") || only === "scale") {
+if ((scale && !only) || only === "scale") {
   await scaleSection(kit, quick ? [20] : [100, 300], quick ? 40 : 1000);
 }

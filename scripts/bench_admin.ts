@@ -2,6 +2,8 @@
  * The admin section of `deno task bench`, against an in-process admin on the docker backend:
  * - start_async until get_status says `is_alive`, beside a bare `docker run -d` of a Python HTTP
  *   server until its published port answers (the least any container start can cost);
+ * - start_async until the first run_in_session (`true`) is answered, beside `docker run -d` of
+ *   `sleep infinity` followed by `docker exec` of `true`;
  * - run_in_session (trivial command) through the admin, beside `docker exec <container> true`
  *   in the same sandbox container;
  * - get_status over HTTP keep-alive, beside `GET /` of the same admin (its cheapest route).
@@ -141,40 +143,69 @@ export async function runBareUntilAnswering(docker: DockerCli, name: string): Pr
   }
 }
 
-/** Times start_async -> alive beside a bare `docker run`, interleaved so both see the same load. */
+/** Runs a bare `sleep infinity` container named `name`, then `docker exec`s `true` in it. */
+async function runBareThenExec(docker: DockerCli, name: string): Promise<void> {
+  await docker.run(["-d", "--rm", "--name", name, TEST_IMAGE, "sleep", "infinity"]);
+  await docker.exec(["exec", name, "true"]);
+}
+
+/**
+ * Times start_async -> alive beside a bare `docker run` until its server answers, and start_async
+ * -> the first run_in_session answered beside `docker run` + `docker exec` of the same command,
+ * interleaved so all see the same load.
+ */
 async function benchStart(
   admin: BenchAdmin,
   docker: DockerCli,
   options: { n: number; kit: BenchKit; started: string[]; bare: string[] },
 ): Promise<Stats> {
   const { n, kit, started, bare } = options;
-  const adminSamples: number[] = [];
-  const bareSamples: number[] = [];
+  const samples = { bare: [] as number[], alive: [] as number[], exec: [] as number[] };
+  const firstSamples: number[] = [];
   // One untimed round first: it warms the page cache, the bundle cache and docker's image layers.
   for (let i = -1; i < n; i++) {
     const name = testSandboxId("bench-bare");
     bare.push(name);
     let begin = performance.now();
     await runBareUntilAnswering(docker, name);
-    if (i >= 0) bareSamples.push(performance.now() - begin);
+    if (i >= 0) samples.bare.push(performance.now() - begin);
     await docker.remove([name]);
+
+    const execName = testSandboxId("bench-bare-exec");
+    bare.push(execName);
+    begin = performance.now();
+    await runBareThenExec(docker, execName);
+    if (i >= 0) samples.exec.push(performance.now() - begin);
+    await docker.remove([execName]);
 
     const id = testSandboxId("bench-start");
     started.push(id);
     begin = performance.now();
     await startUntilAlive(admin.api, id, docker);
-    if (i >= 0) adminSamples.push(performance.now() - begin);
+    const alive = performance.now();
+    resultOf("/create_session", await post(admin.api, "/create_session", { sandbox_id: id }));
+    const body = { sandbox_id: id, command: "true" };
+    resultOf("/run_in_session", await post(admin.api, "/run_in_session", body));
+    if (i >= 0) {
+      samples.alive.push(alive - begin);
+      firstSamples.push(performance.now() - begin);
+    }
     resultOf("/stop", await post(admin.api, "/stop", { sandbox_id: id }));
   }
-  const baseline = kit.stats(bareSamples);
+  const baseline = kit.stats(samples.bare);
   console.log(kit.row("baseline: bare `docker run -d` until port answers", baseline));
   console.log(
     kit.row(
       "start_async -> alive (docker backend)",
-      kit.stats(adminSamples),
+      kit.stats(samples.alive),
       baseline,
       "<= 1.25x slower",
     ),
+  );
+  const exec = kit.stats(samples.exec);
+  console.log(kit.row("baseline: `docker run -d` + `docker exec <c> true`", exec));
+  console.log(
+    kit.row("start_async -> first run_in_session answered", kit.stats(firstSamples), exec),
   );
   return baseline;
 }

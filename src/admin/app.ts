@@ -126,9 +126,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
       }
     });
   };
-  const body = async <S extends z.ZodType>(c: Context, schema: S, what: string) =>
+  const body = async <S extends z.core.$ZodType>(c: Context, schema: S, what: string) =>
     parseWire(schema, await jsonObject(c), `${what} request`);
-  const query = <S extends z.ZodType>(c: Context, schema: S, what: string) =>
+  const query = <S extends z.core.$ZodType>(c: Context, schema: S, what: string) =>
     parseWire(schema, c.req.query(), `${what} request`);
 
   route("post", "/start_async", "start sandbox", async (c) => {
@@ -235,7 +235,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   };
 
   // Data plane: validated here, forwarded to the sandbox's rocklet over a keep-alive client.
-  const forward = <S extends z.ZodType>(
+  const forward = <S extends z.core.$ZodType>(
     path: string,
     what: string,
     schema: S,

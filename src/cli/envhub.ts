@@ -15,7 +15,8 @@ import { createLogger, type LogLevel } from "../common/log.ts";
 import { createEnvHubApp } from "../envhub/app.ts";
 import { EnvStore, redactUrl, registerDefaultEnv } from "../envhub/store.ts";
 import { DEFAULT_ENV_NAME } from "../protocol/envhub.ts";
-import { listen, serveUntilSignal } from "./serve.ts";
+import { listen } from "./serve.ts";
+import { serveUntilSignal } from "./server.ts";
 
 /** Options of `rock envhub start`. */
 export interface EnvHubStartOptions {

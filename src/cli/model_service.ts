@@ -36,7 +36,8 @@ import {
   stateFilePath,
 } from "./model_service_state.ts";
 import { connectHost, startDaemon } from "./daemon.ts";
-import { listen, type RockServer, serveUntilSignal } from "./serve.ts";
+import { listen } from "./serve.ts";
+import { type RockServer, serveUntilSignal } from "./server.ts";
 
 /** Options of `rock model-service start`. */
 export interface ModelServiceStartOptions extends ModelServiceFlags {

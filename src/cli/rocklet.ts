@@ -2,13 +2,14 @@
 import {
   DEFAULT_SERVER_LIMITS,
   processEnvironment,
-  readCommonSettings,
+  readLogSettings,
   readServerLimits,
 } from "../common/config.ts";
 import { createLogger, type LogLevel } from "../common/log.ts";
 import { createRockletApp } from "../rocklet/app.ts";
 import { LocalRuntime } from "../runtime/local_runtime.ts";
-import { type RockServer, serveNative, serveUntilSignal } from "./serve.ts";
+import { type RockServer, serveUntilSignal } from "./server.ts";
+import { serveNative } from "./serve_native.ts";
 
 /** Options of `rock rocklet`. */
 export interface RockletOptions {
@@ -20,7 +21,7 @@ export interface RockletOptions {
 
 /** Runs the rocklet in the foreground; resolves after a clean shutdown. */
 export async function runRocklet(options: RockletOptions): Promise<void> {
-  const settings = readCommonSettings();
+  const settings = readLogSettings();
   const logger = createLogger("rocklet", {
     level: options.logLevel ?? settings.logLevel,
     timeZone: settings.timeZone,
@@ -30,6 +31,19 @@ export async function runRocklet(options: RockletOptions): Promise<void> {
     maxOutputBytes: options.maxOutputBytes,
   });
   const app = createRockletApp({ runtime, logger });
+  // Once the first call (the admin's first health probe) is in, the runtime warms up for the
+  // first session while the caller gets on: a sandbox answers as soon as it can, and its first
+  // create_session is not the one to pay the one-time costs.
+  let prepared = false;
+  const handler = (request: Request) => {
+    if (!prepared) {
+      prepared = true;
+      runtime.prepare().catch((error) =>
+        logger.warn("Cannot prepare sessions", { error: String(error) })
+      );
+    }
+    return app.fetch(request);
+  };
   let server: RockServer;
   try {
     server = serveNative({
@@ -43,7 +57,7 @@ export async function runRocklet(options: RockletOptions): Promise<void> {
       onGraceOver: async () => {
         await runtime.close();
       },
-    }, app.fetch);
+    }, handler);
   } catch (error) {
     await runtime.close();
     throw error;

@@ -1,7 +1,7 @@
 /**
  * The one place that reads the process environment. Roles receive plain values from here.
  */
-import { DEFAULT_TIME_ZONE } from "./time.ts";
+import { DEFAULT_TIME_ZONE, knownTimeZone } from "./time.ts";
 import type { LogLevel } from "./log.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -73,19 +73,22 @@ export interface CommonSettings {
 export function readCommonSettings(
   env: Record<string, string> = Deno.env.toObject(),
 ): CommonSettings {
-  const zone = env.ROCK_TIME_ZONE || DEFAULT_TIME_ZONE;
-  let timeZone = DEFAULT_TIME_ZONE;
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: zone });
-    timeZone = zone;
-  } catch {
-    // Keep the default; the logger reports nothing about it to avoid noise in sandboxes.
-  }
+  const settings = readLogSettings(env);
+  return { ...settings, timeZone: knownTimeZone(settings.timeZone) };
+}
+
+/**
+ * As readCommonSettings, but the time zone is not checked yet: for a logger, which checks it
+ * when it first writes (see createLogger), so a rocklet starts without loading ICU's data.
+ */
+export function readLogSettings(
+  env: Record<string, string> = Deno.env.toObject(),
+): CommonSettings {
   const level = (env.ROCK_LOGGING_LEVEL ?? "info").toLowerCase();
   const logLevel: LogLevel = level === "debug" || level === "warn" || level === "error"
     ? level
     : "info";
-  return { timeZone, logLevel };
+  return { timeZone: env.ROCK_TIME_ZONE || DEFAULT_TIME_ZONE, logLevel };
 }
 
 /** The environment as a plain object (for sessions started with `env_enable`). */

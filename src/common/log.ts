@@ -2,7 +2,7 @@
  * One logger per role: one line per event on stderr,
  * `<ISO time> <LEVEL> [<logger>] <message> {fields}`, times in ROCK_TIME_ZONE.
  */
-import { isoInZone } from "./time.ts";
+import { isoInZone, knownTimeZone } from "./time.ts";
 
 /** Log levels in increasing severity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -23,7 +23,7 @@ export interface Logger {
 export interface LoggerOptions {
   /** Lowest level written (default info). */
   level?: LogLevel;
-  /** Time zone of timestamps (default Asia/Shanghai). */
+  /** Time zone of timestamps (default Asia/Shanghai; one Intl does not know falls back to it). */
   timeZone?: string;
   /** Where lines go (default stderr). */
   write?: (line: string) => void;
@@ -35,9 +35,12 @@ export function createLogger(name: string, options: LoggerOptions = {}): Logger 
   const encoder = new TextEncoder();
   const write = options.write ??
     ((line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n")));
+  // Checked when the first line is written, not before: see knownTimeZone().
+  let timeZone: string | undefined;
   const emit = (level: LogLevel) => (message: string, fields?: LogFields) => {
     if (ORDER[level] < min) return;
-    const time = isoInZone(new Date(), options.timeZone, true);
+    timeZone ??= knownTimeZone(options.timeZone);
+    const time = isoInZone(new Date(), timeZone, true);
     const extra = fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : "";
     write(`${time} ${level.toUpperCase()} [${name}] ${message}${extra}`);
   };

@@ -2,22 +2,25 @@
  * The rocklet's wire contract: requests as zod schemas with ROCK's snake_case names and defaults,
  * responses as types. Unknown request keys are ignored, as ROCK does.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 
 const envMap = z.record(z.string(), z.string());
-const noNul = (s: string) => !s.includes("\0");
+/** A check that a string holds no NUL. */
+const noNul = () => z.refine<string>((s) => !s.includes("\0"), "must not contain NUL");
+/** A non-empty string. */
+const filled = () => z.string().check(z.minLength(1));
 
 /** POST /create_session */
 export const CreateSessionRequest = z.object({
-  "session": z.string().min(1).refine(noNul, "must not contain NUL").default("default"),
-  "startup_source": z.array(z.string()).default([]),
-  "env_enable": z.boolean().default(false),
-  "env": envMap.nullish(),
-  "remote_user": z.string().min(1).nullish(),
-  "startup_timeout": z.number().positive().default(1.0),
-  "max_read_size": z.number().int().positive().default(2000),
-  "session_type": z.literal("bash").default("bash"),
-  "sandbox_id": z.string().nullish(),
+  "session": z._default(filled().check(noNul()), "default"),
+  "startup_source": z._default(z.array(z.string()), []),
+  "env_enable": z._default(z.boolean(), false),
+  "env": z.nullish(envMap),
+  "remote_user": z.nullish(filled()),
+  "startup_timeout": z._default(z.number().check(z.positive()), 1.0),
+  "max_read_size": z._default(z.number().check(z.int(), z.positive()), 2000),
+  "session_type": z._default(z.literal("bash"), "bash"),
+  "sandbox_id": z.nullish(z.string()),
 });
 /** Parsed create_session request. */
 export type CreateSessionRequest = z.output<typeof CreateSessionRequest>;
@@ -29,16 +32,16 @@ export type CheckMode = z.output<typeof CheckMode>;
 
 /** POST /run_in_session */
 export const BashAction = z.object({
-  "command": z.string().refine(noNul, "must not contain NUL"),
-  "session": z.string().min(1).default("default"),
-  "timeout": z.number().positive().nullish(),
-  "check": CheckMode.default("raise"),
-  "is_interactive_command": z.boolean().default(false),
-  "is_interactive_quit": z.boolean().default(false),
-  "error_msg": z.string().default(""),
-  "expect": z.array(z.string()).default([]),
-  "action_type": z.literal("bash").default("bash"),
-  "sandbox_id": z.string().nullish(),
+  "command": z.string().check(noNul()),
+  "session": z._default(filled(), "default"),
+  "timeout": z.nullish(z.number().check(z.positive())),
+  "check": z._default(CheckMode, "raise"),
+  "is_interactive_command": z._default(z.boolean(), false),
+  "is_interactive_quit": z._default(z.boolean(), false),
+  "error_msg": z._default(z.string(), ""),
+  "expect": z._default(z.array(z.string()), []),
+  "action_type": z._default(z.literal("bash"), "bash"),
+  "sandbox_id": z.nullish(z.string()),
 });
 /** Parsed run_in_session request. */
 export type BashAction = z.output<typeof BashAction>;
@@ -47,36 +50,33 @@ export type BashActionInput = z.input<typeof BashAction>;
 
 /** POST /close_session */
 export const CloseSessionRequest = z.object({
-  "session": z.string().min(1).default("default"),
-  "session_type": z.literal("bash").default("bash"),
-  "sandbox_id": z.string().nullish(),
+  "session": z._default(filled(), "default"),
+  "session_type": z._default(z.literal("bash"), "bash"),
+  "sandbox_id": z.nullish(z.string()),
 });
 /** Parsed close_session request. */
 export type CloseSessionRequest = z.output<typeof CloseSessionRequest>;
 
 /** POST /execute */
 export const Command = z.object({
-  "command": z.union([
-    z.string().refine(noNul, "must not contain NUL"),
-    z.array(z.string().refine(noNul, "must not contain NUL")),
-  ]),
-  "timeout": z.number().positive().nullish().default(1200),
-  "shell": z.boolean().default(false),
-  "check": z.boolean().default(false),
-  "error_msg": z.string().default(""),
-  "env": envMap.nullish(),
-  "cwd": z.string().min(1).nullish(),
-  "sandbox_id": z.string().nullish(),
+  "command": z.union([z.string().check(noNul()), z.array(z.string().check(noNul()))]),
+  "timeout": z._default(z.nullish(z.number().check(z.positive())), 1200),
+  "shell": z._default(z.boolean(), false),
+  "check": z._default(z.boolean(), false),
+  "error_msg": z._default(z.string(), ""),
+  "env": z.nullish(envMap),
+  "cwd": z.nullish(filled()),
+  "sandbox_id": z.nullish(z.string()),
 });
 /** Parsed execute request. */
 export type Command = z.output<typeof Command>;
 
 /** POST /read_file */
 export const ReadFileRequest = z.object({
-  "path": z.string().min(1),
-  "encoding": z.string().nullish(),
-  "errors": z.enum(["strict", "replace", "ignore"]).nullish(),
-  "sandbox_id": z.string().nullish(),
+  "path": filled(),
+  "encoding": z.nullish(z.string()),
+  "errors": z.nullish(z.enum(["strict", "replace", "ignore"])),
+  "sandbox_id": z.nullish(z.string()),
 });
 /** Parsed read_file request. */
 export type ReadFileRequest = z.output<typeof ReadFileRequest>;
@@ -84,17 +84,19 @@ export type ReadFileRequest = z.output<typeof ReadFileRequest>;
 /** POST /write_file */
 export const WriteFileRequest = z.object({
   "content": z.string(),
-  "path": z.string().min(1),
-  "sandbox_id": z.string().nullish(),
+  "path": filled(),
+  "sandbox_id": z.nullish(z.string()),
 });
 /** Parsed write_file request. */
 export type WriteFileRequest = z.output<typeof WriteFileRequest>;
 
 /** Form fields of POST /upload besides the `file` part. */
 export const UploadFields = z.object({
-  "target_path": z.string().min(1),
-  "unzip": z.enum(["true", "false", "True", "False", "1", "0", ""]).default("false")
-    .transform((v) => v === "true" || v === "True" || v === "1"),
+  "target_path": filled(),
+  "unzip": z.pipe(
+    z._default(z.enum(["true", "false", "True", "False", "1", "0", ""]), "false"),
+    z.transform((v) => v === "true" || v === "True" || v === "1"),
+  ),
 });
 
 /** GET /is_alive */

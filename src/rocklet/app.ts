@@ -1,9 +1,12 @@
 /**
  * The rocklet's HTTP routes over a Runtime, with ROCK's wire format: raw JSON replies, runtime
  * failures as HTTP 511 `{"rockletexception": {...}}`, malformed requests as HTTP 422.
+ *
+ * Its dozen fixed routes are looked up in a map by method and path, without a router library:
+ * the rocklet starts in every sandbox and answers every data-plane call, so it loads and runs
+ * only what it needs (as Hono would: HEAD is answered as GET without a body, anything else
+ * unknown is a 404 naming the method and path).
  */
-import { Hono } from "hono";
-import type { Context } from "hono";
 import { BadRequestError, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import type { z } from "zod";
@@ -29,18 +32,22 @@ export interface RockletAppDeps {
   logger?: Logger;
 }
 
+/** The rocklet's app: one fetch handler for every route. */
+export interface RockletApp {
+  /** Answers one request. */
+  fetch(request: Request): Promise<Response>;
+}
+
+/** One route: the request and its URL's query string (without `?`). */
+type Route = (request: Request, search: string) => Promise<Response>;
+
 /** Reads a JSON object body and validates it with `schema`; BadRequestError says what is wrong. */
-async function body<S extends z.ZodType>(
-  c: Context,
+async function body<S extends z.core.$ZodType>(
+  request: Request,
   schema: S,
   what: string,
 ): Promise<z.output<S>> {
-  return parseWire(schema, await jsonObject(c), `${what} request`);
-}
-
-/** Reads a JSON object body or throws BadRequestError saying what is wrong with it. */
-async function jsonObject(c: Context): Promise<Record<string, unknown>> {
-  return parseJsonObject(await c.req.text());
+  return parseWire(schema, parseJsonObject(await request.text()), `${what} request`);
 }
 
 /** Converts any thrown value to the wire: 511 rockletexception, 422 detail, or 404. */
@@ -60,77 +67,116 @@ export function rockletErrorResponse(error: unknown): Response {
   return Response.json(body, { status: 511 });
 }
 
-/** Builds the rocklet's Hono app. */
-export function createRockletApp(deps: RockletAppDeps): Hono {
+/** The path and query of a request URL (`http://host/path?query`), the path percent-decoded. */
+function splitUrl(url: string): { path: string; search: string } {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return { path: "/", search: "" };
+  const mark = url.indexOf("?", start);
+  const raw = mark < 0 ? url.slice(start) : url.slice(start, mark);
+  let path = raw;
+  if (raw.includes("%")) {
+    try {
+      path = decodeURI(raw);
+    } catch {
+      // Left as sent: no route has such a path.
+    }
+  }
+  return { path, search: mark < 0 ? "" : url.slice(mark + 1) };
+}
+
+/** Builds the rocklet's app. */
+export function createRockletApp(deps: RockletAppDeps): RockletApp {
   const { runtime } = deps;
   const logger = deps.logger ?? silentLogger;
-  const app = new Hono();
+  const json = (value: unknown) => Response.json(value);
+  const routes = new Map<string, Route>([
+    ["GET /", () => Promise.resolve(json({ message: "hello world" }))],
+    ["GET /is_alive", async () => json(await runtime.isAlive())],
+    ["GET /get_statistics", async () => json(await runtime.getStatistics())],
+    [
+      "POST /create_session",
+      async (r) =>
+        json(await runtime.createSession(await body(r, CreateSessionRequest, "create_session"))),
+    ],
+    [
+      "POST /run_in_session",
+      async (r) =>
+        json(
+          await runtime.runInSession(await body(r, BashAction, "run_in_session"), {
+            signal: r.signal,
+          }),
+        ),
+    ],
+    [
+      "POST /close_session",
+      async (r) =>
+        json(await runtime.closeSession(await body(r, CloseSessionRequest, "close_session"))),
+    ],
+    [
+      "POST /execute",
+      async (r) =>
+        json(await runtime.execute(await body(r, Command, "execute"), { signal: r.signal })),
+    ],
+    [
+      "POST /read_file",
+      async (r) => json(await runtime.readFile(await body(r, ReadFileRequest, "read_file"))),
+    ],
+    [
+      "POST /write_file",
+      async (r) => json(await runtime.writeFile(await body(r, WriteFileRequest, "write_file"))),
+    ],
+    ["POST /close", async () => json(await runtime.close())],
+    [
+      "POST /upload",
+      async (r) =>
+        json(
+          await receiveUpload(
+            r,
+            (fields) => fields.target_path !== undefined,
+            ({ fields, file, fileName }) => {
+              const { target_path, unzip } = parseWire(UploadFields, fields, "upload request");
+              return runtime.upload(file, { targetPath: target_path, unzip, fileName });
+            },
+          ),
+        ),
+    ],
+    ["GET /download", async (_r, search) => {
+      const path = new URLSearchParams(search).get("path");
+      if (!path) {
+        throw new BadRequestError('Invalid download request: query parameter "path" is required');
+      }
+      const file = await runtime.download(path);
+      const name = path.split("/").pop() || "download";
+      return new Response(file.body, {
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-length": String(file.size),
+          "content-disposition": `attachment; filename="${name.replace(/["\\\r\n]/g, "_")}"`,
+        },
+      });
+    }],
+  ]);
 
-  app.onError((error, c) => {
-    if (!(error instanceof RockError)) {
-      logger.error("Unexpected error", { path: c.req.path, error: String(error) });
-    }
-    return rockletErrorResponse(error);
-  });
-  app.notFound((c) => c.json({ detail: `Not Found: ${c.req.method} ${c.req.path}` }, 404));
-
-  app.get("/", (c) => c.json({ message: "hello world" }));
-  app.get("/is_alive", async (c) => c.json(await runtime.isAlive()));
-  app.get("/get_statistics", async (c) => c.json(await runtime.getStatistics()));
-  app.post(
-    "/create_session",
-    async (c) =>
-      c.json(await runtime.createSession(await body(c, CreateSessionRequest, "create_session"))),
-  );
-  app.post("/run_in_session", async (c) =>
-    c.json(
-      await runtime.runInSession(await body(c, BashAction, "run_in_session"), {
-        signal: c.req.raw.signal,
-      }),
-    ));
-  app.post(
-    "/close_session",
-    async (c) =>
-      c.json(await runtime.closeSession(await body(c, CloseSessionRequest, "close_session"))),
-  );
-  app.post(
-    "/execute",
-    async (c) =>
-      c.json(
-        await runtime.execute(await body(c, Command, "execute"), { signal: c.req.raw.signal }),
-      ),
-  );
-  app.post(
-    "/read_file",
-    async (c) => c.json(await runtime.readFile(await body(c, ReadFileRequest, "read_file"))),
-  );
-  app.post(
-    "/write_file",
-    async (c) => c.json(await runtime.writeFile(await body(c, WriteFileRequest, "write_file"))),
-  );
-  app.post("/close", async (c) => c.json(await runtime.close()));
-  app.post("/upload", async (c) =>
-    c.json(
-      await receiveUpload(c.req.raw, (fields) =>
-        fields.target_path !== undefined, ({ fields, file, fileName }) => {
-        const { target_path, unzip } = parseWire(UploadFields, fields, "upload request");
-        return runtime.upload(file, { targetPath: target_path, unzip, fileName });
-      }),
-    ));
-  app.get("/download", async (c) => {
-    const path = c.req.query("path");
-    if (!path) {
-      throw new BadRequestError('Invalid download request: query parameter "path" is required');
-    }
-    const file = await runtime.download(path);
-    const name = path.split("/").pop() || "download";
-    return new Response(file.body, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "content-length": String(file.size),
-        "content-disposition": `attachment; filename="${name.replace(/["\\\r\n]/g, "_")}"`,
-      },
-    });
-  });
-  return app;
+  return {
+    async fetch(request) {
+      const { path, search } = splitUrl(request.url);
+      const head = request.method === "HEAD";
+      const route = routes.get(`${head ? "GET" : request.method} ${path}`);
+      if (!route) {
+        return Response.json({ detail: `Not Found: ${request.method} ${path}` }, { status: 404 });
+      }
+      let response: Response;
+      try {
+        response = await route(request, search);
+      } catch (error) {
+        if (!(error instanceof RockError)) {
+          logger.error("Unexpected error", { path, error: String(error) });
+        }
+        response = rockletErrorResponse(error);
+      }
+      if (!head) return response;
+      await response.body?.cancel();
+      return new Response(null, response);
+    },
+  };
 }

@@ -22,7 +22,6 @@ import {
   TYPE_DIRECTORY,
   ZipError,
 } from "./zip_format.ts";
-import { isAbsolute, join, relative } from "node:path";
 
 export { ZipError };
 
@@ -64,13 +63,8 @@ export async function extractZip(zipPath: string, destDir: string): Promise<numb
     let written = 0;
     for (const { entry, segments } of planned) {
       if (segments.length === 0) continue;
-      const target = join(root, ...segments);
-      const rel = relative(root, target);
-      if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
-        throw new ZipError(
-          `Cannot extract ${entryLabel(entry.name, zipPath)}: path escapes the destination`,
-        );
-      }
+      // entrySegments() leaves no "", ".", ".." or "/" in a segment: the target is inside root.
+      const target = childPath(root, segments);
       if (entry.isDirectory) {
         await directories.make(segments, entry.name);
         if (entry.mode !== undefined) {
@@ -349,6 +343,15 @@ class ZipArchive {
   }
 }
 
+/**
+ * `dir/a/b` for segments `["a", "b"]` that entrySegments() checked (none empty, ".", ".." or
+ * holding "/"), as node's `join()` would give it; plain string work, so extracting needs no
+ * Node module.
+ */
+function childPath(dir: string, segments: string[]): string {
+  return `${dir === "/" ? "" : dir}/${segments.join("/")}`;
+}
+
 /** Creates directories under root one level at a time, refusing to pass through symlinks. */
 class DirectoryMaker {
   #root: string;
@@ -363,8 +366,8 @@ class DirectoryMaker {
   /** Ensures root/segments... exists as real directories. */
   async make(segments: string[], entryName: string): Promise<void> {
     let path = this.#root;
-    for (const segment of segments) {
-      path = join(path, segment);
+    for (const [depth, segment] of segments.entries()) {
+      path = childPath(path, [segment]);
       if (this.#known.has(path)) continue;
       let info = await lstatOrNull(path);
       if (info === null) {
@@ -378,12 +381,16 @@ class DirectoryMaker {
       const shown = entryLabel(entryName, this.#zipPath);
       if (info.isSymlink) {
         throw new ZipError(
-          `Cannot extract ${shown}: ${quote(relative(this.#root, path))} is a symbolic link`,
+          `Cannot extract ${shown}: ${
+            quote(segments.slice(0, depth + 1).join("/"))
+          } is a symbolic link`,
         );
       }
       if (!info.isDirectory) {
         throw new ZipError(
-          `Cannot extract ${shown}: ${quote(relative(this.#root, path))} is not a directory`,
+          `Cannot extract ${shown}: ${
+            quote(segments.slice(0, depth + 1).join("/"))
+          } is not a directory`,
         );
       }
       this.#known.add(path);

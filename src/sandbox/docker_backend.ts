@@ -25,7 +25,13 @@ import {
   SSH_PORT,
   type WatchingBackend,
 } from "./backend.ts";
-import { type ContainerInspect, DockerCli, publishedPorts, tail } from "./docker_cli.ts";
+import {
+  type ContainerInspect,
+  DockerCli,
+  PortTakenError,
+  publishedPorts,
+  tail,
+} from "./docker_cli.ts";
 import { ContainerExitWatch } from "./docker_events.ts";
 import type { RockletLauncher } from "./rocklet_launcher.ts";
 
@@ -64,13 +70,17 @@ export function dockerRunArgs(
     publishIp: string;
     extraRunArgs?: string[];
     deploymentId?: string;
+    /** The host port of each published container port (default: docker picks free ones). */
+    hostPorts?: Record<number, number>;
   },
 ): string[] {
   const { launcher, publishIp } = options;
   const args = ["-d", "--init", "--pull=never", "--name", spec.sandboxId];
   args.push("--label", `${SANDBOX_LABEL}=${spec.sandboxId}`);
   if (options.deploymentId) args.push("--label", `${DEPLOYMENT_LABEL}=${options.deploymentId}`);
-  for (const port of PUBLISHED_PORTS) args.push("-p", `${publishIp}::${port}`);
+  for (const port of PUBLISHED_PORTS) {
+    args.push("-p", `${publishIp}:${options.hostPorts?.[port] ?? ""}:${port}`);
+  }
   args.push(`--memory=${spec.memoryBytes}b`, `--memory-swap=${spec.memoryBytes}b`);
   args.push(`--cpus=${spec.cpus}`);
   const env = { ...spec.env, ...launcher.containerEnv() };
@@ -116,7 +126,26 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
    * @throws {CancelledError} when `hooks.signal` aborts; the container is removed.
    */
   async place(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement> {
-    await this.#prepareImage(spec, hooks);
+    if (spec.pull === "always") {
+      await this.#prepareImage(spec, hooks);
+      return await this.#runContainer(spec, hooks);
+    }
+    // The image check and the run go at once (one docker call's time less): the run never
+    // pulls, so without the image it fails having created nothing, and goes again once the
+    // image_pull phase has pulled it.
+    const early = settle(this.#startContainer(spec, hooks.signal));
+    let present: boolean;
+    try {
+      present = await this.#prepareImage(spec, hooks);
+    } catch (error) {
+      const started = await early;
+      if (started.ok) await this.#removeContainer(started.value.handle).catch(() => {});
+      throw error;
+    }
+    if (present) return await this.#runContainer(spec, hooks, early);
+    // Pulled now: the early run found no image (or, pulled meanwhile by someone else, ran).
+    const started = await early;
+    if (started.ok) return await this.#runContainer(spec, hooks, early);
     return await this.#runContainer(spec, hooks);
   }
 
@@ -218,8 +247,8 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
     });
   }
 
-  /** The image_pull phase. */
-  async #prepareImage(spec: SandboxSpec, hooks: PlaceHooks): Promise<void> {
+  /** The image_pull phase; true when the image was here (nothing pulled). */
+  async #prepareImage(spec: SandboxSpec, hooks: PlaceHooks): Promise<boolean> {
     const { image, pull, sandboxId } = spec;
     const report = phaseReporter("image_pull", hooks);
     const fail = (message: string, error: RockError): never => {
@@ -242,7 +271,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
             "success",
             pull === "never" ? "skip image pull" : "use cached image, skip image pull",
           );
-          return;
+          return true;
         }
       }
       report("running", "image pull running");
@@ -270,6 +299,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
         );
       }
       report("success", "image pull success");
+      return false;
     } catch (error) {
       if (error instanceof CancelledError) {
         report("failed", "image pull cancelled");
@@ -282,58 +312,104 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
     }
   }
 
-  /** The docker_run phase, up to (not including) success. */
-  async #runContainer(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement> {
+  /**
+   * The docker_run phase, up to (not including) success: reports it running, then waits for
+   * `started` (a run begun already) or starts the container.
+   */
+  async #runContainer(
+    spec: SandboxSpec,
+    hooks: PlaceHooks,
+    started?: Promise<Settled<Placement>>,
+  ): Promise<Placement> {
     const { sandboxId } = spec;
     const report = phaseReporter("docker_run", hooks);
-    const options = { signal: hooks.signal };
-    const args = dockerRunArgs(spec, {
-      launcher: this.#launcher,
-      publishIp: this.#publishIp,
-      extraRunArgs: this.#extraRunArgs,
-      deploymentId: this.#deploymentId,
-    });
     report("running", "docker run running");
-    try {
-      const id = await this.#docker.run(args, options);
-      const container = await this.#docker.inspectContainer(id, options);
-      if (!container) throw new RockError(`container "${id}" vanished right after start`);
-      if (!container.State.Running) {
-        const logs = await this.#docker.logs(id, 10);
-        throw new RockError(
-          `container exited right after start with code ${container.State.ExitCode}: ${logs}`,
-        );
+    const outcome = await (started ?? settle(this.#startContainer(spec, hooks.signal)));
+    if (outcome.ok) return outcome.value;
+    const error = outcome.error;
+    if (error instanceof CancelledError) {
+      report("failed", "docker run cancelled");
+      throw new CancelledError(`Placement of sandbox "${sandboxId}" was cancelled`, {
+        cause: error,
+      });
+    }
+    if (error instanceof NameTakenError) {
+      report("failed", `docker run failed: ${error.taken}`);
+      throw error;
+    }
+    report("failed", `docker run failed: ${evidenceOf(error)}`);
+    throw new RockError(
+      `Cannot start sandbox "${sandboxId}": docker run failed: ${detailOf(error)}`,
+      { cause: error, extraInfo: error instanceof RockError ? error.extraInfo : {} },
+    );
+  }
+
+  /**
+   * Runs the container with host ports chosen here, so its placement needs no `docker inspect`
+   * while a watch reports deaths: a port taken between the choice and the run makes it go again
+   * with others (up to PORT_ATTEMPTS runs). Whatever a failed run created is removed when it is
+   * this admin's.
+   * @throws {NameTakenError} when a container this admin does not own has the name.
+   * @throws {CancelledError} when `signal` aborts (also right after the run).
+   * @throws {RockError} docker's failure otherwise (ImageMissingError without the image).
+   */
+  async #startContainer(spec: SandboxSpec, signal?: AbortSignal): Promise<Placement> {
+    const { sandboxId } = spec;
+    for (let attempt = 1;; attempt++) {
+      const hostPorts = freeHostPorts(this.#publishIp);
+      const args = dockerRunArgs(spec, {
+        launcher: this.#launcher,
+        publishIp: this.#publishIp,
+        extraRunArgs: this.#extraRunArgs,
+        deploymentId: this.#deploymentId,
+        hostPorts,
+      });
+      try {
+        const id = await this.#docker.run(args, { signal });
+        if (signal?.aborted) throw new CancelledError("cancelled after docker run");
+        // A watch (the admin's) reports a container that dies at once like any death; without
+        // one, only a look at it now tells (and tells the ports docker chose).
+        if (!hostPorts || this.#watches.size === 0) {
+          const container = await this.#runningContainer(id, signal);
+          if (!hostPorts) return this.#placementOf(container);
+        }
+        return {
+          hostIp: this.#publishIp,
+          hostName: this.#hostName,
+          portMapping: Object.fromEntries(
+            PUBLISHED_PORTS.map((port) => [String(port), hostPorts[port]]),
+          ),
+          handle: id,
+        };
+      } catch (error) {
+        // A failed run may still have created the container (a bad entrypoint, a taken port),
+        // and an abort may land after docker created it: remove it when it is this admin's.
+        // When the name belongs to a container this admin does not own, that is why it failed.
+        const named = await this.#named(sandboxId).catch(() => undefined);
+        if (named && this.#owns(named)) await this.#removeContainer(named.Id).catch(() => {});
+        if (error instanceof PortTakenError && attempt < PORT_ATTEMPTS && !signal?.aborted) {
+          continue;
+        }
+        if (named && !this.#owns(named)) throw new NameTakenError(sandboxId, named.Id, error);
+        throw error;
       }
-      if (hooks.signal?.aborted) throw new CancelledError("cancelled after docker run");
-      return this.#placementOf(container);
-    } catch (error) {
-      // A failed run may still have created the container (e.g. a bad entrypoint), and an abort
-      // may land after docker created it: remove it when it is this admin's. When the name
-      // belongs to a container this admin does not own, that is why the run failed.
-      const named = await this.#named(sandboxId).catch(() => undefined);
-      if (named && this.#owns(named)) await this.#removeContainer(named.Id).catch(() => {});
-      if (error instanceof CancelledError) {
-        report("failed", "docker run cancelled");
-        throw new CancelledError(`Placement of sandbox "${sandboxId}" was cancelled`, {
-          cause: error,
-        });
-      }
-      const extraInfo = error instanceof RockError ? error.extraInfo : {};
-      if (named && !this.#owns(named)) {
-        const taken = `the name "${sandboxId}" is taken by a container this admin does not own ` +
-          `(container ${named.Id.slice(0, 12)})`;
-        report("failed", `docker run failed: ${taken}`);
-        throw new BadRequestError(
-          `Cannot start sandbox "${sandboxId}": docker run failed: ${taken}`,
-          { cause: error, extraInfo },
-        );
-      }
-      report("failed", `docker run failed: ${evidenceOf(error)}`);
+    }
+  }
+
+  /**
+   * Container `id` as `docker inspect` gives it, right after its run.
+   * @throws {RockError} when it is gone or has exited already (with its last lines of output).
+   */
+  async #runningContainer(id: string, signal?: AbortSignal): Promise<ContainerInspect> {
+    const container = await this.#docker.inspectContainer(id, { signal });
+    if (!container) throw new RockError(`container "${id}" vanished right after start`);
+    if (!container.State.Running) {
+      const logs = await this.#docker.logs(id, 10);
       throw new RockError(
-        `Cannot start sandbox "${sandboxId}": docker run failed: ${detailOf(error)}`,
-        { cause: error, extraInfo },
+        `container exited right after start with code ${container.State.ExitCode}: ${logs}`,
       );
     }
+    return container;
   }
 
   /**
@@ -426,4 +502,50 @@ function detailOf(error: unknown): string {
     return `exit code ${error.extraInfo.exit_code}: ${tail(error.extraInfo.stderr)}`;
   }
   return errorMessage(error);
+}
+
+/** How many runs a start makes when host ports it chose are taken before docker binds them. */
+const PORT_ATTEMPTS = 5;
+
+/**
+ * A free TCP port on `ip` for each published container port, found by binding port 0 (the
+ * kernel picks, as docker would) and letting go; undefined when this process cannot bind on
+ * `ip` (the engine may live in another network namespace: then docker picks).
+ */
+function freeHostPorts(ip: string): Record<number, number> | undefined {
+  const listeners: Deno.Listener[] = [];
+  try {
+    for (const _ of PUBLISHED_PORTS) listeners.push(Deno.listen({ hostname: ip, port: 0 }));
+  } catch {
+    return undefined;
+  } finally {
+    for (const listener of listeners) listener.close();
+  }
+  return Object.fromEntries(
+    PUBLISHED_PORTS.map((port, i) => [port, (listeners[i].addr as Deno.NetAddr).port]),
+  );
+}
+
+/** A container of another admin (or none of rock's) has the sandbox's name. */
+class NameTakenError extends BadRequestError {
+  /** What the docker_run phase says. */
+  readonly taken: string;
+
+  constructor(sandboxId: string, containerId: string, cause: unknown) {
+    const taken = `the name "${sandboxId}" is taken by a container this admin does not own ` +
+      `(container ${containerId.slice(0, 12)})`;
+    super(`Cannot start sandbox "${sandboxId}": docker run failed: ${taken}`, {
+      cause,
+      extraInfo: cause instanceof RockError ? cause.extraInfo : {},
+    });
+    this.taken = taken;
+  }
+}
+
+/** A promise's outcome as a value, so it can be awaited later without an unhandled rejection. */
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** Settles `promise` into a Settled. */
+function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
+  return promise.then((value) => ({ ok: true, value }), (error) => ({ ok: false, error }));
 }

@@ -87,6 +87,17 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 const STDERR_TAIL_LINES = 10;
 const MISSING = /No such (container|object|image)/i;
 
+/** What docker says when a host port it is to publish is bound already (by it or another). */
+const PORT_TAKEN = /port is already allocated|bind: address already in use/i;
+/** What docker run says when it may not pull and the image is not here. */
+const NO_SUCH_IMAGE = /No such image/i;
+
+/** `docker run` could not publish a port: the host port was taken. */
+export class PortTakenError extends RockError {}
+
+/** `docker run --pull=never` found no such image here; it created nothing. */
+export class ImageMissingError extends RockError {}
+
 /** Docker's usage hint after a failure: noise in an error message. */
 const HELP_HINT = /^Run '.*--help' for more information\.?$/;
 
@@ -308,11 +319,23 @@ export class DockerCli {
 
   /**
    * Runs `docker run <args>` (put `-d` in `args`) and returns the container id it prints.
-   * @throws {RockError} with docker's exit code and stderr tail when the run fails.
+   * @throws {PortTakenError} when a host port to publish is taken (docker leaves the container
+   *   it created behind).
+   * @throws {ImageMissingError} when the run may not pull (`--pull=never`) and the image is not
+   *   here (nothing is created).
+   * @throws {RockError} with docker's exit code and stderr tail when the run fails otherwise.
    */
   async run(args: string[], options: DockerCallOptions = {}): Promise<string> {
-    const out = await this.exec(["run", ...args], options);
-    return out.trim().split("\n").pop() ?? "";
+    const result = await this.call(["run", ...args], options);
+    if (result.code === 0) return result.stdout.trim().split("\n").pop() ?? "";
+    const error = failure(["run"], result);
+    if (error instanceof UnavailableError) throw error;
+    const type = PORT_TAKEN.test(result.stderr)
+      ? PortTakenError
+      : NO_SUCH_IMAGE.test(result.stderr)
+      ? ImageMissingError
+      : undefined;
+    throw type ? new type(error.message, { extraInfo: error.extraInfo }) : error;
   }
 
   /**

@@ -119,7 +119,8 @@ export function errorFromRockletException(
 export class RockletClient implements Runtime {
   /** The rocklet's URL without a trailing slash. */
   readonly baseUrl: string;
-  readonly #fetch: (input: Request) => Promise<Response>;
+  /** The fetch the caller gave, if any (else the global one, called without a Request). */
+  readonly #fetch?: (input: Request) => Promise<Response>;
   readonly #headers: Record<string, string>;
   readonly #deadlines: RockletDeadlines;
 
@@ -129,39 +130,61 @@ export class RockletClient implements Runtime {
    */
   constructor(baseUrl: string = DEFAULT_ROCKLET_URL, options: RockletClientOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
-    this.#fetch = options.fetch ?? ((request) => fetch(request));
+    this.#fetch = options.fetch;
     this.#headers = options.headers ?? {};
     this.#deadlines = withDefaults(DEFAULT_ROCKLET_DEADLINES, options.deadlines ?? {});
   }
 
   /** The whole-call limit of a command whose own timeout is `seconds` (null: none). */
   #commandLimit(seconds: number | null | undefined): number | undefined {
-    return seconds == null ? undefined : seconds * 1000 + this.#deadlines.marginMs;
+    return seconds === null || seconds === undefined
+      ? undefined
+      : seconds * 1000 + this.#deadlines.marginMs;
   }
 
   async #send(path: string, init: RequestInit = {}, bounds: CallBounds = {}): Promise<Response> {
+    // One controller ends the call: the limit, a probe watch that finds the rocklet frozen, or
+    // the caller's signal (followed by a listener: cheaper than AbortSignal.any per call).
     const ended = new AbortController();
-    const signals = [ended.signal];
-    if (bounds.signal) signals.push(bounds.signal);
-    const request = new Request(`${this.baseUrl}${path}`, {
-      ...init,
-      headers: { ...this.#headers, ...(init.headers as Record<string, string> | undefined) },
-      signal: AbortSignal.any(signals),
-    });
-    const limit = bounds.limitMs === undefined ? undefined : setTimeout(() => {
-      ended.abort(
+    let failure: Error | undefined;
+    const fail = (error: Error) => {
+      failure ??= error;
+      ended.abort(error);
+    };
+    const caller = bounds.signal;
+    const onCallerAbort = () => ended.abort(caller?.reason);
+    if (caller?.aborted) onCallerAbort();
+    else caller?.addEventListener("abort", onCallerAbort, { once: true });
+    const { limitMs } = bounds;
+    const onLimit = () =>
+      fail(
         new UnresponsiveError(
-          `Rocklet at ${this.baseUrl} did not answer ${path} within ${bounds.limitMs! / 1000} s`,
+          `Rocklet at ${this.baseUrl} did not answer ${path} within ${limitMs! / 1000} s`,
         ),
       );
-    }, bounds.limitMs);
-    const watch = path === "/is_alive" ? undefined : this.#watch(path, ended);
+    // One timer per call: the limit, or first the moment probing starts (most calls end before
+    // either, so a watch is only built for a call still waiting then).
+    const { probeAfterMs } = this.#deadlines;
+    let watch: { stop(): void } | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (path !== "/is_alive" && (limitMs === undefined || limitMs > probeAfterMs)) {
+      timer = setTimeout(() => {
+        watch = this.#watch(path, fail);
+        if (limitMs !== undefined) timer = setTimeout(onLimit, limitMs - probeAfterMs);
+      }, probeAfterMs);
+    } else if (limitMs !== undefined) {
+      timer = setTimeout(onLimit, limitMs);
+    }
     let response: Response;
     try {
-      response = await this.#fetch(request);
+      response = await this.#fetchPath(path, {
+        ...init,
+        headers: { ...this.#headers, ...(init.headers as Record<string, string> | undefined) },
+        signal: ended.signal,
+      });
     } catch (error) {
-      if (ended.signal.aborted) throw ended.signal.reason;
-      if (bounds.signal?.aborted) throw new CancelledError(`Call to rocklet ${path} was cancelled`);
+      if (failure) throw failure;
+      if (caller?.aborted) throw new CancelledError(`Call to rocklet ${path} was cancelled`);
       throw new UnavailableError(
         `Cannot reach rocklet at ${this.baseUrl}: ${(error as Error).message}`,
         {
@@ -169,8 +192,9 @@ export class RockletClient implements Runtime {
         },
       );
     } finally {
-      clearTimeout(limit);
+      clearTimeout(timer);
       watch?.stop();
+      caller?.removeEventListener("abort", onCallerAbort);
     }
     if (response.ok) return response;
     const text = await response.text();
@@ -197,11 +221,18 @@ export class RockletClient implements Runtime {
     );
   }
 
+  /** GET or POST `path` with the caller's fetch (as a Request) or the global one (no Request). */
+  #fetchPath(path: string, init: RequestInit): Promise<Response> {
+    const url = `${this.baseUrl}${path}`;
+    return this.#fetch ? this.#fetch(new Request(url, init)) : fetch(url, init);
+  }
+
   /**
-   * Probes the rocklet while the call `path` waits: after probeAfterMs, then again each time a
-   * probe ends; two probes in a row without an answer end the call with UnresponsiveError.
+   * Probes the rocklet while the call `path` waits (once it has waited probeAfterMs): at once,
+   * then probeAfterMs after each probe ends; two probes in a row without an answer end the call
+   * (`fail`) with UnresponsiveError.
    */
-  #watch(path: string, ended: AbortController): { stop(): void } {
+  #watch(path: string, fail: (error: Error) => void): { stop(): void } {
     const { probeAfterMs, probeTimeoutMs } = this.#deadlines;
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -209,12 +240,10 @@ export class RockletClient implements Runtime {
     const probe = async () => {
       if (stopped) return;
       try {
-        const response = await this.#fetch(
-          new Request(`${this.baseUrl}/is_alive`, {
-            headers: this.#headers,
-            signal: AbortSignal.timeout(probeTimeoutMs),
-          }),
-        );
+        const response = await this.#fetchPath("/is_alive", {
+          headers: this.#headers,
+          signal: AbortSignal.timeout(probeTimeoutMs),
+        });
         await response.body?.cancel();
         missed = 0;
       } catch {
@@ -222,7 +251,7 @@ export class RockletClient implements Runtime {
       }
       if (stopped) return;
       if (missed >= 2) {
-        ended.abort(
+        fail(
           new UnresponsiveError(
             `Rocklet at ${this.baseUrl} stopped answering while ${path} ran: ` +
               `2 health probes in a row got no answer within ${probeTimeoutMs / 1000} s`,
@@ -232,7 +261,7 @@ export class RockletClient implements Runtime {
       }
       timer = setTimeout(probe, probeAfterMs);
     };
-    timer = setTimeout(probe, probeAfterMs);
+    void probe();
     return {
       stop() {
         stopped = true;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { CancelledError, RockError } from "../../src/common/errors.ts";
 import type { PhaseUpdate, SandboxSpec } from "../../src/sandbox/backend.ts";
 import { DockerBackend, dockerRunArgs, registryOf } from "../../src/sandbox/docker_backend.ts";
-import { DockerCli } from "../../src/sandbox/docker_cli.ts";
+import { DockerCli, ImageMissingError, PortTakenError } from "../../src/sandbox/docker_cli.ts";
 import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
 import { RockletClient } from "../../src/sdk/rocklet_client.ts";
 import {
@@ -440,3 +440,56 @@ dockerTest("DockerBackend.list() reports a labelled container that is not runnin
     await docker.remove([id]);
   }
 });
+
+dockerTest(
+  "DockerCli.run() fails with PortTakenError for a taken host port and ImageMissingError for an image that is not here",
+  async () => {
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const id = testSandboxId("cli-port");
+    try {
+      await assert.rejects(
+        docker.run([
+          "-d",
+          "--name",
+          id,
+          "-p",
+          `127.0.0.1:${listener.addr.port}:80`,
+          TEST_IMAGE,
+          "true",
+        ]),
+        (error) => error instanceof PortTakenError && /address already in use/.test(error.message),
+      );
+      const missing = testSandboxId("cli-image");
+      await assert.rejects(
+        docker.run(["-d", "--pull=never", "--name", missing, "rock-test/does-not-exist:never"]),
+        (error) => error instanceof ImageMissingError && /exit code 125/.test(error.message),
+      );
+      assert.deepEqual(await containersNamed(missing), []);
+    } finally {
+      await docker.remove([id]);
+    }
+  },
+);
+
+dockerTest(
+  "DockerBackend with a watch places on host ports it chose, where the rocklet answers",
+  async () => {
+    const backend = new DockerBackend({ type: "docker", launcher: await testRockletLauncher() });
+    const id = testSandboxId("ports");
+    await using _watch = backend.watch({ onExit() {}, onGap() {} });
+    try {
+      const placement = await backend.place(specFor(id), { onPhase() {} });
+      const inspect = await docker.inspectContainer(placement.handle);
+      const ports = inspect?.NetworkSettings.Ports ?? {};
+      for (const port of ["22555", "8080", "22"]) {
+        assert.deepEqual(ports[`${port}/tcp`], [{
+          HostIp: "127.0.0.1",
+          HostPort: String(placement.portMapping[port]),
+        }]);
+      }
+      await waitAlive(new RockletClient(`http://127.0.0.1:${placement.portMapping["22555"]}`));
+    } finally {
+      await docker.remove([id]);
+    }
+  },
+);

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DEFAULT_SERVER_LIMITS, type ServerLimits } from "../../src/common/config.ts";
-import { listen, type RockServer } from "../../src/cli/serve.ts";
+import { listen } from "../../src/cli/serve.ts";
+import type { RockServer } from "../../src/cli/server.ts";
 import { spawnAdmin } from "../helpers/process.ts";
 import { testBackend } from "../helpers/admin_server.ts";
 

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { LocalRuntime } from "../../src/runtime/local_runtime.ts";
 import { contractBaseEnv, defineRuntimeContract } from "../contracts/runtime_contract.ts";
 
@@ -12,4 +13,17 @@ defineRuntimeContract("LocalRuntime", (options = {}) => {
       await runtime.close();
     },
   });
+});
+
+Deno.test("LocalRuntime.prepare() readies sessions ahead; sessions run after it and close() cleans up", async () => {
+  const runtime = new LocalRuntime();
+  try {
+    await runtime.prepare();
+    await runtime.prepare();
+    await runtime.createSession({ session: "s" });
+    const observation = await runtime.runInSession({ session: "s", command: "echo ready" });
+    assert.equal(observation.output, "ready");
+  } finally {
+    await runtime.close();
+  }
 });
