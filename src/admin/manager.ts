@@ -318,6 +318,9 @@ export class SandboxManager {
     let writes = Promise.resolve();
     const setPhase = (name: string, status: PhaseStatus, message: string) => {
       phases[name] = { status, message };
+      // A failed phase is written with the failed state, in one update: a reader never sees the
+      // failure while the state still says pending.
+      if (status === "failed" || status === "timeout") return;
       const snapshot = { ...phases };
       // Keep phase writes in order without blocking the backend.
       writes = writes.then(() =>
