@@ -65,7 +65,7 @@ export async function listen(options: ListenOptions, handler: Handler): Promise<
   server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: Error & { code?: string }) => {
-      reject(listenError(options, error.code ?? "", error) ?? error);
+      reject(listenError(options, { code: error.code ?? "", cause: error }) ?? error);
     });
     server.listen(options.port, options.hostname, () => resolve());
   });

@@ -35,7 +35,7 @@ export function serveNative(
       : error instanceof Deno.errors.PermissionDenied
       ? "EACCES"
       : "";
-    throw listenError(options, code, error) ?? error;
+    throw listenError(options, { code, cause: error }) ?? error;
   }
   let shutdown: Promise<void> | undefined;
   return {

@@ -44,17 +44,17 @@ const LISTEN_ERRORS: Record<string, string> = {
 
 /**
  * The one-line error for an address that cannot be bound, by node's error code (EADDRINUSE,
- * EADDRNOTAVAIL, EACCES); undefined for any other failure.
+ * EADDRNOTAVAIL, EACCES) of `failure`; undefined for any other failure.
  */
 export function listenError(
-  options: Pick<ListenOptions, "hostname" | "port">,
-  code: string,
-  cause: unknown,
+  address: Pick<ListenOptions, "hostname" | "port">,
+  failure: { code: string; cause: unknown },
 ): RockError | undefined {
-  const reason = LISTEN_ERRORS[code];
-  return reason === undefined
-    ? undefined
-    : new RockError(`Cannot listen on ${options.hostname}:${options.port}: ${reason}`, { cause });
+  const reason = LISTEN_ERRORS[failure.code];
+  return reason === undefined ? undefined : new RockError(
+    `Cannot listen on ${address.hostname}:${address.port}: ${reason}`,
+    { cause: failure.cause },
+  );
 }
 
 /**

@@ -66,18 +66,24 @@ const INT_TRAP = `trap 'trap "return 130 2>/dev/null" DEBUG; return 130 2>/dev/n
 /** How long to wait for bash after each escalation step of an interrupt. */
 const INTERRUPT_GRACE_MS = 300;
 
-/** Writes the two wrapper scripts every session sources; `dir` must be readable by all users. */
+/**
+ * Writes the wrapper scripts every session sources (`check`, `run`, `done`); `dir` must be
+ * readable by all users. They keep what each command sends down the pipe short: bash reads a
+ * pipe one byte per system call, which made the wrapper cost more than a trivial command.
+ */
 export async function writeSessionScripts(dir: string): Promise<void> {
-  // check: parse the command as the body of a function that is never defined (bash parses a
-  // compound command whole before running any of it, and `if false` runs none of it). The `:`
-  // line keeps an empty or comment-only body valid; it sits on its own line so a trailing
-  // comment or here-document cannot swallow it, and the two closers mean a stray `}` or `fi`
-  // alone cannot end the check early. Only when that fails does `bash -n` parse the text as a
-  // script: it accepts what bash would run (a here-document without its end line) and reports
-  // errors with the command's own line numbers.
+  // check: first sets the INT trap again, in case the previous command replaced it (a sourced
+  // file sets it for the whole shell). Then it parses the command as the body of a function
+  // that is never defined (bash parses a compound command whole before running any of it, and
+  // `if false` runs none of it). The `:` line keeps an empty or comment-only body valid; it
+  // sits on its own line so a trailing comment or here-document cannot swallow it, and the two
+  // closers mean a stray `}` or `fi` alone cannot end the check early. Only when that fails
+  // does `bash -n` parse the text as a script: it accepts what bash would run (a here-document
+  // without its end line) and reports errors with the command's own line numbers.
   await Deno.writeTextFile(
     `${dir}/check`,
     [
+      INT_TRAP,
       `eval "if false; then __rock_chk() {"$'\\n'"$__rock_src"$'\\n:\\n}; fi' 2>/dev/null ||`,
       `  { __rock_err=$(exec -a bash /bin/bash -n 2>&1 <<<"\${__rock_src%$'\\n'}") ||`,
       `    { printf '%s\\n' "$__rock_err"; false; }; }`,
@@ -85,8 +91,13 @@ export async function writeSessionScripts(dir: string): Promise<void> {
     ].join("\n"),
   );
   await Deno.writeTextFile(`${dir}/run`, `eval "$__rock_src"\n`);
-  await Deno.chmod(`${dir}/check`, 0o644);
-  await Deno.chmod(`${dir}/run`, 0o644);
+  // done: prints the marker (its argument is the nonce) and the exit code. Sourced at the top
+  // level after the DEBUG trap is gone, so an interrupt's returns cannot skip it.
+  await Deno.writeTextFile(
+    `${dir}/done`,
+    `printf '%s%s\\n' "$1" "$__rock_ec"; unset __rock_src __rock_ec __rock_err\n`,
+  );
+  for (const name of ["check", "run", "done"]) await Deno.chmod(`${dir}/${name}`, 0o644);
   await Deno.chmod(dir, 0o755);
 }
 
@@ -322,11 +333,8 @@ export class BashSession {
       `IFS= read -r -d '' __rock_src <<'${nonce}'`,
       command,
       nonce,
-      // Set again in case the previous command replaced it.
-      INT_TRAP,
-      `if source ${dir}/check < /dev/null; then source ${dir}/run < /dev/null; __rock_ec=$?; ` +
-      `else __rock_ec=syntax; fi; trap - DEBUG; printf '%s%s\\n' '${nonce}' "$__rock_ec"; ` +
-      `unset __rock_src __rock_ec __rock_err`,
+      `if source ${dir}/check; then source ${dir}/run; __rock_ec=$?; else __rock_ec=syntax; fi ` +
+      `< /dev/null; trap - DEBUG; source ${dir}/done '${nonce}'`,
       "",
     ].join("\n");
   }

@@ -88,9 +88,12 @@ export function bundleLauncher(files: BundleFiles): RockletLauncher {
       NO_COLOR: "1",
       ROCK_CLI: CONTAINER_ROCK_CLI,
     }),
+    // No V8 code cache: a container's DENO_DIR is new each time, so the ~0.5 MB cache a rocklet
+    // would write there at start is never read again.
     containerCommand: (port) => [
       "/rock/bin/deno",
       ...run,
+      "--no-code-cache",
       "/rock/lib/rock.js",
       "rocklet",
       "--host",
