@@ -92,11 +92,13 @@ export async function commandLines(): Promise<string[]> {
   return lines;
 }
 
-/** Runs `rock admin start --config <config> --port 0 --data-dir <dataDir> [extra]` from source. */
+/**
+ * Runs `rock admin start --port 0 --data-dir <dataDir>` from source, with `--config` when given
+ * and any `extra` flags.
+ */
 export function spawnAdmin(
-  config: string,
   dataDir: string,
-  extra: string[] = [],
+  options: { config?: string; extra?: string[] } = {},
 ): Promise<ServedChild> {
   return spawnServer([
     "run",
@@ -104,12 +106,11 @@ export function spawnAdmin(
     MAIN,
     "admin",
     "start",
-    "--config",
-    config,
+    ...(options.config ? ["--config", options.config] : []),
     "--port",
     "0",
     "--data-dir",
     dataDir,
-    ...extra,
+    ...(options.extra ?? []),
   ]);
 }

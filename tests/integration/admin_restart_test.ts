@@ -6,23 +6,7 @@ import assert from "node:assert/strict";
 import { SandboxStore } from "../../src/admin/store.ts";
 import { get, post, type TestBackend, testBackend, waitRunning } from "../helpers/admin_server.ts";
 import { dockerTest, TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
-import { MAIN, type ServedChild, spawnServer } from "../helpers/process.ts";
-
-function spawnAdmin(type: TestBackend, dataDir: string): Promise<ServedChild> {
-  return spawnServer([
-    "run",
-    "--allow-all",
-    MAIN,
-    "admin",
-    "start",
-    "--backend",
-    type,
-    "--port",
-    "0",
-    "--data-dir",
-    dataDir,
-  ]);
-}
+import { type ServedChild, spawnAdmin } from "../helpers/process.ts";
 
 async function kill(admin: ServedChild, signal: Deno.Signal): Promise<void> {
   admin.child.kill(signal);
@@ -47,7 +31,7 @@ function defineRestartTest(
       const kept = testSandboxId("kept");
       const vanished = testSandboxId("vanished");
       const orphan = testSandboxId("orphan");
-      let admin = await spawnAdmin(type, dataDir);
+      let admin = await spawnAdmin(dataDir, { extra: ["--backend", type] });
       try {
         const api = `${admin.url}/apis/envs/sandbox/v1`;
         for (const id of [kept, vanished]) {
@@ -84,7 +68,7 @@ function defineRestartTest(
         );
         assert.ok((await backend.list()).some((s) => s.sandboxId === orphan));
 
-        admin = await spawnAdmin(type, dataDir);
+        admin = await spawnAdmin(dataDir, { extra: ["--backend", type] });
         const api2 = `${admin.url}/apis/envs/sandbox/v1`;
         const status = await get(api2, `/get_status?sandbox_id=${kept}`);
         assert.equal(status.result.state, "running");

@@ -53,7 +53,7 @@ Deno.test("admin --backend auto without a docker engine warns first and reports 
     config,
     "admin:\n  backend: auto\ndocker:\n  binary: /nonexistent/docker\n",
   );
-  const served = await spawnAdmin(config, join(dir, "data"));
+  const served = await spawnAdmin(join(dir, "data"), { config });
   try {
     const api = `${served.url}/apis/envs/sandbox/v1`;
     const started = await (await fetch(`${api}/start`, {

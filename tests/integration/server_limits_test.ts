@@ -126,7 +126,7 @@ Deno.test("rock admin exits within its shutdown grace on SIGTERM and tells the c
   const config = join(dir, "rock.yml");
   await Deno.writeTextFile(config, "admin:\n  server:\n    shutdown_grace_seconds: 1\n");
   const dataDir = join(dir, "data");
-  const served = await spawnAdmin(config, dataDir, ["--backend", "local"]);
+  const served = await spawnAdmin(dataDir, { config, extra: ["--backend", "local"] });
   const api = `${served.url}/apis/envs/sandbox/v1`;
   const post = async (path: string, body: unknown) =>
     await (await fetch(`${api}/${path}`, { method: "POST", body: JSON.stringify(body) })).json();
