@@ -5,17 +5,27 @@ import type { RockletClient } from "../sdk/rocklet_client.ts";
 /** The rocklet did not answer in time. */
 export class StartTimeoutError extends RockError {}
 
+/** Probes per second all waits of this process make together, at most (see probeInterval). */
+const PROBE_BUDGET_PER_SECOND = 400;
+
+/** How many waits are probing now. */
+let waiting = 0;
+
 /**
  * How long to wait between probes, in ms: 5 ms in the first second, where a rocklet normally
- * comes up (each millisecond it goes unnoticed is one on every start; a failed probe costs
- * little), then 20 ms, so a slow start among many costs the admin little.
+ * comes up (each millisecond it goes unnoticed is one on every start), then 20 ms. While many
+ * starts wait at once the intervals stretch so that together they stay within
+ * PROBE_BUDGET_PER_SECOND: a probe of a port whose server is not up yet still costs a
+ * connection through docker's port proxy, and in a burst that CPU is what the starts lack.
  */
 function probeInterval(waitedMs: number): number {
-  return waitedMs < 1000 ? 5 : 20;
+  const base = waitedMs < 1000 ? 5 : 20;
+  return Math.max(base, (waiting * 1000) / PROBE_BUDGET_PER_SECOND);
 }
 
 /**
- * Polls `client.isAlive()` every 5 ms for a second, then every 20 ms, until it answers,
+ * Polls `client.isAlive()` every 5 ms for a second, then every 20 ms (longer while many wait:
+ * see probeInterval), until it answers,
  * `deadline` (performance.now() time) passes, or `signal` aborts. Each probe is bounded, since
  * a published port may accept a connection and hang.
  * @throws {StartTimeoutError} with the last probe error when the deadline passes.
@@ -25,6 +35,20 @@ export async function waitForRocklet(
   options: { deadline: number; signal?: AbortSignal; what: string; timeoutSeconds: number },
 ): Promise<void> {
   const started = performance.now();
+  waiting++;
+  try {
+    return await probe(client, options, started);
+  } finally {
+    waiting--;
+  }
+}
+
+/** The probe loop of waitForRocklet. */
+async function probe(
+  client: RockletClient,
+  options: { deadline: number; signal?: AbortSignal; what: string; timeoutSeconds: number },
+  started: number,
+): Promise<void> {
   let last = "";
   while (true) {
     if (options.signal?.aborted) {

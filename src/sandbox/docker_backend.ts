@@ -27,9 +27,11 @@ import {
 } from "./backend.ts";
 import {
   type ContainerInspect,
+  type ContainerRequest,
   DockerCli,
   PortTakenError,
   publishedPorts,
+  runArgs,
   tail,
 } from "./docker_cli.ts";
 import { ContainerExitWatch } from "./docker_events.ts";
@@ -62,8 +64,8 @@ export function registryOf(image: string): string {
   return /[.:]/.test(first) || first === "localhost" ? first : "";
 }
 
-/** The `docker run` arguments (after `run`) that place `spec` with `launcher`. */
-export function dockerRunArgs(
+/** How `spec` is placed with `launcher`: the container to create and start. */
+export function containerRequest(
   spec: SandboxSpec,
   options: {
     launcher: RockletLauncher;
@@ -73,24 +75,37 @@ export function dockerRunArgs(
     /** The host port of each published container port (default: docker picks free ones). */
     hostPorts?: Record<number, number>;
   },
-): string[] {
+): ContainerRequest {
   const { launcher, publishIp } = options;
-  const args = ["-d", "--init", "--pull=never", "--name", spec.sandboxId];
-  args.push("--label", `${SANDBOX_LABEL}=${spec.sandboxId}`);
-  if (options.deploymentId) args.push("--label", `${DEPLOYMENT_LABEL}=${options.deploymentId}`);
-  for (const port of PUBLISHED_PORTS) {
-    args.push("-p", `${publishIp}:${options.hostPorts?.[port] ?? ""}:${port}`);
-  }
-  args.push(`--memory=${spec.memoryBytes}b`, `--memory-swap=${spec.memoryBytes}b`);
-  args.push(`--cpus=${spec.cpus}`);
-  const env = { ...spec.env, ...launcher.containerEnv() };
-  for (const [key, value] of Object.entries(env)) args.push("-e", `${key}=${value}`);
-  for (const mount of launcher.containerMounts()) {
-    args.push("-v", `${mount.source}:${mount.target}:ro`);
-  }
+  const labels: Record<string, string> = { [SANDBOX_LABEL]: spec.sandboxId };
+  if (options.deploymentId) labels[DEPLOYMENT_LABEL] = options.deploymentId;
   const [entrypoint, ...command] = launcher.containerCommand(ROCKLET_PORT);
-  args.push("--entrypoint", entrypoint, ...(options.extraRunArgs ?? []), spec.image, ...command);
-  return args;
+  return {
+    name: spec.sandboxId,
+    image: spec.image,
+    entrypoint,
+    command,
+    env: { ...spec.env, ...launcher.containerEnv() },
+    labels,
+    ports: PUBLISHED_PORTS.map((port) => {
+      const hostPort = options.hostPorts?.[port];
+      return hostPort === undefined
+        ? { containerPort: port, hostIp: publishIp }
+        : { containerPort: port, hostIp: publishIp, hostPort };
+    }),
+    memoryBytes: spec.memoryBytes,
+    cpus: spec.cpus,
+    mounts: launcher.containerMounts(),
+    extraRunArgs: options.extraRunArgs ?? [],
+  };
+}
+
+/** The `docker run` arguments (after `run`) that place `spec` with `launcher`. */
+export function dockerRunArgs(
+  spec: SandboxSpec,
+  options: Parameters<typeof containerRequest>[1],
+): string[] {
+  return runArgs(containerRequest(spec, options));
 }
 
 /** Runs sandboxes as docker containers. */
@@ -215,7 +230,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
     const what = `Cannot hand out sandbox "${from}" as "${to}"`;
     const owned = await this.#owned(from);
     if (!owned) throw new RockError(`${what}: this admin has no container named "${from}"`);
-    await this.#docker.exec(["rename", owned.Id, to]);
+    await this.#docker.rename(owned.Id, to);
     const container = await this.#docker.inspectContainer(owned.Id);
     if (!container?.State.Running) {
       // Renamed, it no longer answers to `from`: remove it here or nobody will.
@@ -357,7 +372,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
     const { sandboxId } = spec;
     for (let attempt = 1;; attempt++) {
       const hostPorts = freeHostPorts(this.#publishIp);
-      const args = dockerRunArgs(spec, {
+      const request = containerRequest(spec, {
         launcher: this.#launcher,
         publishIp: this.#publishIp,
         extraRunArgs: this.#extraRunArgs,
@@ -365,7 +380,7 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
         hostPorts,
       });
       try {
-        const id = await this.#docker.run(args, { signal });
+        const id = await this.#docker.runContainer(request, { signal });
         if (signal?.aborted) throw new CancelledError("cancelled after docker run");
         // A watch (the admin's) reports a container that dies at once like any death; without
         // one, only a look at it now tells (and tells the ports docker chose).

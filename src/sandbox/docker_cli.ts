@@ -9,6 +9,7 @@
 import $, { KillController } from "dax";
 import { CancelledError, RockError, UnavailableError } from "../common/errors.ts";
 import { withDefaults } from "../common/options.ts";
+import { DockerEngine, engineSocket } from "./docker_engine.ts";
 
 /** Options of a DockerCli. */
 export interface DockerCliOptions {
@@ -16,6 +17,71 @@ export interface DockerCliOptions {
   binary?: string;
   /** Timeout of one call in milliseconds (default 60 000). */
   timeoutMs?: number;
+  /**
+   * The Engine API client for the frequent calls (inspect, create and start, rename, remove,
+   * list), or false for the CLI only. Default: the engine socket the CLI would reach, when
+   * rock can be sure which that is (see engineSocket()); the CLI when it does not answer.
+   */
+  engine?: DockerEngine | false;
+}
+
+/** A container to create and start: what `docker run -d` is given, in one structure. */
+export interface ContainerRequest {
+  name: string;
+  image: string;
+  entrypoint: string;
+  command: string[];
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  /** Published container ports; a binding without hostPort lets the engine pick one. */
+  ports: { containerPort: number; hostIp: string; hostPort?: number }[];
+  memoryBytes: number;
+  cpus: number;
+  /** Bind mounts, read-only. */
+  mounts: { source: string; target: string }[];
+  /** Extra `docker run` arguments; a request with any goes through the CLI. */
+  extraRunArgs: string[];
+}
+
+/** The `docker run` arguments (after `run`) for `request`: detached, `--init`, never pulling. */
+export function runArgs(request: ContainerRequest): string[] {
+  const args = ["-d", "--init", "--pull=never", "--name", request.name];
+  for (const [key, value] of Object.entries(request.labels)) {
+    args.push("--label", `${key}=${value}`);
+  }
+  for (const port of request.ports) {
+    args.push("-p", `${port.hostIp}:${port.hostPort ?? ""}:${port.containerPort}`);
+  }
+  args.push(`--memory=${request.memoryBytes}b`, `--memory-swap=${request.memoryBytes}b`);
+  args.push(`--cpus=${request.cpus}`);
+  for (const [key, value] of Object.entries(request.env)) args.push("-e", `${key}=${value}`);
+  for (const mount of request.mounts) args.push("-v", `${mount.source}:${mount.target}:ro`);
+  args.push("--entrypoint", request.entrypoint, ...request.extraRunArgs, request.image);
+  return [...args, ...request.command];
+}
+
+/** The Engine API's create body for `request` (the same container runArgs() describes). */
+function createBody(request: ContainerRequest): Record<string, unknown> {
+  const key = (port: number) => `${port}/tcp`;
+  return {
+    Image: request.image,
+    Entrypoint: [request.entrypoint],
+    Cmd: request.command,
+    Env: Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
+    Labels: request.labels,
+    ExposedPorts: Object.fromEntries(request.ports.map((p) => [key(p.containerPort), {}])),
+    HostConfig: {
+      Init: true,
+      Memory: request.memoryBytes,
+      MemorySwap: request.memoryBytes,
+      NanoCpus: Math.round(request.cpus * 1e9),
+      Binds: request.mounts.map((m) => `${m.source}:${m.target}:ro`),
+      PortBindings: Object.fromEntries(request.ports.map((p) => [
+        key(p.containerPort),
+        [{ HostIp: p.hostIp, HostPort: p.hostPort === undefined ? "" : String(p.hostPort) }],
+      ])),
+    },
+  };
 }
 
 /** Options of one docker call. */
@@ -118,11 +184,40 @@ function colon(evidence: string): string {
 export class DockerCli {
   readonly #binary: string;
   readonly #timeoutMs: number;
+  /** The engine client once it answered, false when the CLI serves alone (see #engine()). */
+  #engineChoice: Promise<DockerEngine | false> | undefined;
 
   /** Creates a client; nothing runs until the first call. */
   constructor(options: DockerCliOptions = {}) {
     this.#binary = options.binary ?? "docker";
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (options.engine !== undefined) this.#engineChoice = Promise.resolve(options.engine);
+  }
+
+  /** The binary this client runs. */
+  get binary(): string {
+    return this.#binary;
+  }
+
+  /**
+   * The Engine API client when there is one that answers (decided once), else undefined: the
+   * frequent calls then go through the CLI.
+   */
+  #engine(): Promise<DockerEngine | undefined> {
+    this.#engineChoice ??= (async () => {
+      const socket = engineSocket(this.#binary);
+      if (!socket) return false;
+      const engine = new DockerEngine(socket, { timeoutMs: this.#timeoutMs });
+      if (await engine.ping()) return engine;
+      engine.close();
+      return false;
+    })();
+    return this.#engineChoice.then((engine) => engine || undefined);
+  }
+
+  /** True when the frequent calls go to the Engine API (for diagnostics and tests). */
+  async usesEngine(): Promise<boolean> {
+    return (await this.#engine()) !== undefined;
   }
 
   /**
@@ -270,6 +365,13 @@ export class DockerCli {
 
   /** True when `image` is present locally. */
   async imageExists(image: string, options: DockerCallOptions = {}): Promise<boolean> {
+    const engine = await this.#engine();
+    if (engine) {
+      const answer = await engine.call("GET", `/images/${image}/json`, options);
+      if (answer.status === 200) return true;
+      if (answer.status === 404) return false;
+      throw engineFailure(`GET /images/${image}/json`, answer.status, answer.body);
+    }
     const result = await this.call(["image", "inspect", "--format", "{{.Id}}", image], options);
     if (result.code === 0) return true;
     if (MISSING.test(result.stderr)) return false;
@@ -339,6 +441,55 @@ export class DockerCli {
   }
 
   /**
+   * Creates and starts the container `request` describes and returns its id: on the Engine API
+   * (create, then start) when there is one and the request has no extra run arguments, else with
+   * `docker run -d`. Throws as run() does; a container whose start failed is left behind, as
+   * `docker run` leaves it.
+   */
+  async runContainer(request: ContainerRequest, options: DockerCallOptions = {}): Promise<string> {
+    const engine = request.extraRunArgs.length === 0 ? await this.#engine() : undefined;
+    if (!engine) return await this.run(runArgs(request), options);
+    const create = await engine.call("POST", "/containers/create", {
+      ...options,
+      query: { name: request.name },
+      body: createBody(request),
+    });
+    if (create.status === 404) {
+      throw new ImageMissingError(
+        `Cannot create container "${request.name}": image "${request.image}" is not here`,
+        { extraInfo: { http_status: 404 } },
+      );
+    }
+    if (create.status >= 300) {
+      throw engineFailure("POST /containers/create", create.status, create.body);
+    }
+    const id = (create.body as { Id: string }).Id;
+    const start = await engine.call("POST", `/containers/${id}/start`, options);
+    if (start.status < 300) return id;
+    const error = engineFailure(`POST /containers/${id}/start`, start.status, start.body);
+    // The engine says "port taken" in words only: look at the ports instead.
+    if (request.ports.some((port) => port.hostPort !== undefined && !bindable(port))) {
+      throw new PortTakenError(error.message, { extraInfo: error.extraInfo });
+    }
+    throw error;
+  }
+
+  /**
+   * Gives container `container` the name `name`.
+   * @throws {RockError} when it does not exist or the name is taken.
+   */
+  async rename(container: string, name: string, options: DockerCallOptions = {}): Promise<void> {
+    const engine = await this.#engine();
+    if (!engine) {
+      await this.exec(["rename", container, name], options);
+      return;
+    }
+    const path = `/containers/${container}/rename`;
+    const answer = await engine.call("POST", path, { ...options, query: { name } });
+    if (answer.status >= 300) throw engineFailure(`POST ${path}`, answer.status, answer.body);
+  }
+
+  /**
    * `docker container inspect` of each container that exists; missing ones are left out.
    * @throws {RockError} when docker fails for another reason.
    */
@@ -347,6 +498,17 @@ export class DockerCli {
     options: DockerCallOptions = {},
   ): Promise<ContainerInspect[]> {
     if (containers.length === 0) return [];
+    const engine = await this.#engine();
+    if (engine) {
+      const found = await Promise.all(containers.map(async (container) => {
+        const path = `/containers/${container}/json`;
+        const answer = await engine.call("GET", path, options);
+        if (answer.status === 404) return undefined;
+        if (answer.status >= 300) throw engineFailure(`GET ${path}`, answer.status, answer.body);
+        return answer.body as ContainerInspect;
+      }));
+      return found.filter((c): c is ContainerInspect => c !== undefined);
+    }
     const result = await this.call(["container", "inspect", ...containers], options);
     if (result.code === 0) return JSON.parse(result.stdout);
     // With several ids docker prints the ones it found and names the missing ones on stderr.
@@ -387,6 +549,17 @@ export class DockerCli {
 
   /** Ids of all containers (running or not) carrying label `label` (`key` or `key=value`). */
   async psByLabel(label: string, options: DockerCallOptions = {}): Promise<string[]> {
+    const engine = await this.#engine();
+    if (engine) {
+      const answer = await engine.call("GET", "/containers/json", {
+        ...options,
+        query: { all: "true", filters: JSON.stringify({ label: [label] }) },
+      });
+      if (answer.status >= 300) {
+        throw engineFailure("GET /containers/json", answer.status, answer.body);
+      }
+      return (answer.body as { Id: string }[]).map((container) => container.Id);
+    }
     const out = await this.exec(
       ["ps", "--all", "--quiet", "--no-trunc", "--filter", `label=${label}`],
       options,
@@ -395,16 +568,26 @@ export class DockerCli {
   }
 
   /**
-   * Removes containers with `docker rm -f`; returns false when none of them existed.
-   * @throws {RockError} with docker's stderr tail when removal fails for another reason.
+   * Removes containers (`docker rm -f`); quiet about ones that do not exist.
+   * @throws {RockError} with docker's answer when removal fails for another reason.
    */
-  async remove(containers: string[], options: DockerCallOptions = {}): Promise<boolean> {
-    if (containers.length === 0) return false;
+  async remove(containers: string[], options: DockerCallOptions = {}): Promise<void> {
+    if (containers.length === 0) return;
+    const engine = await this.#engine();
+    if (engine) {
+      await Promise.all(containers.map(async (container) => {
+        const path = `/containers/${container}`;
+        const answer = await engine.call("DELETE", path, { ...options, query: { force: "true" } });
+        if (answer.status >= 300 && answer.status !== 404) {
+          throw engineFailure(`DELETE ${path}`, answer.status, answer.body);
+        }
+      }));
+      return;
+    }
     const result = await this.call(["rm", "--force", ...containers], options);
-    if (result.code === 0) return true;
+    if (result.code === 0) return;
     const lines = tail(result.stderr, 1000).split("\n");
-    if (lines.every((line) => MISSING.test(line))) return result.stdout.trim() !== "";
-    throw failure(["rm"], result);
+    if (!lines.every((line) => MISSING.test(line))) throw failure(["rm"], result);
   }
 }
 
@@ -431,6 +614,26 @@ function commandName(args: string[]): string {
   const words = args.filter((arg) => !arg.startsWith("-"));
   const count = groups.has(words[0]) ? 2 : 1;
   return ["docker", ...words.slice(0, count)].join(" ");
+}
+
+/** The RockError for an Engine API call answered with error `status`. */
+function engineFailure(what: string, status: number, body: unknown): RockError {
+  const message = body && typeof body === "object" && "message" in body
+    ? String((body as { message: unknown }).message)
+    : "";
+  return new RockError(`Cannot call ${what} on the docker engine: ${status}${colon(message)}`, {
+    extraInfo: { http_status: status, stderr: message },
+  });
+}
+
+/** True when this process can bind `port.hostIp:port.hostPort` now. */
+function bindable(port: { hostIp: string; hostPort?: number }): boolean {
+  try {
+    Deno.listen({ hostname: port.hostIp, port: port.hostPort ?? 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The RockError for a docker call that exited non-zero. */
