@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { DockerCli } from "../../src/sandbox/docker_cli.ts";
 import { TEST_IMAGE } from "../helpers/docker.ts";
+import { jsonObjects } from "../helpers/kube/json_stream.ts";
 import {
-  jsonObjects,
   kubectl,
   kubectlOk,
   KubectlProcess,

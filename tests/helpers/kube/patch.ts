@@ -5,7 +5,7 @@
  * JSON patch (RFC 6902, with `test`).
  */
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
 /** A patch that cannot be applied (the server answers 422). */
