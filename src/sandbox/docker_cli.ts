@@ -164,6 +164,31 @@ export class PortTakenError extends RockError {}
 /** `docker run --pull=never` found no such image here; it created nothing. */
 export class ImageMissingError extends RockError {}
 
+/** Words dax's shell parser refuses as bare arguments even where a shell takes them. */
+const RESERVED_WORDS = new Set([
+  "case",
+  "do",
+  "done",
+  "elif",
+  "else",
+  "esac",
+  "fi",
+  "for",
+  "if",
+  "in",
+  "then",
+  "until",
+  "while",
+]);
+
+/**
+ * `args` for dax's template escaping: dax leaves a plain word unquoted, and its parser then
+ * throws on a shell reserved word (`docker run --name done`), so those go single-quoted.
+ */
+export function daxArgs(args: string[]): (string | ReturnType<typeof $.rawArg>)[] {
+  return args.map((arg) => RESERVED_WORDS.has(arg) ? $.rawArg(`'${arg}'`) : arg);
+}
+
 /** Docker's usage hint after a failure: noise in an error message. */
 const HELP_HINT = /^Run '.*--help' for more information\.?$/;
 
@@ -241,7 +266,7 @@ export class DockerCli {
     }, timeoutMs);
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      let command = $`${this.#binary} ${args}`
+      let command = $`${this.#binary} ${daxArgs(args)}`
         .signal(kill.signal)
         .stdout("piped")
         .stderr("piped")
