@@ -21,7 +21,7 @@ import {
   WriteFileRequest,
 } from "../protocol/rocklet.ts";
 import { parseJsonObject, parseWire } from "../protocol/validate.ts";
-import type { Runtime } from "../runtime/runtime.ts";
+import type { Runtime } from "../protocol/runtime.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 
 /** What the rocklet app needs. */

@@ -25,7 +25,7 @@ import { BashSession, writeSessionScripts } from "./bash_session.ts";
 import { executeCommand } from "./execute.ts";
 import { downloadFile, readTextFile, uploadStream, writeTextFile } from "./files.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./output.ts";
-import type { CallOptions, Download, Runtime, UploadOptions } from "./runtime.ts";
+import type { CallOptions, Download, Runtime, UploadOptions } from "../protocol/runtime.ts";
 import { readStatistics } from "./statistics.ts";
 
 /** Settings of a LocalRuntime. */

@@ -31,7 +31,7 @@ import type {
   WriteFileRequest,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
-import type { CallOptions, Download, Runtime, UploadOptions } from "../runtime/runtime.ts";
+import type { CallOptions, Download, Runtime, UploadOptions } from "../protocol/runtime.ts";
 import type { z } from "zod";
 import { multipartBody } from "./multipart_body.ts";
 

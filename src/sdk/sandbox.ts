@@ -22,7 +22,7 @@ import {
   SandboxStartError,
 } from "./errors.ts";
 import { fileStream, writeStreamToFile } from "./local_files.ts";
-import { zipDirectory } from "../runtime/zip_writer.ts";
+import { zipDirectory } from "../formats/zip_writer.ts";
 
 /** How a Sandbox is created; every field has ROCK's default. */
 export interface SandboxConfig {

@@ -17,8 +17,8 @@ import {
   SessionExistsError,
   SessionNotFoundError,
 } from "../../src/common/errors.ts";
-import type { Runtime } from "../../src/runtime/runtime.ts";
-import { zipDirectory } from "../../src/runtime/zip.ts";
+import type { Runtime } from "../../src/protocol/runtime.ts";
+import { zipDirectory } from "../../src/formats/zip_writer.ts";
 
 /** A runtime under test and how to dispose of it. */
 export interface RuntimeFixture extends AsyncDisposable {

@@ -14,7 +14,7 @@ import type {
   StatisticsResponse,
   UploadResponse,
   WriteFileResponse,
-} from "../protocol/rocklet.ts";
+} from "./rocklet.ts";
 import type { z } from "zod";
 import type {
   CloseSessionRequest,
@@ -22,7 +22,7 @@ import type {
   CreateSessionRequest,
   ReadFileRequest,
   WriteFileRequest,
-} from "../protocol/rocklet.ts";
+} from "./rocklet.ts";
 
 /** Per-call options. */
 export interface CallOptions {
