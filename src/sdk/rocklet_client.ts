@@ -31,7 +31,13 @@ import type {
   WriteFileRequest,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
-import type { CallOptions, Download, Runtime, UploadOptions } from "../protocol/runtime.ts";
+import type {
+  CallOptions,
+  Download,
+  Runtime,
+  RuntimeClient,
+  UploadOptions,
+} from "../protocol/runtime.ts";
 import type { z } from "zod";
 import { multipartBody } from "./multipart_body.ts";
 
@@ -91,7 +97,7 @@ export function errorFromRockletException(
 }
 
 /** Client for one rocklet at `baseUrl` (e.g. `http://127.0.0.1:22555`). */
-export class RockletClient implements Runtime {
+export class RockletClient implements RuntimeClient, Runtime {
   /** The rocklet's URL without a trailing slash. */
   readonly baseUrl: string;
   /** The fetch the caller gave, if any (else the global one, called without a Request). */
