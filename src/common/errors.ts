@@ -231,8 +231,8 @@ export class BashSyntaxError extends BadRequestError {
   }
 }
 
-/** Python exception classes ROCK reports for failed file operations. */
-export const FILE_ERROR_KINDS = [
+/** Python exception classes ROCK reports for failed file operations, as a list. */
+export const FILE_ERROR_KINDS: readonly FileErrorKind[] = [
   "FileNotFoundError",
   "IsADirectoryError",
   "NotADirectoryError",
@@ -240,10 +240,17 @@ export const FILE_ERROR_KINDS = [
   "FileExistsError",
   "UnicodeDecodeError",
   "OSError",
-] as const;
+];
 
 /** Python exception classes ROCK reports for failed file operations. */
-export type FileErrorKind = typeof FILE_ERROR_KINDS[number];
+export type FileErrorKind =
+  | "FileNotFoundError"
+  | "IsADirectoryError"
+  | "NotADirectoryError"
+  | "PermissionError"
+  | "FileExistsError"
+  | "UnicodeDecodeError"
+  | "OSError";
 
 /** A file operation failed (missing file, directory given as file, permission denied, ...). */
 export class FileOperationError extends BadRequestError {
