@@ -31,6 +31,8 @@
  * section.
  */
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
+import { BashAction, CreateSessionRequest } from "../src/protocol/rocklet.ts";
+import { parseWire } from "../src/protocol/validate.ts";
 import { RockletClient } from "../src/sdk/rocklet_client.ts";
 import { spawnRocklet } from "../tests/helpers/process.ts";
 import { modelServiceSection } from "./bench_model_service.ts";
@@ -179,12 +181,10 @@ async function rockletSection(): Promise<void> {
 
   const runtime = new LocalRuntime();
   try {
-    await runtime.createSession({ session: "bench" });
-    const local = await measure(
-      n,
-      100,
-      () => runtime.runInSession({ session: "bench", command: "true" }),
-    );
+    await runtime.createSession(parseWire(CreateSessionRequest, { session: "bench" }, "bench"));
+    // Validated once, as the rocklet's route would: the runtime itself parses nothing.
+    const action = parseWire(BashAction, { session: "bench", command: "true" }, "bench");
+    const local = await measure(n, 100, () => runtime.runInSession(action));
     console.log(row("run_in_session `true` in process (no HTTP)", local, spawn));
   } finally {
     await runtime.close();

@@ -30,7 +30,10 @@ export interface AdminProcess extends AsyncDisposable {
 /** Starts a real admin; disposing stops it (SIGTERM) and removes its data dir. */
 export async function startAdmin(type: TestBackend): Promise<AdminProcess> {
   const dataDir = await Deno.makeTempDir({ prefix: "rock-bench-admin-" });
-  const served = await spawnAdmin(CONFIG, join(dataDir, "data"), ["--backend", type]);
+  const served = await spawnAdmin(join(dataDir, "data"), {
+    config: CONFIG,
+    extra: ["--backend", type],
+  });
   return {
     url: served.url,
     api: `${served.url}/apis/envs/sandbox/v1`,

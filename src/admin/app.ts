@@ -7,7 +7,13 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { z } from "zod";
-import { BadRequestError, Codes, RockError, UnavailableError } from "../common/errors.ts";
+import {
+  BadRequestError,
+  Codes,
+  RockError,
+  SandboxStoppedError,
+  UnavailableError,
+} from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import {
   BatchRequest,
@@ -36,7 +42,7 @@ import type { SandboxManager, StartMetadata } from "./manager.ts";
 import type { Scheduler } from "./scheduler/scheduler.ts";
 import { isoInZone } from "../common/time.ts";
 import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
-import { SandboxStoppedError, stopInfo } from "./stop_reason.ts";
+import { stopInfo } from "./stop_reason.ts";
 
 /** What the admin app needs. */
 export interface AdminAppDeps {
@@ -55,20 +61,30 @@ function success<T>(result: T): Envelope<T> {
   return { status: "Success", message: "", error: null, result };
 }
 
-/** A Failed envelope for `error` raised by the route described by `what`. */
+/**
+ * A Failed envelope for `error` raised by the route described by `what`. Beside ROCK's `code` and
+ * `exit_code`, `result` carries the error's `class_path` and `extra_info` (fields ROCK's SDKs
+ * ignore), so rock's SDK rebuilds the same error class.
+ */
 export function failure(what: string, error: unknown): Envelope<FailureResult> {
   const message = error instanceof Error ? error.message : String(error);
-  const code = error instanceof RockError ? error.code : Codes.INTERNAL_SERVER_ERROR;
-  const exitCode = error instanceof RockError && typeof error.extraInfo.exit_code === "number"
-    ? error.extraInfo.exit_code
-    : null;
+  const rockError = error instanceof RockError ? error : undefined;
   // A call refused because the sandbox no longer runs also says why and since when.
-  const stopped = error instanceof SandboxStoppedError ? error.info : {};
+  const stopped = error instanceof SandboxStoppedError
+    ? { state: error.state, stop_reason: error.stopReason, stop_time: error.stopTime }
+    : {};
   return {
     status: "Failed",
     message: `${what} failed`,
     error: message,
-    result: { code, exit_code: exitCode, failure_reason: message, ...stopped },
+    result: {
+      code: rockError?.code ?? Codes.INTERNAL_SERVER_ERROR,
+      exit_code: rockError?.exitCode ?? null,
+      failure_reason: message,
+      class_path: rockError?.classPath ?? "builtins.RuntimeError",
+      extra_info: rockError?.extraInfo ?? {},
+      ...stopped,
+    },
   };
 }
 

@@ -7,6 +7,7 @@
 import {
   BadRequestError,
   RockError,
+  SandboxNotFoundError,
   UnavailableError,
   UnresponsiveError,
 } from "../common/errors.ts";
@@ -117,9 +118,6 @@ export interface ManagerDeps {
 
 /** A start waited longer than the queue timeout for a placement slot. */
 export class QueueTimeoutError extends RockError {}
-
-/** The sandbox does not exist (code 4000). */
-export class SandboxNotFoundError extends BadRequestError {}
 
 /** What reconcile() did. */
 export interface ReconcileReport {
@@ -512,7 +510,11 @@ export class SandboxManager {
    */
   async getStatus(id: string): Promise<SandboxRecord> {
     const record = await this.#store.get(id);
-    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    if (!record) {
+      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
+        extraInfo: { sandbox_id: id },
+      });
+    }
     await this.#touch(record);
     return record;
   }
@@ -543,7 +545,11 @@ export class SandboxManager {
       return cached;
     }
     const record = await this.#store.get(id);
-    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    if (!record) {
+      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
+        extraInfo: { sandbox_id: id },
+      });
+    }
     if (record.state !== "running") {
       this.#routes.delete(id);
       if (record.state === "pending") {
@@ -569,7 +575,11 @@ export class SandboxManager {
    */
   async logs(id: string, tail: number): Promise<{ logs: string; record: SandboxRecord }> {
     const record = await this.#store.get(id);
-    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    if (!record) {
+      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
+        extraInfo: { sandbox_id: id },
+      });
+    }
     if (!isLogging(this.#backend)) {
       throw new BadRequestError(
         `Cannot read logs of sandbox "${id}": the ${this.#backend.type} backend keeps no logs`,
@@ -607,7 +617,11 @@ export class SandboxManager {
    */
   async stop(id: string, reason?: string): Promise<void> {
     const record = await this.#store.get(id);
-    if (!record) throw new SandboxNotFoundError(`Sandbox "${id}" not found`);
+    if (!record) {
+      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
+        extraInfo: { sandbox_id: id },
+      });
+    }
     if (record.state === "stopped" || record.state === "failed") return;
     // Cancel a start in progress and let it clean up first: removing while it still places
     // would race with it.

@@ -3,7 +3,7 @@
  * gets when its sandbox no longer runs.
  */
 import { constants } from "node:os";
-import { BadRequestError } from "../common/errors.ts";
+import { SandboxStoppedError } from "../common/errors.ts";
 import { describeStopped, type StopInfo } from "../protocol/admin.ts";
 import type { SandboxExit } from "../sandbox/backend.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
@@ -39,18 +39,6 @@ export function diedReason(exit: SandboxExit): string {
 /** Placement or the wait for the rocklet failed with `reason`. */
 export function startFailedReason(reason: string): string {
   return `start failed: ${reason}`;
-}
-
-/**
- * A call needs a running sandbox but this one is stopped or failed (code 4000). The message
- * names the state, the reason and the stop time; `extraInfo` holds them for the wire.
- */
-export class SandboxStoppedError extends BadRequestError {
-  /** State, stop reason and stop time, as the wire carries them. */
-  get info(): StopInfo {
-    const { state, stop_reason, stop_time } = this.extraInfo as unknown as StopInfo;
-    return { state, stop_reason, stop_time };
-  }
 }
 
 /**

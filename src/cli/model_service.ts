@@ -13,7 +13,8 @@ import {
 import { BadRequestError, ConfigError, errorMessage, RockError } from "../common/errors.ts";
 import { createLogger } from "../common/log.ts";
 import { createModelServiceApp } from "../model_service/app.ts";
-import { antiCallLlm, checkAntiCall, prepareResponse } from "../model_service/client.ts";
+import { antiCallLlm, checkAntiCall } from "../model_service/client.ts";
+import { prepareResponse } from "../formats/file_protocol.ts";
 import {
   exchangeFilePath,
   loadModelServiceConfig,

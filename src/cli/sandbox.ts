@@ -7,7 +7,7 @@ import { processEnvironment } from "../common/config.ts";
 import { ConfigError, RockError } from "../common/errors.ts";
 import { describeStop, describeStopped, type StatusResponse } from "../protocol/admin.ts";
 import { AdminClient } from "../sdk/admin_client.ts";
-import { BadRequestRockError } from "../sdk/errors.ts";
+import { SessionExistsError } from "../sdk/errors.ts";
 import { Sandbox } from "../sdk/sandbox.ts";
 import {
   type CliConnection,
@@ -95,11 +95,7 @@ export async function ensureSession(
   try {
     await sandbox.createSession(session, { envEnable: true, env });
   } catch (error) {
-    if (
-      !(error instanceof BadRequestRockError && /session with this name exists/.test(error.message))
-    ) {
-      throw error;
-    }
+    if (!(error instanceof SessionExistsError)) throw error;
   }
 }
 

@@ -4,7 +4,7 @@
  * (an open `if`, a trailing `\`) waits for the next ones. `exit [N]` or end of input ends with N,
  * else the last line's exit code, as bash does. The prompt shows only on a terminal.
  */
-import { CommandRockError, RockSdkError } from "../sdk/errors.ts";
+import { BashSyntaxError, CommandRockError } from "../sdk/errors.ts";
 import type { Sandbox } from "../sdk/sandbox.ts";
 import type { ConnectionFlags } from "./cli_config.ts";
 import { attach, ensureSession, keyValues, runCli } from "./sandbox.ts";
@@ -38,11 +38,10 @@ async function* stdinLines(): AsyncGenerator<string> {
  * command's last line (a tried command is wrapped in braces, so an open `if` fails at the closing
  * brace).
  */
-function incomplete(error: unknown, command: string): boolean {
-  if (!(error instanceof RockSdkError) || !/syntax error/.test(error.message)) return false;
-  if (/unexpected (EOF|end of file)/.test(error.message)) return true;
-  const line = /line (\d+): syntax error near unexpected token `\}'/.exec(error.message)?.[1];
-  return line !== undefined && Number(line) > command.split("\n").length;
+function incomplete(error: BashSyntaxError, command: string): boolean {
+  if (error.unexpectedEnd) return true;
+  const line = error.line;
+  return error.unexpectedToken === "}" && line !== null && line > command.split("\n").length;
 }
 
 /**
@@ -68,7 +67,7 @@ async function runLine(
     }
     return result.exitCode;
   } catch (error) {
-    const syntax = /syntax error/.test((error as Error).message);
+    const syntax = error instanceof BashSyntaxError;
     if (!options.final && syntax) {
       if (incomplete(error, command)) return undefined;
       // Nothing ran: run it as typed so bash's message quotes the command, not the braces.

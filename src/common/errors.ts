@@ -1,7 +1,12 @@
 /**
- * Errors shared by every role. One base class carries ROCK's numeric code, the HTTP status a
- * server answers with, and the Python class path ROCK's rocklet puts on the wire, so servers
- * map errors in one place and clients can rebuild the same class from a reply.
+ * The one error family of rock, shared by every role and the SDK. The base class carries ROCK's
+ * numeric code, the HTTP status a server answers with, the Python class path ROCK puts on the
+ * wire, and structured details (`extra_info`); servers put the class path and the details on the
+ * wire beside the message, and clients rebuild the same class from them (`errorFromWire`), so
+ * callers decide by type and fields, never by a message's words.
+ *
+ * The families follow ROCK's codes: BadRequestError (4xxx, the SDK's BadRequestRockError),
+ * InternalServerError (5xxx, InternalServerRockError), CommandError (6xxx, CommandRockError).
  */
 import { withDefaults } from "./options.ts";
 
@@ -19,12 +24,16 @@ export interface RockErrorOptions {
   code?: number;
   /** HTTP status a server answers with. */
   status?: number;
-  /** Python class path as ROCK's rocklet reports it in `rockletexception.class_path`. */
+  /** Python class path as ROCK reports it (`rockletexception.class_path`, the envelope's). */
   classPath?: string;
   /** Structured details (`extra_info` on the wire). */
   extraInfo?: Record<string, unknown>;
   /** The underlying error. */
   cause?: unknown;
+  /** The sandbox the call was about (set by the SDK). */
+  sandboxId?: string;
+  /** The start phase that failed (`image_pull`, `docker_run`), for start failures. */
+  phase?: string;
 }
 
 /** Base of every error rock raises on purpose. */
@@ -33,10 +42,14 @@ export class RockError extends Error {
   readonly code: number;
   /** HTTP status a server answers with. */
   readonly status: number;
-  /** Python class path used on the rocklet wire. */
+  /** Python class path used on the wire. */
   readonly classPath: string;
   /** Structured details (`extra_info` on the wire). */
   readonly extraInfo: Record<string, unknown>;
+  /** The sandbox the call was about, when known. */
+  readonly sandboxId?: string;
+  /** The start phase that failed, for start failures. */
+  readonly phase?: string;
 
   /** Creates an error; defaults to an internal error (code 5000, HTTP 500). */
   constructor(message: string, options: RockErrorOptions = {}) {
@@ -46,6 +59,14 @@ export class RockError extends Error {
     this.status = options.status ?? 500;
     this.classPath = options.classPath ?? "rock.rocklet.exceptions.RockletException";
     this.extraInfo = options.extraInfo ?? {};
+    this.sandboxId = options.sandboxId;
+    this.phase = options.phase;
+  }
+
+  /** The command's exit code (`extra_info.exit_code`), or null when there is none. */
+  get exitCode(): number | null {
+    const code = this.extraInfo.exit_code;
+    return typeof code === "number" ? code : null;
   }
 }
 
@@ -63,7 +84,7 @@ function defaults(
   return withDefaults({ code, status, classPath }, options);
 }
 
-/** A request that is malformed or names something invalid (code 4000, HTTP 422). */
+/** A request that is malformed or refused (ROCK codes 4000-4999; HTTP 422 by default). */
 export class BadRequestError extends RockError {
   /** Creates a bad-request error. */
   constructor(message: string, options: RockErrorOptions = {}) {
@@ -71,16 +92,79 @@ export class BadRequestError extends RockError {
   }
 }
 
+/** The server failed (ROCK codes 5000-5999). */
+export class InternalServerError extends RockError {}
+
+/** A command failed (ROCK codes 6000-6999): a timeout, a non-zero exit the caller refused. */
+export class CommandError extends RockError {
+  /** Creates a command error. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.COMMAND_ERROR, 511, "rock.rocklet.exceptions.RockletException"),
+    );
+  }
+}
+
 /** A configuration file, flag or environment variable holds a bad value. */
-export class ConfigError extends RockError {
+export class ConfigError extends BadRequestError {
   /** Creates a configuration error. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, defaults(options, Codes.BAD_REQUEST, 400, "builtins.ValueError"));
+    super(message, defaults(options, Codes.BAD_REQUEST, 400, "rock.exceptions.ConfigError"));
+  }
+}
+
+/** No sandbox with this id exists. */
+export class SandboxNotFoundError extends BadRequestError {
+  /** Creates the error; put the id in `extraInfo.sandbox_id`. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.BAD_REQUEST, 422, "rock.admin.exceptions.SandboxNotFoundError"),
+    );
+  }
+}
+
+/**
+ * A call needs a running sandbox but this one is stopped or failed (code 4000). The message
+ * names the state, the reason and the stop time; `extraInfo` holds them (`state`,
+ * `stop_reason`, `stop_time`).
+ */
+export class SandboxStoppedError extends BadRequestError {
+  /** Creates the error. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.BAD_REQUEST, 422, "rock.admin.exceptions.SandboxStoppedError"),
+    );
+  }
+  /** "stopped" or "failed". */
+  get state(): "stopped" | "failed" {
+    return this.extraInfo.state === "failed" ? "failed" : "stopped";
+  }
+  /** Why it stopped, e.g. "expired: no keep-alive for 5 minutes" (null when none was recorded). */
+  get stopReason(): string | null {
+    return typeof this.extraInfo.stop_reason === "string" ? this.extraInfo.stop_reason : null;
+  }
+  /** When it stopped, ISO 8601 in the admin's time zone (null when none was recorded). */
+  get stopTime(): string | null {
+    return typeof this.extraInfo.stop_time === "string" ? this.extraInfo.stop_time : null;
+  }
+}
+
+/** A sandbox did not start: a phase failed or the start timed out (`phase` names it). */
+export class SandboxStartError extends InternalServerError {
+  /** Creates the error. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.INTERNAL_SERVER_ERROR, 500, "rock.sdk.exceptions.SandboxStartError"),
+    );
   }
 }
 
 /** A bash session with this name exists already. */
-export class SessionExistsError extends RockError {
+export class SessionExistsError extends BadRequestError {
   /** Creates the error; put the session name in `extraInfo.session`. */
   constructor(message: string, options: RockErrorOptions = {}) {
     super(message, defaults(options, 4000, 511, "rock.rocklet.exceptions.SessionExistsError"));
@@ -88,7 +172,7 @@ export class SessionExistsError extends RockError {
 }
 
 /** No bash session with this name exists (or its shell has exited). */
-export class SessionNotFoundError extends RockError {
+export class SessionNotFoundError extends BadRequestError {
   /** Creates the error; put the session name in `extraInfo.session`. */
   constructor(message: string, options: RockErrorOptions = {}) {
     super(
@@ -99,7 +183,7 @@ export class SessionNotFoundError extends RockError {
 }
 
 /** A command ran past its timeout; `output` holds what it printed until then. */
-export class CommandTimeoutError extends RockError {
+export class CommandTimeoutError extends CommandError {
   /** Creates the error; put the output so far in `extraInfo.output`. */
   constructor(message: string, options: RockErrorOptions = {}) {
     super(message, defaults(options, 6000, 511, "rock.rocklet.exceptions.CommandTimeoutError"));
@@ -111,27 +195,52 @@ export class CommandTimeoutError extends RockError {
 }
 
 /** A command exited with a non-zero code while the caller asked to raise on that. */
-export class NonZeroExitCodeError extends RockError {
+export class NonZeroExitCodeError extends CommandError {
   /** Creates the error; put the code in `extraInfo.exit_code`. */
   constructor(message: string, options: RockErrorOptions = {}) {
     super(message, defaults(options, 6000, 511, "rock.rocklet.exceptions.NonZeroExitCodeError"));
   }
-  /** The command's exit code. */
-  get exitCode(): number {
-    return Number(this.extraInfo.exit_code);
-  }
 }
 
-/** A bash command does not parse; nothing of it ran. */
-export class BashSyntaxError extends RockError {
-  /** Creates the error; put bash's diagnostics in `extraInfo.bash_stderr`. */
+/**
+ * A bash command does not parse; nothing of it ran. `extraInfo` holds bash's diagnostics
+ * (`bash_stderr`) and where it stopped: `line` (of the command's text), `unexpected_token`
+ * (null when the text ended early) and `unexpected_end` (true when bash ran out of input: an
+ * open quote, here-document or compound command).
+ */
+export class BashSyntaxError extends BadRequestError {
+  /** Creates the error. */
   constructor(message: string, options: RockErrorOptions = {}) {
     super(
       message,
       defaults(options, 4000, 511, "rock.rocklet.exceptions.BashIncorrectSyntaxError"),
     );
   }
+  /** The line of the command's text bash stopped at, when it said. */
+  get line(): number | null {
+    return typeof this.extraInfo.line === "number" ? this.extraInfo.line : null;
+  }
+  /** The token bash did not expect, when it named one. */
+  get unexpectedToken(): string | null {
+    const token = this.extraInfo.unexpected_token;
+    return typeof token === "string" ? token : null;
+  }
+  /** True when the text ended before the command did (more lines may complete it). */
+  get unexpectedEnd(): boolean {
+    return this.extraInfo.unexpected_end === true;
+  }
 }
+
+/** Python exception classes ROCK reports for failed file operations, as a list. */
+export const FILE_ERROR_KINDS: readonly FileErrorKind[] = [
+  "FileNotFoundError",
+  "IsADirectoryError",
+  "NotADirectoryError",
+  "PermissionError",
+  "FileExistsError",
+  "UnicodeDecodeError",
+  "OSError",
+];
 
 /** Python exception classes ROCK reports for failed file operations. */
 export type FileErrorKind =
@@ -144,14 +253,14 @@ export type FileErrorKind =
   | "OSError";
 
 /** A file operation failed (missing file, directory given as file, permission denied, ...). */
-export class FileOperationError extends RockError {
+export class FileOperationError extends BadRequestError {
   /** Creates the error; the class path (`builtins.<kind>`) says which kind of failure. */
   constructor(message: string, options: RockErrorOptions = {}) {
     super(message, defaults(options, 4000, 511, "builtins.OSError"));
   }
   /** Which kind of failure, named as ROCK's Python runtime names it. */
   get kind(): FileErrorKind {
-    return this.classPath.replace(/^builtins\./, "") as FileErrorKind;
+    return this.classPath.slice("builtins.".length) as FileErrorKind;
   }
 }
 
@@ -165,7 +274,7 @@ export function fileOperationError(
 }
 
 /** The caller cancelled the call (the client disconnected); what ran was interrupted. */
-export class CancelledError extends RockError {
+export class CancelledError extends BadRequestError {
   /** Creates the error. */
   constructor(message: string, options: RockErrorOptions = {}) {
     super(message, defaults(options, 4000, 499, "asyncio.exceptions.CancelledError"));
@@ -173,15 +282,82 @@ export class CancelledError extends RockError {
 }
 
 /** The peer (a rocklet, an admin, an engine) cannot be reached or answered garbage. */
-export class UnavailableError extends RockError {
+export class UnavailableError extends InternalServerError {
   /** Creates the error. */
   constructor(message: string, options: RockErrorOptions = {}) {
-    super(message, withDefaults({ code: Codes.INTERNAL_SERVER_ERROR, status: 503 }, options));
+    super(
+      message,
+      defaults(options, Codes.INTERNAL_SERVER_ERROR, 503, "rock.exceptions.UnavailableError"),
+    );
   }
 }
 
 /** A rocklet that accepts connections but does not answer (frozen, overloaded) in time. */
-export class UnresponsiveError extends UnavailableError {}
+export class UnresponsiveError extends UnavailableError {
+  /** Creates the error. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.INTERNAL_SERVER_ERROR, 503, "rock.exceptions.UnresponsiveError"),
+    );
+  }
+}
+
+type ErrorClass = new (message: string, options?: RockErrorOptions) => RockError;
+
+/** The classes a client rebuilds by the class path a server reports. */
+const CLASSES_BY_PATH: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorClass>([
+  ["rock.rocklet.exceptions.SessionExistsError", SessionExistsError],
+  ["rock.rocklet.exceptions.SessionDoesNotExistError", SessionNotFoundError],
+  ["rock.rocklet.exceptions.CommandTimeoutError", CommandTimeoutError],
+  ["rock.rocklet.exceptions.NonZeroExitCodeError", NonZeroExitCodeError],
+  ["rock.rocklet.exceptions.BashIncorrectSyntaxError", BashSyntaxError],
+  ["rock.admin.exceptions.SandboxNotFoundError", SandboxNotFoundError],
+  ["rock.admin.exceptions.SandboxStoppedError", SandboxStoppedError],
+  ["rock.sdk.exceptions.SandboxStartError", SandboxStartError],
+  ["rock.exceptions.ConfigError", ConfigError],
+  ["rock.exceptions.UnavailableError", UnavailableError],
+  ["rock.exceptions.UnresponsiveError", UnresponsiveError],
+  ["asyncio.exceptions.CancelledError", CancelledError],
+  ["builtins.ValueError", BadRequestError],
+  // What ROCK's subprocess.run raises for an empty argv.
+  ["builtins.IndexError", BadRequestError],
+  ...FILE_ERROR_KINDS.map((kind): [string, ErrorClass] => [`builtins.${kind}`, FileOperationError]),
+]);
+
+/** An error as a server puts it on the wire. */
+export interface WireError {
+  /** The message. */
+  message: string;
+  /** ROCK's class path, when the server sent one. */
+  class_path?: string | null;
+  /** Structured details, when the server sent them. */
+  extra_info?: Record<string, unknown> | null;
+  /** ROCK's code, when the server sent one. */
+  code?: number | null;
+}
+
+/** The class for ROCK code `code` when the class path names none (null: InternalServerError). */
+function classOfCode(code: number | null | undefined): ErrorClass {
+  if (code !== null && code !== undefined && code >= 4000 && code < 5000) return BadRequestError;
+  if (code !== null && code !== undefined && code >= 6000 && code < 7000) return CommandError;
+  return InternalServerError;
+}
+
+/**
+ * Rebuilds the error a server reported: the class its class path names, else the family of its
+ * code (4xxx BadRequestError, 6xxx CommandError, anything else InternalServerError).
+ */
+export function errorFromWire(wire: WireError, options: RockErrorOptions = {}): RockError {
+  const type = (wire.class_path ? CLASSES_BY_PATH.get(wire.class_path) : undefined) ??
+    classOfCode(wire.code);
+  return new type(wire.message, {
+    ...options,
+    code: wire.code ?? undefined,
+    classPath: wire.class_path ?? undefined,
+    extraInfo: wire.extra_info ?? undefined,
+  });
+}
 
 /** Returns the message of any thrown value. */
 export function errorMessage(error: unknown): string {

@@ -17,7 +17,7 @@ import {
 import { parseWire } from "../protocol/validate.ts";
 import type { LocalExchange } from "./local_exchange.ts";
 import type { LlmProxy } from "./proxy.ts";
-import { completionToSse } from "./sse.ts";
+import { completionToSse } from "../formats/sse.ts";
 import type { CallRecord, TrajectoryWriter } from "./traj.ts";
 
 interface CommonDeps {

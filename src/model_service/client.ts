@@ -12,13 +12,13 @@
 import { appendFileSync } from "node:fs";
 import { BadRequestError } from "../common/errors.ts";
 import {
-  escapePayload,
   type ExchangeLine,
+  prepareResponse,
   responseLine,
   scanBackward,
   SESSION_END,
-} from "./file_protocol.ts";
-import { ExchangeTail } from "./exchange_tail.ts";
+} from "../formats/file_protocol.ts";
+import { ExchangeTail } from "../formats/exchange_tail.ts";
 
 /** Options of antiCallLlm and waitForRequest. */
 export interface AntiCallOptions {
@@ -47,23 +47,6 @@ export function checkAntiCall(index: number, response: string | undefined): void
       status: 400,
     });
   }
-}
-
-/**
- * Prepares a trainer's response for the file: one line, markers escaped, and valid JSON.
- * @throws {BadRequestError} when it is not JSON.
- */
-export function prepareResponse(index: number, response: string): string {
-  const payload = escapePayload(response.trim());
-  try {
-    JSON.parse(payload);
-  } catch (error) {
-    throw new BadRequestError(
-      `Invalid response for call ${index}: not JSON: ${(error as Error).message}`,
-      { status: 400 },
-    );
-  }
-  return payload;
 }
 
 /**

@@ -7,7 +7,7 @@ import { readYamlConfig } from "../common/yaml_config.ts";
 import { join } from "node:path";
 import { ConfigError } from "../common/errors.ts";
 import { ModelServiceConfigFile } from "../protocol/model_service.ts";
-import { EXCHANGE_FILE_NAME, TRAJECTORY_FILE_NAME } from "./file_protocol.ts";
+import { EXCHANGE_FILE_NAME, TRAJECTORY_FILE_NAME } from "../formats/file_protocol.ts";
 
 /** The resolved server configuration (ROCK's keys, camelCase). */
 export interface ModelServiceConfig {

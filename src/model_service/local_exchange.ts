@@ -13,8 +13,8 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { CancelledError, RockError, UnavailableError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
-import { ExchangeTail } from "./exchange_tail.ts";
-import { escapePayload, requestLine, SESSION_END_LINE } from "./file_protocol.ts";
+import { ExchangeTail } from "../formats/exchange_tail.ts";
+import { escapePayload, requestLine, SESSION_END_LINE } from "../formats/file_protocol.ts";
 import { isProcessAlive } from "../common/process_state.ts";
 
 /** Options of LocalExchange.open. */

@@ -3,7 +3,7 @@
  * an idle timeout between chunks) and assembled into the one completion a trajectory records.
  */
 import { dropHeaders, RESPONSE_DROP } from "./headers.ts";
-import { SseAssembler } from "./sse.ts";
+import { SseAssembler } from "../formats/sse.ts";
 import type { CallRecord } from "./traj.ts";
 
 /**

@@ -25,6 +25,10 @@ export interface FailureResult extends Partial<StopInfo> {
   exit_code: number | null;
   /** Why it failed; null or empty when it did not. */
   failure_reason: string;
+  /** rock's extension: the error's class path (ROCK's names where ROCK has the error). */
+  class_path?: string;
+  /** rock's extension: the error's structured details (e.g. a syntax error's line). */
+  extra_info?: Record<string, unknown>;
 }
 
 /**

@@ -191,5 +191,7 @@ export interface RockletExceptionBody {
     class_path: string;
     traceback: string;
     extra_info: Record<string, unknown>;
+    /** rock's extension: ROCK's code of the error (4xxx, 5xxx, 6xxx). */
+    code?: number;
   };
 }

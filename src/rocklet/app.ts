@@ -7,7 +7,7 @@
  * only what it needs (as Hono would: HEAD is answered as GET without a body, anything else
  * unknown is a 404 naming the method and path).
  */
-import { BadRequestError, RockError } from "../common/errors.ts";
+import { BadRequestError, Codes, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import type { z } from "zod";
 import {
@@ -21,7 +21,7 @@ import {
   WriteFileRequest,
 } from "../protocol/rocklet.ts";
 import { parseJsonObject, parseWire } from "../protocol/validate.ts";
-import type { Runtime } from "../runtime/runtime.ts";
+import type { Runtime } from "../protocol/runtime.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 
 /** What the rocklet app needs. */
@@ -50,18 +50,27 @@ async function body<S extends z.core.$ZodType>(
   return parseWire(schema, parseJsonObject(await request.text()), `${what} request`);
 }
 
-/** Converts any thrown value to the wire: 511 rockletexception, 422 detail, or 404. */
+/**
+ * Converts any thrown value to the wire: 511 rockletexception, or a 4xx `detail`. Both carry the
+ * error's `class_path`, `extra_info` and `code` (the 4xx and `code` as fields ROCK's SDKs
+ * ignore), so a client rebuilds the same class.
+ */
 export function rockletErrorResponse(error: unknown): Response {
-  if (error instanceof RockError && error.status !== 511 && error.status < 500) {
-    return Response.json({ detail: error.message }, { status: error.status });
-  }
   const rockError = error instanceof RockError ? error : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  const wire = {
+    class_path: rockError?.classPath ?? "builtins.RuntimeError",
+    extra_info: rockError?.extraInfo ?? {},
+    code: rockError?.code ?? Codes.INTERNAL_SERVER_ERROR,
+  };
+  if (rockError && rockError.status !== 511 && rockError.status < 500) {
+    return Response.json({ detail: message, ...wire }, { status: rockError.status });
+  }
   const body: RockletExceptionBody = {
     rockletexception: {
-      message: error instanceof Error ? error.message : String(error),
-      class_path: rockError?.classPath ?? "builtins.RuntimeError",
+      message,
       traceback: error instanceof Error ? (error.stack ?? "") : "",
-      extra_info: rockError?.extraInfo ?? {},
+      ...wire,
     },
   };
   return Response.json(body, { status: 511 });

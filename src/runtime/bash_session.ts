@@ -113,6 +113,23 @@ function shellQuote(text: string): string {
 }
 
 /**
+ * Where bash's syntax check stopped, as BashSyntaxError's `extra_info`: bash says it only in
+ * words (`bash: line 3: syntax error near unexpected token `fi'`, `... unexpected end of file`),
+ * so they are read here, once, where they arise.
+ */
+export function syntaxDetails(
+  diagnostics: string,
+): { line: number | null; unexpected_token: string | null; unexpected_end: boolean } {
+  const near = /line (\d+): syntax error near unexpected token [`']([^\n]*)'/.exec(diagnostics);
+  const first = /line (\d+):/.exec(diagnostics);
+  return {
+    line: near ? Number(near[1]) : first ? Number(first[1]) : null,
+    unexpected_token: near ? near[2] : null,
+    unexpected_end: /unexpected (EOF|end of file)/.test(diagnostics),
+  };
+}
+
+/**
  * Collects the output of one command until its end marker (nonce, then status, then newline).
  * Only a short window at the end is re-scanned per chunk, so large outputs stay linear.
  */
@@ -436,7 +453,7 @@ export class BashSession {
     if (result.status === "syntax") {
       throw new BashSyntaxError(
         `Cannot run command in session "${this.name}": bash reports a syntax error: ${output}`,
-        { extraInfo: { bash_stdout: "", bash_stderr: output } },
+        { extraInfo: { bash_stdout: "", bash_stderr: output, ...syntaxDetails(output) } },
       );
     }
     const exitCode = Number(result.status);

@@ -6,10 +6,10 @@ import {
   RockError,
 } from "../common/errors.ts";
 import type { ReadFileRequest, UploadResponse, WriteFileRequest } from "../protocol/rocklet.ts";
-import type { Download, UploadOptions } from "./runtime.ts";
-import { fileSink } from "./file_sink.ts";
-import { ZipError } from "./zip_format.ts";
-import { extractZip } from "./zip_reader.ts";
+import type { Download, UploadOptions } from "../protocol/runtime.ts";
+import { fileSink } from "../formats/file_sink.ts";
+import { ZipError } from "../formats/zip_format.ts";
+import { extractZip } from "../formats/zip_reader.ts";
 
 /** Turns a Deno file-system error into a FileOperationError saying what failed on which path. */
 export function fileError(action: string, path: string, error: unknown): RockError {

@@ -2,30 +2,28 @@
 import { BadRequestError, SessionExistsError, SessionNotFoundError } from "../common/errors.ts";
 import {
   BashAction,
-  type BashActionInput,
   type BashObservation,
   type CloseResponse,
-  CloseSessionRequest,
+  type CloseSessionRequest,
   type CloseSessionResponse,
-  Command,
+  type Command,
   type CommandResponse,
   CreateSessionRequest,
   type CreateSessionResponse,
   type IsAliveResponse,
-  ReadFileRequest,
+  type ReadFileRequest,
   type ReadFileResponse,
   type StatisticsResponse,
   type UploadResponse,
-  WriteFileRequest,
+  type WriteFileRequest,
   type WriteFileResponse,
 } from "../protocol/rocklet.ts";
 import { parseWire } from "../protocol/validate.ts";
-import type { z } from "zod";
 import { BashSession, writeSessionScripts } from "./bash_session.ts";
 import { executeCommand } from "./execute.ts";
 import { downloadFile, readTextFile, uploadStream, writeTextFile } from "./files.ts";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./output.ts";
-import type { CallOptions, Download, Runtime, UploadOptions } from "./runtime.ts";
+import type { CallOptions, Download, Runtime, UploadOptions } from "../protocol/runtime.ts";
 import { readStatistics } from "./statistics.ts";
 
 /** Settings of a LocalRuntime. */
@@ -86,8 +84,7 @@ export class LocalRuntime implements Runtime {
   }
 
   /** Starts a bash session named `request.session`. */
-  async createSession(input: z.input<typeof CreateSessionRequest>): Promise<CreateSessionResponse> {
-    const request = parseWire(CreateSessionRequest, input, "create_session request");
+  async createSession(request: CreateSessionRequest): Promise<CreateSessionResponse> {
     const name = request.session;
     const existing = this.#sessions.get(name);
     if ((existing && !existing.closed) || this.#starting.has(name)) {
@@ -137,14 +134,12 @@ export class LocalRuntime implements Runtime {
   }
 
   /** Runs a command in an existing session. */
-  async runInSession(input: BashActionInput, options: CallOptions = {}): Promise<BashObservation> {
-    const action = parseWire(BashAction, input, "run_in_session request");
+  async runInSession(action: BashAction, options: CallOptions = {}): Promise<BashObservation> {
     return await this.#session(action.session).run(action, options.signal);
   }
 
   /** Closes a session. */
-  async closeSession(input: z.input<typeof CloseSessionRequest>): Promise<CloseSessionResponse> {
-    const request = parseWire(CloseSessionRequest, input, "close_session request");
+  async closeSession(request: CloseSessionRequest): Promise<CloseSessionResponse> {
     const session = this.#session(request.session);
     this.#sessions.delete(request.session);
     await session.close();
@@ -152,8 +147,7 @@ export class LocalRuntime implements Runtime {
   }
 
   /** Runs one process. */
-  execute(input: z.input<typeof Command>, options: CallOptions = {}): Promise<CommandResponse> {
-    const command = parseWire(Command, input, "execute request");
+  execute(command: Command, options: CallOptions = {}): Promise<CommandResponse> {
     return executeCommand(command, {
       baseEnv: this.#baseEnv,
       maxOutputBytes: this.#maxOutputBytes,
@@ -162,13 +156,13 @@ export class LocalRuntime implements Runtime {
   }
 
   /** Reads a text file. */
-  readFile(input: z.input<typeof ReadFileRequest>): Promise<ReadFileResponse> {
-    return readTextFile(parseWire(ReadFileRequest, input, "read_file request"));
+  readFile(request: ReadFileRequest): Promise<ReadFileResponse> {
+    return readTextFile(request);
   }
 
   /** Writes a text file. */
-  writeFile(input: z.input<typeof WriteFileRequest>): Promise<WriteFileResponse> {
-    return writeTextFile(parseWire(WriteFileRequest, input, "write_file request"));
+  writeFile(request: WriteFileRequest): Promise<WriteFileResponse> {
+    return writeTextFile(request);
   }
 
   /** Streams bytes into a file or extracts a zip. */

@@ -4,8 +4,13 @@
  * the fields it needs, it is spooled to a temporary file first.
  */
 import { BadRequestError } from "../common/errors.ts";
-import { fileSink } from "./file_sink.ts";
-import { multipartBoundary, MultipartError, parseMultipart, readPartText } from "./multipart.ts";
+import { fileSink } from "../formats/file_sink.ts";
+import {
+  multipartBoundary,
+  MultipartError,
+  parseMultipart,
+  readPartText,
+} from "../formats/multipart.ts";
 
 /** An upload: its text fields and the file's bytes. */
 export interface UploadForm {

@@ -284,7 +284,7 @@ export class DockerCli {
           `Cannot run "${name}": timed out after ${timeoutMs} ms${colon(tail(stderr))}`,
         );
       }
-      return this.#found(args, { code: result.code, stdout: result.stdout, stderr });
+      return await this.#found(args, { code: result.code, stdout: result.stdout, stderr });
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener("abort", stop);
@@ -350,8 +350,10 @@ export class DockerCli {
    * `result` of `docker <args>`.
    * @throws {UnavailableError} when it says docker was not found.
    */
-  #found(args: string[], result: DockerResult): DockerResult {
-    if (result.code === 127 && /command not found/.test(result.stderr)) {
+  async #found(args: string[], result: DockerResult): Promise<DockerResult> {
+    // 127 is also what `docker run` exits with when the container's command is missing: only
+    // a binary that cannot be found on PATH makes it "docker not found".
+    if (result.code === 127 && !(await binaryExists(this.#binary))) {
       throw new UnavailableError(
         `Cannot run "${commandName(args)}": "${this.#binary}" not found on PATH`,
       );
@@ -623,6 +625,17 @@ export function publishedPorts(inspect: ContainerInspect): Record<string, PortBi
     if (bindings?.length) ports[port] = bindings;
   }
   return ports;
+}
+
+/** True when `binary` (a name looked up on PATH, or a path) names a file. */
+async function binaryExists(binary: string): Promise<boolean> {
+  if (!binary.includes("/")) return await $.which(binary) !== undefined;
+  try {
+    await Deno.stat(binary);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** "docker run", "docker image inspect": the docker command an argv runs, without arguments. */

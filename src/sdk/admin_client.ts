@@ -4,7 +4,6 @@
  * Deno and Node (web-standard fetch and streams only).
  */
 import type {
-  FailureResult,
   ListResponse,
   LogsResponse,
   StartResponse,
@@ -20,12 +19,7 @@ import type {
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
 import process from "node:process";
-import {
-  errorForCode,
-  InternalServerRockError,
-  type RockSdkError,
-  SandboxStoppedRockError,
-} from "./errors.ts";
+import { envelopeError, errorForCode, InternalServerRockError } from "./errors.ts";
 import { multipartBody } from "./multipart_body.ts";
 
 /** Options of an AdminClient. */
@@ -46,25 +40,6 @@ interface Envelope<T> {
   message: string;
   error: string | null;
   result: T | null;
-}
-
-/**
- * The SDK error of a Failed envelope: SandboxStoppedRockError when the admin says the sandbox is
- * stopped or failed (rock's `state`, `stop_reason` and `stop_time` in `result`), else the class
- * of the code.
- */
-function envelopeError(envelope: Envelope<unknown>, sandboxId?: string): RockSdkError {
-  const result = (envelope.result ?? {}) as Partial<FailureResult>;
-  const message = envelope.error ?? envelope.message ?? "request failed";
-  if ((result.state === "stopped" || result.state === "failed") && "stop_reason" in result) {
-    return new SandboxStoppedRockError(message, {
-      sandboxId,
-      state: result.state,
-      stopReason: result.stop_reason ?? null,
-      stopTime: result.stop_time ?? null,
-    }, { code: result.code });
-  }
-  return errorForCode(result.code, message, { sandboxId, exitCode: result.exit_code ?? null });
 }
 
 /** The admin API, one method per route. */
@@ -94,8 +69,7 @@ export class AdminClient {
     } catch (error) {
       throw new InternalServerRockError(
         `Cannot reach the admin at ${this.url}: ${(error as Error).message}`,
-        { sandboxId },
-        { cause: error },
+        { sandboxId, cause: error },
       );
     }
     const text = await response.text();

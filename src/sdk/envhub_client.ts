@@ -88,7 +88,6 @@ export class EnvHubClient {
     } catch (error) {
       throw new InternalServerRockError(
         `Cannot reach the EnvHub at ${this.baseUrl}: ${(error as Error).message}`,
-        {},
         { cause: error },
       );
     }
@@ -101,7 +100,6 @@ export class EnvHubClient {
         `The EnvHub answered ${path} with HTTP ${response.status} and no JSON: ${
           text.slice(0, 200)
         }`,
-        {},
         { status: response.status },
       );
     }
@@ -113,9 +111,9 @@ export class EnvHubClient {
     const detail = detailText((value as { detail?: unknown } | null)?.detail) ??
       `The EnvHub answered ${path} with HTTP ${status}`;
     if (status >= 400 && status < 500) {
-      return new BadRequestRockError(detail, {}, { code: 4000, status });
+      return new BadRequestRockError(detail, { code: 4000, status });
     }
-    return new InternalServerRockError(detail, {}, { code: 5000, status });
+    return new InternalServerRockError(detail, { code: 5000, status });
   }
 
   #post<T>(path: string, body: Record<string, unknown>): Promise<T> {

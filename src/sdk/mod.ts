@@ -24,17 +24,30 @@ export type { GroupMember, ResolvedSandboxGroupConfig, SandboxGroupConfig } from
 export { AdminClient, defaultAdminUrl } from "./admin_client.ts";
 export type { AdminClientOptions } from "./admin_client.ts";
 export {
+  BadRequestError,
   BadRequestRockError,
+  BashSyntaxError,
+  CancelledError,
+  CommandError,
   CommandRockError,
+  CommandTimeoutError,
   errorForCode,
+  FileOperationError,
+  InternalServerError,
   InternalServerRockError,
+  NonZeroExitCodeError,
+  RockError,
   RockSdkError,
+  SandboxNotFoundError,
   SandboxStartError,
+  SandboxStoppedError,
   SandboxStoppedRockError,
+  SessionExistsError,
+  SessionNotFoundError,
+  UnavailableError,
+  UnresponsiveError,
 } from "./errors.ts";
-export type { SandboxStopContext, SdkErrorContext } from "./errors.ts";
-export { RockError } from "../common/errors.ts";
-export type { RockErrorOptions } from "../common/errors.ts";
+export type { FileErrorKind, RockErrorOptions } from "./errors.ts";
 export type {
   ListResponse,
   LogsResponse,

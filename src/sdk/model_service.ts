@@ -141,8 +141,7 @@ export class ModelService {
         `Cannot ${what} the model service: exit code ${result.exitCode}: ${
           (result.failureReason || result.output).slice(-2000)
         }`,
-        { exitCode: result.exitCode },
-        { code: 6000 },
+        { extraInfo: { exit_code: result.exitCode } },
       );
     }
     return result.output;

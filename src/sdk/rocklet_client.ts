@@ -4,16 +4,10 @@
  * Runtime failures come back as the same error classes the runtime threw.
  */
 import {
-  BadRequestError,
-  BashSyntaxError,
   CancelledError,
-  CommandTimeoutError,
-  FileOperationError,
-  NonZeroExitCodeError,
-  RockError,
-  type RockErrorOptions,
-  SessionExistsError,
-  SessionNotFoundError,
+  Codes,
+  errorFromWire,
+  type RockError,
   UnavailableError,
   UnresponsiveError,
 } from "../common/errors.ts";
@@ -37,7 +31,13 @@ import type {
   WriteFileRequest,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
-import type { CallOptions, Download, Runtime, UploadOptions } from "../runtime/runtime.ts";
+import type {
+  CallOptions,
+  Download,
+  Runtime,
+  RuntimeClient,
+  UploadOptions,
+} from "../protocol/runtime.ts";
 import type { z } from "zod";
 import { multipartBody } from "./multipart_body.ts";
 
@@ -85,38 +85,19 @@ interface CallBounds {
   signal?: AbortSignal;
 }
 
-type ErrorClass = new (message: string, options?: RockErrorOptions) => RockError;
-
-/** Error classes by the class path a rocklet reports. */
-const ERROR_CLASSES: Record<string, ErrorClass> = {
-  "rock.rocklet.exceptions.SessionExistsError": SessionExistsError,
-  "rock.rocklet.exceptions.SessionDoesNotExistError": SessionNotFoundError,
-  "rock.rocklet.exceptions.CommandTimeoutError": CommandTimeoutError,
-  "rock.rocklet.exceptions.NonZeroExitCodeError": NonZeroExitCodeError,
-  "rock.rocklet.exceptions.BashIncorrectSyntaxError": BashSyntaxError,
-  "asyncio.exceptions.CancelledError": CancelledError,
-  // What ROCK's subprocess.run raises for an empty argv.
-  "builtins.IndexError": BadRequestError,
-};
-
-/** Rebuilds the error a rocklet reported in a 511 reply. */
+/** Rebuilds the error a rocklet reported in a 511 reply (by its class path). */
 export function errorFromRockletException(
   body: RockletExceptionBody["rockletexception"],
 ): RockError {
-  const classPath = body.class_path ?? "builtins.RuntimeError";
-  const type = ERROR_CLASSES[classPath] ??
-    (/^builtins\.\w*(Error)$/.test(classPath) &&
-        /File|Directory|Permission|OS|Unicode/.test(classPath)
-      ? FileOperationError
-      : RockError);
-  return new type(body.message ?? "Rocklet error without a message", {
-    classPath,
-    extraInfo: body.extra_info ?? {},
+  return errorFromWire({
+    ...body,
+    message: body.message ?? "Rocklet error without a message",
+    class_path: body.class_path ?? "builtins.RuntimeError",
   });
 }
 
 /** Client for one rocklet at `baseUrl` (e.g. `http://127.0.0.1:22555`). */
-export class RockletClient implements Runtime {
+export class RockletClient implements RuntimeClient, Runtime {
   /** The rocklet's URL without a trailing slash. */
   readonly baseUrl: string;
   /** The fetch the caller gave, if any (else the global one, called without a Request). */
@@ -210,11 +191,20 @@ export class RockletClient implements Runtime {
     ) {
       throw errorFromRockletException((parsed as RockletExceptionBody).rockletexception);
     }
-    const detail = parsed && typeof parsed === "object" && "detail" in parsed
-      ? String((parsed as { detail: unknown }).detail)
-      : text.slice(0, 500);
+    const reply = (parsed && typeof parsed === "object" ? parsed : {}) as {
+      detail?: unknown;
+      class_path?: string;
+      extra_info?: Record<string, unknown>;
+    };
+    const detail = "detail" in reply ? String(reply.detail) : text.slice(0, 500);
     if (response.status >= 400 && response.status < 500) {
-      throw new BadRequestError(detail, { status: response.status });
+      // rock's rocklet names the class beside `detail`; ROCK's (and a 404) do not.
+      throw errorFromWire({
+        message: detail,
+        class_path: reply.class_path,
+        extra_info: reply.extra_info,
+        code: Codes.BAD_REQUEST,
+      }, { status: response.status });
     }
     throw new UnavailableError(
       `Rocklet at ${this.baseUrl} answered ${path} with HTTP ${response.status}: ${detail}`,

@@ -15,9 +15,14 @@ import type { StatusResponse } from "../protocol/admin.ts";
 import type { CommandResponse, UploadResponse } from "../protocol/rocklet.ts";
 import { type WithDefaults, withDefaults } from "../common/options.ts";
 import { AdminClient, defaultAdminUrl } from "./admin_client.ts";
-import { BadRequestRockError, CommandRockError, SandboxStartError } from "./errors.ts";
+import {
+  BadRequestRockError,
+  CommandRockError,
+  CommandTimeoutError,
+  SandboxStartError,
+} from "./errors.ts";
 import { fileStream, writeStreamToFile } from "./local_files.ts";
-import { zipDirectory } from "../runtime/zip_writer.ts";
+import { zipDirectory } from "../formats/zip_writer.ts";
 
 /** How a Sandbox is created; every field has ROCK's default. */
 export interface SandboxConfig {
@@ -292,8 +297,7 @@ export class Sandbox implements AsyncDisposable {
         `Command '${command}' ${
           result.exitCode === null ? "did not finish" : `failed with exit code ${result.exitCode}`
         }: ${result.failureReason || result.output.slice(-2000)}`,
-        { sandboxId: this.#id, exitCode: result.exitCode },
-        { code: 6000 },
+        { sandboxId: this.#id, extraInfo: { exit_code: result.exitCode } },
       );
     }
     return result;
@@ -314,7 +318,7 @@ export class Sandbox implements AsyncDisposable {
       });
       return { output: observation.output, exitCode: observation.exit_code, failureReason: "" };
     } catch (error) {
-      if (error instanceof CommandRockError && /timed out/.test(error.message)) {
+      if (error instanceof CommandTimeoutError) {
         return { output: "", exitCode: null, failureReason: error.message };
       }
       throw error;
@@ -494,8 +498,7 @@ export class Sandbox implements AsyncDisposable {
         `Command ${
           JSON.stringify(argv)
         } failed with exit code ${result.exit_code}: ${result.stderr.trim()}`,
-        { sandboxId: this.#id, exitCode: result.exit_code },
-        { code: 6000 },
+        { sandboxId: this.#id, extraInfo: { exit_code: result.exit_code } },
       );
     }
   }

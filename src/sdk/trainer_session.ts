@@ -16,9 +16,8 @@
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { BadRequestError } from "../common/errors.ts";
-import { prepareResponse } from "../model_service/client.ts";
-import { ExchangeTail } from "../model_service/exchange_tail.ts";
-import { EXCHANGE_FILE_NAME, responseLine } from "../model_service/file_protocol.ts";
+import { ExchangeTail } from "../formats/exchange_tail.ts";
+import { EXCHANGE_FILE_NAME, prepareResponse, responseLine } from "../formats/file_protocol.ts";
 
 /** One request of the agent, as the trainer sees it. */
 export interface TrainerRequest {

@@ -17,12 +17,12 @@ import {
   SessionExistsError,
   SessionNotFoundError,
 } from "../../src/common/errors.ts";
-import type { Runtime } from "../../src/runtime/runtime.ts";
-import { zipDirectory } from "../../src/runtime/zip.ts";
+import type { RuntimeClient } from "../../src/protocol/runtime.ts";
+import { zipDirectory } from "../../src/formats/zip_writer.ts";
 
 /** A runtime under test and how to dispose of it. */
 export interface RuntimeFixture extends AsyncDisposable {
-  runtime: Runtime;
+  runtime: RuntimeClient;
 }
 
 /**
@@ -85,7 +85,7 @@ async function processesWith(marker: string): Promise<number> {
 export function defineRuntimeContract(label: string, factory: RuntimeFactory): void {
   const test = (
     name: string,
-    fn: (runtime: Runtime) => Promise<void>,
+    fn: (runtime: RuntimeClient) => Promise<void>,
     options: { maxOutputBytes?: number; ignore?: boolean } = {},
   ) =>
     Deno.test({

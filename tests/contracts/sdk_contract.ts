@@ -6,11 +6,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   BadRequestRockError,
+  BashSyntaxError,
   CommandRockError,
+  CommandTimeoutError,
   InternalServerRockError,
   Sandbox,
   SandboxGroup,
+  SandboxNotFoundError,
   SandboxStartError,
+  SessionExistsError,
 } from "../../src/sdk/mod.ts";
 import { startAdminServer, type TestBackend, testSandboxConfig } from "../helpers/admin_server.ts";
 import { seededBytes, sha256Hex } from "../helpers/bytes.ts";
@@ -176,6 +180,54 @@ export function defineSdkContract(type: TestBackend, register: Register): void {
       InternalServerRockError,
     );
   });
+
+  register(
+    `${label}: errors keep their class through the admin: timeout, session exists, syntax error, not found`,
+    async () => {
+      await using admin = await startAdminServer(type);
+      const ghost = new Sandbox({ baseUrl: admin.url, sandboxId: "no-such-sandbox" });
+      await assert.rejects(ghost.getStatus(), (error: Error) => {
+        assert.ok(error instanceof SandboxNotFoundError, String(error));
+        assert.ok(error instanceof BadRequestRockError, "a 4xxx stays a BadRequestRockError");
+        assert.equal(error.extraInfo.sandbox_id, "no-such-sandbox");
+        return true;
+      });
+      await using sandbox = await new Sandbox(configOf(admin, "sdk-errors")).start();
+      const id = sandbox.sandboxId;
+
+      await sandbox.createSession("twice");
+      await assert.rejects(sandbox.createSession("twice"), (error: Error) => {
+        assert.ok(error instanceof SessionExistsError, String(error));
+        assert.equal(error.sandboxId, id);
+        return true;
+      });
+
+      const run = (command: string, timeout?: number) =>
+        sandbox.client.runInSession({ sandbox_id: id, session: "twice", command, timeout });
+      await assert.rejects(run("sleep 5", 0.3), (error: Error) => {
+        assert.ok(error instanceof CommandTimeoutError, String(error));
+        assert.ok(error instanceof CommandRockError, "a 6xxx stays a CommandRockError");
+        return true;
+      });
+      const timedOut = await sandbox.arun("sleep 5", { session: "twice", waitTimeout: 0.3 });
+      assert.equal(timedOut.exitCode, null, "arun reports a timeout as no exit code");
+
+      await assert.rejects(run("echo ok\nfi"), (error: Error) => {
+        assert.ok(error instanceof BashSyntaxError, String(error));
+        assert.deepEqual([error.line, error.unexpectedToken, error.unexpectedEnd], [
+          2,
+          "fi",
+          false,
+        ]);
+        return true;
+      });
+      await assert.rejects(run("echo 'open"), (error: Error) => {
+        assert.ok(error instanceof BashSyntaxError, String(error));
+        assert.equal(error.unexpectedEnd, true);
+        return true;
+      });
+    },
+  );
 
   if (type === "docker") {
     register(`${label}: a start that fails names its phase`, async () => {

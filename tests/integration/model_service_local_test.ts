@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { appendFileSync, readFileSync } from "node:fs";
 import { antiCallLlm, pushResponse, waitForRequest } from "../../src/model_service/client.ts";
-import { parseLine, responseLine } from "../../src/model_service/file_protocol.ts";
+import { parseLine, responseLine } from "../../src/formats/file_protocol.ts";
 import { LocalExchange } from "../../src/model_service/local_exchange.ts";
 import { TrajectoryWriter } from "../../src/model_service/traj.ts";
 import { TrainerSession } from "../../src/sdk/trainer_session.ts";

@@ -95,6 +95,12 @@ Deno.test("an expired sandbox: get_status, the data plane, is_alive, get_logs an
       state: "stopped",
       stop_reason: "expired: no keep-alive for 1 minute",
       stop_time: status.stop_time,
+      class_path: "rock.admin.exceptions.SandboxStoppedError",
+      extra_info: {
+        state: "stopped",
+        stop_reason: "expired: no keep-alive for 1 minute",
+        stop_time: status.stop_time,
+      },
     },
   });
   assert.deepEqual((await get(admin.api, `/is_alive?sandbox_id=${id}`)).result, {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { LocalRuntime } from "../../src/runtime/local_runtime.ts";
 import { contractBaseEnv, defineRuntimeContract } from "../contracts/runtime_contract.ts";
+import { validating } from "../helpers/validating_runtime.ts";
 
 defineRuntimeContract("LocalRuntime", (options = {}) => {
   const runtime = new LocalRuntime({
@@ -8,7 +9,7 @@ defineRuntimeContract("LocalRuntime", (options = {}) => {
     maxOutputBytes: options.maxOutputBytes,
   });
   return Promise.resolve({
-    runtime,
+    runtime: validating(runtime),
     async [Symbol.asyncDispose]() {
       await runtime.close();
     },
@@ -20,8 +21,9 @@ Deno.test("LocalRuntime.prepare() readies sessions ahead; sessions run after it 
   try {
     await runtime.prepare();
     await runtime.prepare();
-    await runtime.createSession({ session: "s" });
-    const observation = await runtime.runInSession({ session: "s", command: "echo ready" });
+    const client = validating(runtime);
+    await client.createSession({ session: "s" });
+    const observation = await client.runInSession({ session: "s", command: "echo ready" });
     assert.equal(observation.output, "ready");
   } finally {
     await runtime.close();

@@ -8,7 +8,7 @@ import {
   requestLine,
   responseLine,
   SESSION_END_LINE,
-} from "../../src/model_service/file_protocol.ts";
+} from "../../src/formats/file_protocol.ts";
 
 async function withFile(fn: (file: string) => Promise<void> | void): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "rock-ms-client-" });

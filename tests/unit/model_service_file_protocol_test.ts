@@ -9,8 +9,8 @@ import {
   responseLine,
   scanBackward,
   SESSION_END_LINE,
-} from "../../src/model_service/file_protocol.ts";
-import { ExchangeTail } from "../../src/model_service/exchange_tail.ts";
+} from "../../src/formats/file_protocol.ts";
+import { ExchangeTail } from "../../src/formats/exchange_tail.ts";
 
 async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "rock-ms-fp-" });

@@ -1,6 +1,6 @@
 /** Streamed chat completions: assembling chunks into a completion, and back. */
 import assert from "node:assert/strict";
-import { completionToSse, SseAssembler } from "../../src/model_service/sse.ts";
+import { completionToSse, SseAssembler } from "../../src/formats/sse.ts";
 import { chunk, completion } from "../helpers/llm_upstream.ts";
 
 function sse(events: unknown[]): string {

@@ -7,7 +7,7 @@ import {
   type MultipartPart,
   parseMultipart,
   readPartText,
-} from "../../src/runtime/multipart.ts";
+} from "../../src/formats/multipart.ts";
 
 const encoder = new TextEncoder();
 const BOUNDARY = "----RockBoundary7MA4YWxkTrZu0gW";

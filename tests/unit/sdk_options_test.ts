@@ -251,8 +251,8 @@ Deno.test("error options given as undefined keep each class's code, status and c
     [new FileOperationError("x", none), 4000, 511],
     [new CancelledError("x", none), 4000, 499],
     [new UnavailableError("x", none), 5000, 503],
-    [new BadRequestRockError("x", { sandboxId: undefined }, none), 4000, 400],
-    [new CommandRockError("x", { exitCode: undefined }, none), 6000, 200],
+    [new BadRequestRockError("x", none), 4000, 422],
+    [new CommandRockError("x", none), 6000, 511],
   ];
   for (const [error, code, status] of cases) {
     assert.deepEqual([error.name, error.code, error.status], [error.name, code, status]);

@@ -118,7 +118,8 @@ export class BackgroundProcess {
       if (!gone) throw error;
       throw new RockSdkError(`Agent process ${this.pid} lost while it ran: ${gone}`, {
         sandboxId,
-      }, { cause: error });
+        cause: error,
+      });
     } finally {
       await watch.stop();
     }

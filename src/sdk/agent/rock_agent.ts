@@ -16,7 +16,12 @@
  * ```
  */
 import type { ArunResult, Sandbox } from "../sandbox.ts";
-import { BadRequestRockError, CommandRockError, RockSdkError } from "../errors.ts";
+import {
+  BadRequestRockError,
+  CommandRockError,
+  RockSdkError,
+  SessionExistsError,
+} from "../errors.ts";
 import { formatTemplate, shellQuote } from "../shell_text.ts";
 import { createRuntimeEnv } from "../runtime_env/create_runtime_env.ts";
 import type { RuntimeEnv, RuntimeEnvOptions } from "../runtime_env/runtime_env.ts";
@@ -118,7 +123,7 @@ export class RockAgent implements AsyncDisposable {
     await this.#sandbox.createSession(config.agent_session, { envEnable: true, env: config.env })
       .catch((error) => {
         // A second install() after a failed one finds the session there: keep using it.
-        if (!(error instanceof BadRequestRockError && /exists/.test(error.message))) throw error;
+        if (!(error instanceof SessionExistsError)) throw error;
       });
     await this.#initCommands("pre-init", config.pre_init_cmds, deadline);
 
@@ -248,8 +253,7 @@ export class RockAgent implements AsyncDisposable {
         throw new CommandRockError(
           `Cannot install the agent in sandbox "${this.#sandbox.sandboxId}": ${step} command ` +
             `${index + 1} failed with ${how}: ${tail(result.output)}`,
-          { sandboxId: this.#sandbox.sandboxId, exitCode: result.exitCode },
-          { code: 6000 },
+          { sandboxId: this.#sandbox.sandboxId, extraInfo: { exit_code: result.exitCode } },
         );
       }
     }

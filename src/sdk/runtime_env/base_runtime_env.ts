@@ -192,8 +192,7 @@ export abstract class BaseRuntimeEnv<C extends RuntimeEnvConfig> implements Runt
       : `exit code ${result.exitCode}${attempts ? ` after ${attempts} tries` : ""}`;
     return new CommandRockError(
       `Cannot set up ${this.#label()}: ${what} failed with ${how}: ${tail(result.output)}`,
-      { sandboxId: this.sandbox.sandboxId, exitCode: result.exitCode },
-      { code: 6000 },
+      { sandboxId: this.sandbox.sandboxId, extraInfo: { exit_code: result.exitCode } },
     );
   }
 
@@ -251,8 +250,7 @@ export abstract class BaseRuntimeEnv<C extends RuntimeEnvConfig> implements Runt
       throw new CommandRockError(
         `Cannot set up ${this.#label()}: the image has no ${names.join(" or ")} on its PATH` +
           (result.output.trim() ? `: ${tail(result.output, 300)}` : ""),
-        { sandboxId: this.sandbox.sandboxId, exitCode: result.exitCode },
-        { code: 6000 },
+        { sandboxId: this.sandbox.sandboxId, extraInfo: { exit_code: result.exitCode } },
       );
     }
     const slash = path.lastIndexOf("/");

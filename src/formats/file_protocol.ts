@@ -13,6 +13,7 @@
  * marker. Everything here is free of Deno APIs (node:fs only): the SDK's trainer helper uses it.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { BadRequestError } from "../common/errors.ts";
 
 /** Starts a request line. */
 export const REQUEST_START = "LLM_REQUEST_START";
@@ -187,4 +188,21 @@ export function readFully(fd: number, buffer: Uint8Array, position: number): num
     done += n;
   }
   return done;
+}
+
+/**
+ * Prepares a trainer's response for the file: one line, markers escaped, and valid JSON.
+ * @throws {BadRequestError} when it is not JSON.
+ */
+export function prepareResponse(index: number, response: string): string {
+  const payload = escapePayload(response.trim());
+  try {
+    JSON.parse(payload);
+  } catch (error) {
+    throw new BadRequestError(
+      `Invalid response for call ${index}: not JSON: ${(error as Error).message}`,
+      { status: 400 },
+    );
+  }
+  return payload;
 }

@@ -3,6 +3,7 @@
  * over HTTP, and RockletClient speaks it back, so one contract suite covers both.
  */
 import type {
+  BashAction,
   BashActionInput,
   BashObservation,
   CloseResponse,
@@ -14,7 +15,7 @@ import type {
   StatisticsResponse,
   UploadResponse,
   WriteFileResponse,
-} from "../protocol/rocklet.ts";
+} from "./rocklet.ts";
 import type { z } from "zod";
 import type {
   CloseSessionRequest,
@@ -22,7 +23,7 @@ import type {
   CreateSessionRequest,
   ReadFileRequest,
   WriteFileRequest,
-} from "../protocol/rocklet.ts";
+} from "./rocklet.ts";
 
 /** Per-call options. */
 export interface CallOptions {
@@ -48,12 +49,46 @@ export interface Download {
   size: number;
 }
 
-/** The operations a sandbox runtime offers (ROCK's rocklet routes plus a streaming download). */
+/**
+ * The operations a sandbox runtime offers (ROCK's rocklet routes plus a streaming download),
+ * taking requests already validated: only servers parse the wire (the rocklet's and the admin's
+ * routes), once, at their edge.
+ */
 export interface Runtime {
   /** Reports that the runtime answers. */
   isAlive(): Promise<IsAliveResponse>;
   /** Cpu, memory, disk and network use of the machine the runtime runs on. */
   getStatistics(): Promise<StatisticsResponse>;
+  /** Starts a persistent bash session. */
+  createSession(request: CreateSessionRequest): Promise<CreateSessionResponse>;
+  /** Runs a command in a session and returns its output and exit code. */
+  runInSession(action: BashAction, options?: CallOptions): Promise<BashObservation>;
+  /** Ends a session and every process it started in the foreground. */
+  closeSession(request: CloseSessionRequest): Promise<CloseSessionResponse>;
+  /** Runs one process to completion, stdout and stderr apart. */
+  execute(command: Command, options?: CallOptions): Promise<CommandResponse>;
+  /** Reads a text file. */
+  readFile(request: ReadFileRequest): Promise<ReadFileResponse>;
+  /** Writes a text file, creating parent directories. */
+  writeFile(request: WriteFileRequest): Promise<WriteFileResponse>;
+  /** Streams bytes into a file (or extracts a zip into a directory). */
+  upload(data: ReadableStream<Uint8Array>, options: UploadOptions): Promise<UploadResponse>;
+  /** Streams a file's bytes out. */
+  download(path: string): Promise<Download>;
+  /** Closes every session. */
+  close(): Promise<CloseResponse>;
+}
+
+/**
+ * A Runtime as a client offers it: requests as callers write them (ROCK's defaults may be left
+ * out), validated by the server that receives them. RockletClient implements it; it is a Runtime
+ * too, since a validated request is a valid input.
+ */
+export interface RuntimeClient extends
+  Omit<
+    Runtime,
+    "createSession" | "runInSession" | "closeSession" | "execute" | "readFile" | "writeFile"
+  > {
   /** Starts a persistent bash session. */
   createSession(request: z.input<typeof CreateSessionRequest>): Promise<CreateSessionResponse>;
   /** Runs a command in a session and returns its output and exit code. */
@@ -66,10 +101,4 @@ export interface Runtime {
   readFile(request: z.input<typeof ReadFileRequest>): Promise<ReadFileResponse>;
   /** Writes a text file, creating parent directories. */
   writeFile(request: z.input<typeof WriteFileRequest>): Promise<WriteFileResponse>;
-  /** Streams bytes into a file (or extracts a zip into a directory). */
-  upload(data: ReadableStream<Uint8Array>, options: UploadOptions): Promise<UploadResponse>;
-  /** Streams a file's bytes out. */
-  download(path: string): Promise<Download>;
-  /** Closes every session. */
-  close(): Promise<CloseResponse>;
 }
