@@ -4,7 +4,7 @@
 # the suite shows it needs nothing else. Docker tests are ignored there with their reason. Not
 # part of CI; needs a docker engine and debootstrap here.
 #   1. builds $ROCK_MINBASE_IMAGE (default rock-minbase:bookworm) when missing, or with --rebuild;
-#   2. copies this checkout into a fresh container and runs `npx -y deno@2 task test` there, on the
+#   2. copies this checkout into a fresh container and runs `npx -y deno@2 task ok` there, on the
 #      host network with this machine's proxy settings and CA bundles.
 # With arguments, runs `deno test --allow-all ARGS` there instead (e.g. one test file).
 set -euo pipefail
@@ -78,6 +78,6 @@ for tool in ps python3 docker pgrep pkill; do
 done
 mkdir /work && cp -a /src /work/rock && cd /work/rock
 if [ "$#" -gt 0 ]; then exec npx -y deno@2 test --allow-all "$@"; fi
-exec npx -y deno@2 task test'
+exec npx -y deno@2 task ok'
 say "running the tests in $IMAGE ($(nproc) cores here)"
 exec docker run "${args[@]}" "$IMAGE" bash -c "$script" test_minimal "$@"
