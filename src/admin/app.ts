@@ -43,6 +43,7 @@ import type { Scheduler } from "./scheduler/scheduler.ts";
 import { isoInZone } from "../common/time.ts";
 import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
 import { stopInfo } from "./stop_reason.ts";
+import { createGemRoutes, GEM_API } from "./gem_routes.ts";
 
 /** What the admin app needs. */
 export interface AdminAppDeps {
@@ -53,6 +54,8 @@ export interface AdminAppDeps {
   timeZone: string;
   /** Largest batch or page (ROCK's batch_get_status_max_count, 2000). */
   maxBatch?: number;
+  /** The image GEM sandboxes start from (default: the manager's default image). */
+  gemImage?: string;
   logger?: Logger;
 }
 
@@ -329,6 +332,10 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
 
   app.get("/", (c) => c.json({ message: "hello, ROCK!" }));
   app.route(SANDBOX_API, api);
+  app.route(
+    GEM_API,
+    createGemRoutes({ manager, image: deps.gemImage ?? "", logger }),
+  );
   app.notFound((c) => c.json({ detail: `Not Found: ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {
     logger.error("Unexpected error", { path: c.req.path, error: String(error) });

@@ -33,6 +33,7 @@ export const AdminConfigFile = z.strictObject({
   }).optional(),
   runtime: z.strictObject({
     default_image: z.string().min(1).optional(),
+    gem_image: z.string().min(1).optional(),
     max_allowed_spec: z.strictObject({
       cpus: z.number().positive().optional(),
       memory: memory.optional(),
@@ -81,6 +82,8 @@ export interface AdminConfig {
   dbUrl: string;
   dbAuthToken?: string;
   defaultImage: string;
+  /** The image GEM sandboxes start from (ROCK_ENVHUB_DEFAULT_DOCKER_IMAGE, runtime.gem_image). */
+  gemImage: string;
   maxCpus: number;
   maxMemory: string;
   defaultAutoClearMinutes: number;
@@ -188,6 +191,8 @@ export async function loadAdminConfig(
       `file:${join(dataDir, "rock.db")}`,
     dbAuthToken: env.ROCK_ADMIN_DB_AUTH_TOKEN ?? file.admin?.db_auth_token,
     defaultImage: file.runtime?.default_image ?? "python:3.11",
+    gemImage: env.ROCK_ENVHUB_DEFAULT_DOCKER_IMAGE || file.runtime?.gem_image ||
+      file.runtime?.default_image || "python:3.11",
     maxCpus: file.runtime?.max_allowed_spec?.cpus ?? 16,
     maxMemory: file.runtime?.max_allowed_spec?.memory ?? "64g",
     defaultAutoClearMinutes: envNumber(env, "ROCK_DEFAULT_AUTO_CLEAR_TIME_MINUTES") ??

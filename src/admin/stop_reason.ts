@@ -13,6 +13,10 @@ import type { SandboxRecord } from "./store.ts";
 export const STOP_REQUESTED = "stop requested";
 /** A stop asked for while the sandbox was still being placed. */
 export const STOP_REQUESTED_WHILE_STARTING = "stop requested while starting";
+/** A GEM environment was closed: its sandbox stops with it. */
+export const GEM_CLOSED = "gem environment closed";
+/** A GEM environment could not be made in the sandbox started for it. */
+export const GEM_MAKE_FAILED = "gem make failed: the environment could not be made";
 /** The backend no longer had the sandbox when the admin (re)started. */
 export const VANISHED = "vanished: the sandbox was gone when the admin started";
 

@@ -183,6 +183,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         manager,
         timeZone: config.timeZone,
         maxBatch: config.maxBatch,
+        gemImage: config.gemImage,
         logger,
       }).fetch,
     );

@@ -303,6 +303,42 @@ export class UnresponsiveError extends UnavailableError {
   }
 }
 
+/** The sandbox has no python, or its python cannot import the `gem` package (GEM envs). */
+export class GemUnavailableError extends BadRequestError {
+  /** Creates the error. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.BAD_REQUEST, 400, "rock.rocklet.exceptions.GemUnavailableError"),
+    );
+  }
+}
+
+/** No GEM environment was made for the sandbox id a call names. */
+export class GemEnvNotFoundError extends BadRequestError {
+  /** Creates the error. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.BAD_REQUEST, 404, "rock.rocklet.exceptions.GemEnvNotFoundError"),
+    );
+  }
+}
+
+/**
+ * A GEM environment's own code raised (make, reset, step, close); `extraInfo` holds the Python
+ * `error_type` and `traceback`.
+ */
+export class GemEnvError extends InternalServerError {
+  /** Creates the error. */
+  constructor(message: string, options: RockErrorOptions = {}) {
+    super(
+      message,
+      defaults(options, Codes.INTERNAL_SERVER_ERROR, 500, "rock.rocklet.exceptions.GemEnvError"),
+    );
+  }
+}
+
 type ErrorClass = new (message: string, options?: RockErrorOptions) => RockError;
 
 /** The classes a client rebuilds by the class path a server reports. */
@@ -318,6 +354,9 @@ const CLASSES_BY_PATH: ReadonlyMap<string, ErrorClass> = new Map<string, ErrorCl
   ["rock.exceptions.ConfigError", ConfigError],
   ["rock.exceptions.UnavailableError", UnavailableError],
   ["rock.exceptions.UnresponsiveError", UnresponsiveError],
+  ["rock.rocklet.exceptions.GemUnavailableError", GemUnavailableError],
+  ["rock.rocklet.exceptions.GemEnvNotFoundError", GemEnvNotFoundError],
+  ["rock.rocklet.exceptions.GemEnvError", GemEnvError],
   ["asyncio.exceptions.CancelledError", CancelledError],
   ["builtins.ValueError", BadRequestError],
   // What ROCK's subprocess.run raises for an empty argv.

@@ -195,3 +195,71 @@ export interface RockletExceptionBody {
     code?: number;
   };
 }
+
+/** POST /env/make: make GEM environment `env_id`, keyed by `sandbox_id`. */
+export const EnvMakeRequest = z.object({
+  "env_id": filled(),
+  "sandbox_id": filled(),
+});
+/** Parsed /env/make request. */
+export type EnvMakeRequest = z.output<typeof EnvMakeRequest>;
+
+/** POST /env/step: one action (any JSON value: gem environments mostly take text). */
+export const EnvStepRequest = z.object({
+  "sandbox_id": filled(),
+  "action": z.unknown(),
+});
+/** Parsed /env/step request. */
+export type EnvStepRequest = z.output<typeof EnvStepRequest>;
+
+/** POST /env/reset */
+export const EnvResetRequest = z.object({
+  "sandbox_id": filled(),
+  "seed": z.nullish(z.int()),
+});
+/** Parsed /env/reset request. */
+export type EnvResetRequest = z.output<typeof EnvResetRequest>;
+
+/** POST /env/close */
+export const EnvCloseRequest = z.object({
+  "sandbox_id": filled(),
+});
+/** Parsed /env/close request. */
+export type EnvCloseRequest = z.output<typeof EnvCloseRequest>;
+
+/** POST /env/make (and /env/close): the key the environment is kept under. */
+export interface EnvMakeResponse {
+  /** The sandbox the environment is kept under. */
+  sandbox_id: string;
+}
+
+/** POST /env/close */
+export type EnvCloseResponse = EnvMakeResponse;
+
+/** POST /env/step: gymnasium's five values. */
+export interface EnvStepResponse {
+  /** What the environment shows after the action (any JSON value). */
+  observation: unknown;
+  /** The action's reward. */
+  reward: number;
+  /** True when the episode ended in a terminal state. */
+  terminated: boolean;
+  /** True when the episode was cut short (a step limit). */
+  truncated: boolean;
+  /** The environment's extra information. */
+  info: Record<string, unknown>;
+}
+
+/** POST /env/reset */
+export interface EnvResetResponse {
+  /** The first observation of the episode. */
+  observation: unknown;
+  /** The environment's extra information. */
+  info: Record<string, unknown>;
+}
+
+/** POST /env/list: the ids gem's registry knows. */
+export interface EnvListResponse {
+  /** Registered environment ids. */
+  env_id: string[];
+}

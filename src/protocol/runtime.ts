@@ -10,6 +10,15 @@ import type {
   CloseSessionResponse,
   CommandResponse,
   CreateSessionResponse,
+  EnvCloseRequest,
+  EnvCloseResponse,
+  EnvListResponse,
+  EnvMakeRequest,
+  EnvMakeResponse,
+  EnvResetRequest,
+  EnvResetResponse,
+  EnvStepRequest,
+  EnvStepResponse,
   IsAliveResponse,
   ReadFileResponse,
   StatisticsResponse,
@@ -77,6 +86,16 @@ export interface Runtime {
   download(path: string): Promise<Download>;
   /** Closes every session. */
   close(): Promise<CloseResponse>;
+  /** Makes GEM environment `env_id` in the sandbox, kept under `sandbox_id` (ROCK's key). */
+  envMake(request: EnvMakeRequest): Promise<EnvMakeResponse>;
+  /** Steps the GEM environment kept under `sandbox_id`. */
+  envStep(request: EnvStepRequest): Promise<EnvStepResponse>;
+  /** Resets the GEM environment kept under `sandbox_id`, with `seed` when given. */
+  envReset(request: EnvResetRequest): Promise<EnvResetResponse>;
+  /** Closes the GEM environment kept under `sandbox_id`. */
+  envClose(request: EnvCloseRequest): Promise<EnvCloseResponse>;
+  /** The environment ids the sandbox's gem package registers. */
+  envList(): Promise<EnvListResponse>;
 }
 
 /**

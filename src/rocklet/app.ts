@@ -15,6 +15,10 @@ import {
   CloseSessionRequest,
   Command,
   CreateSessionRequest,
+  EnvCloseRequest,
+  EnvMakeRequest,
+  EnvResetRequest,
+  EnvStepRequest,
   ReadFileRequest,
   type RockletExceptionBody,
   UploadFields,
@@ -135,6 +139,23 @@ export function createRockletApp(deps: RockletAppDeps): RockletApp {
       async (r) => json(await runtime.writeFile(await body(r, WriteFileRequest, "write_file"))),
     ],
     ["POST /close", async () => json(await runtime.close())],
+    [
+      "POST /env/make",
+      async (r) => json(await runtime.envMake(await body(r, EnvMakeRequest, "env/make"))),
+    ],
+    [
+      "POST /env/step",
+      async (r) => json(await runtime.envStep(await body(r, EnvStepRequest, "env/step"))),
+    ],
+    [
+      "POST /env/reset",
+      async (r) => json(await runtime.envReset(await body(r, EnvResetRequest, "env/reset"))),
+    ],
+    [
+      "POST /env/close",
+      async (r) => json(await runtime.envClose(await body(r, EnvCloseRequest, "env/close"))),
+    ],
+    ["POST /env/list", async () => json(await runtime.envList())],
     [
       "POST /upload",
       async (r) =>

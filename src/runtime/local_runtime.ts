@@ -10,6 +10,15 @@ import {
   type CommandResponse,
   CreateSessionRequest,
   type CreateSessionResponse,
+  type EnvCloseRequest,
+  type EnvCloseResponse,
+  type EnvListResponse,
+  type EnvMakeRequest,
+  type EnvMakeResponse,
+  type EnvResetRequest,
+  type EnvResetResponse,
+  type EnvStepRequest,
+  type EnvStepResponse,
   type IsAliveResponse,
   type ReadFileRequest,
   type ReadFileResponse,
@@ -25,6 +34,7 @@ import { downloadFile, readTextFile, uploadStream, writeTextFile } from "./files
 import { DEFAULT_MAX_OUTPUT_BYTES } from "./output.ts";
 import type { CallOptions, Download, Runtime, UploadOptions } from "../protocol/runtime.ts";
 import { readStatistics } from "./statistics.ts";
+import { GemEnvs } from "./gem.ts";
 
 /** Settings of a LocalRuntime. */
 export interface LocalRuntimeOptions {
@@ -32,6 +42,8 @@ export interface LocalRuntimeOptions {
   baseEnv?: Record<string, string>;
   /** Cap on one command's output, in bytes (default 10 MiB). */
   maxOutputBytes?: number;
+  /** The python GEM environments run with (default ROCK_GEM_PYTHON, else python3 or python). */
+  gemPython?: string;
 }
 
 /** Runs everything on this machine as the current user. */
@@ -41,12 +53,14 @@ export class LocalRuntime implements Runtime {
   readonly #starting = new Set<string>();
   readonly #baseEnv: Record<string, string>;
   readonly #maxOutputBytes: number;
+  readonly #gem: GemEnvs;
   #scriptDir: Promise<string> | undefined;
 
   /** Creates a runtime; nothing starts until the first call. */
   constructor(options: LocalRuntimeOptions = {}) {
     this.#baseEnv = options.baseEnv ?? {};
     this.#maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    this.#gem = new GemEnvs({ python: options.gemPython });
   }
 
   /** The wrappers every session sources live in one private directory per runtime. */
@@ -175,14 +189,42 @@ export class LocalRuntime implements Runtime {
     return downloadFile(path);
   }
 
+  /** Makes a GEM environment (see GemEnvs). */
+  envMake(request: EnvMakeRequest): Promise<EnvMakeResponse> {
+    return this.#gem.make(request.env_id, request.sandbox_id);
+  }
+
+  /** Steps a GEM environment. */
+  envStep(request: EnvStepRequest): Promise<EnvStepResponse> {
+    return this.#gem.step(request.sandbox_id, request.action);
+  }
+
+  /** Resets a GEM environment. */
+  envReset(request: EnvResetRequest): Promise<EnvResetResponse> {
+    return this.#gem.reset(request.sandbox_id, request.seed);
+  }
+
+  /** Closes a GEM environment. */
+  envClose(request: EnvCloseRequest): Promise<EnvCloseResponse> {
+    return this.#gem.close(request.sandbox_id);
+  }
+
+  /** The ids gem registers. */
+  envList(): Promise<EnvListResponse> {
+    return this.#gem.list();
+  }
+
   /**
-   * Closes every session, killing all processes they started (background jobs too), and
-   * removes the runtime's private files.
+   * Closes every session, killing all processes they started (background jobs too), and every
+   * GEM environment, and removes the runtime's private files.
    */
   async close(): Promise<CloseResponse> {
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
-    await Promise.all(sessions.map((s) => s.close({ killGroup: true })));
+    await Promise.all([
+      ...sessions.map((s) => s.close({ killGroup: true })),
+      this.#gem.closeAll(),
+    ]);
     const dir = this.#scriptDir;
     this.#scriptDir = undefined;
     if (dir) await Deno.remove(await dir, { recursive: true }).catch(() => {});

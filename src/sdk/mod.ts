@@ -20,6 +20,8 @@ export type {
 } from "./sandbox.ts";
 export type { WithDefaults } from "../common/options.ts";
 export { SandboxGroup } from "./group.ts";
+export { GemEnv } from "./gem.ts";
+export type { GemEnvOptions } from "./gem.ts";
 export type { GroupMember, ResolvedSandboxGroupConfig, SandboxGroupConfig } from "./group.ts";
 export { AdminClient, defaultAdminUrl } from "./admin_client.ts";
 export type { AdminClientOptions } from "./admin_client.ts";
@@ -33,6 +35,9 @@ export {
   CommandTimeoutError,
   errorForCode,
   FileOperationError,
+  GemEnvError,
+  GemEnvNotFoundError,
+  GemUnavailableError,
   InternalServerError,
   InternalServerRockError,
   NonZeroExitCodeError,
@@ -61,6 +66,8 @@ export type {
   BashObservation,
   CommandResponse,
   CreateSessionResponse,
+  EnvResetResponse,
+  EnvStepResponse,
   ReadFileResponse,
   StatisticsResponse,
   UploadResponse,

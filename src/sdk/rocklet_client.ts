@@ -22,6 +22,15 @@ import type {
   CommandResponse,
   CreateSessionRequest,
   CreateSessionResponse,
+  EnvCloseRequest,
+  EnvCloseResponse,
+  EnvListResponse,
+  EnvMakeRequest,
+  EnvMakeResponse,
+  EnvResetRequest,
+  EnvResetResponse,
+  EnvStepRequest,
+  EnvStepResponse,
   IsAliveResponse,
   ReadFileRequest,
   ReadFileResponse,
@@ -356,5 +365,30 @@ export class RockletClient implements RuntimeClient, Runtime {
   /** POST /close */
   close(): Promise<CloseResponse> {
     return this.#post("/close", {}, this.#plain());
+  }
+
+  /** POST /env/make */
+  envMake(request: EnvMakeRequest): Promise<EnvMakeResponse> {
+    return this.#post("/env/make", request, this.#plain());
+  }
+
+  /** POST /env/step */
+  envStep(request: EnvStepRequest): Promise<EnvStepResponse> {
+    return this.#post("/env/step", request, this.#plain());
+  }
+
+  /** POST /env/reset */
+  envReset(request: EnvResetRequest): Promise<EnvResetResponse> {
+    return this.#post("/env/reset", request, this.#plain());
+  }
+
+  /** POST /env/close */
+  envClose(request: EnvCloseRequest): Promise<EnvCloseResponse> {
+    return this.#post("/env/close", request, this.#plain());
+  }
+
+  /** POST /env/list */
+  envList(): Promise<EnvListResponse> {
+    return this.#post("/env/list", {}, this.#plain());
   }
 }

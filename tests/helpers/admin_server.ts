@@ -58,6 +58,8 @@ export interface TestAdminOptions {
   sweepIntervalMs?: number;
   /** How sandboxes' rocklets start (default: the tests' launcher). */
   launcher?: RockletLauncher;
+  /** The image GEM sandboxes start from (default: the default image). */
+  gemImage?: string;
   /** Bounds on the manager's calls to rocklets (default: the admin's). */
   rockletDeadlines?: Partial<RockletDeadlines>;
   /**
@@ -112,7 +114,12 @@ export async function startAdminServer(
   if (options.watch ?? true) manager.startWatching();
   if (options.sweepIntervalMs !== undefined) manager.startSweeper(options.sweepIntervalMs);
   pool?.fill();
-  const app = createAdminApp({ manager, timeZone: "Asia/Shanghai", maxBatch: options.maxBatch });
+  const app = createAdminApp({
+    manager,
+    timeZone: "Asia/Shanghai",
+    maxBatch: options.maxBatch,
+    gemImage: options.gemImage,
+  });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const url = `http://127.0.0.1:${server.addr.port}`;
   return {

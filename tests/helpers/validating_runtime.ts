@@ -7,6 +7,10 @@ import {
   CloseSessionRequest,
   Command,
   CreateSessionRequest,
+  EnvCloseRequest,
+  EnvMakeRequest,
+  EnvResetRequest,
+  EnvStepRequest,
   ReadFileRequest,
   WriteFileRequest,
 } from "../../src/protocol/rocklet.ts";
@@ -38,5 +42,14 @@ export function validating(runtime: Runtime): RuntimeClient {
     upload: (data, options) => runtime.upload(data, options),
     download: (path) => runtime.download(path),
     close: () => runtime.close(),
+    envMake: async (request) =>
+      await runtime.envMake(parseWire(EnvMakeRequest, request, "env/make request")),
+    envStep: async (request) =>
+      await runtime.envStep(parseWire(EnvStepRequest, request, "env/step request")),
+    envReset: async (request) =>
+      await runtime.envReset(parseWire(EnvResetRequest, request, "env/reset request")),
+    envClose: async (request) =>
+      await runtime.envClose(parseWire(EnvCloseRequest, request, "env/close request")),
+    envList: () => runtime.envList(),
   };
 }
