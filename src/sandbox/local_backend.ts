@@ -15,9 +15,9 @@ import { RockError } from "../common/errors.ts";
 import { isProcessAlive, readProcessInfo } from "../common/process_state.ts";
 import { killDescendants, listDescendants, signalProcess } from "../runtime/process_tree.ts";
 import type {
-  BackendConfig,
   ExitListener,
   ListedSandbox,
+  LocalBackendConfig,
   LoggingBackend,
   PlaceHooks,
   Placement,
@@ -66,7 +66,7 @@ export class LocalBackend implements LoggingBackend, WatchingBackend {
   #polling = false;
 
   /** Creates the backend; sandboxes live under `config.workRoot`. */
-  constructor(config: Extract<BackendConfig, { type: "local" }>) {
+  constructor(config: LocalBackendConfig) {
     this.#root = config.workRoot;
     this.#launcher = config.launcher;
   }
