@@ -1,7 +1,11 @@
-/** SandboxManager rules that need a clock: expiry, keep-alive by get_status, sweeping. */
+/**
+ * SandboxManager rules that need a clock: expiry, keep-alive by get_status, sweeping, and how a
+ * start becomes running.
+ */
 import assert from "node:assert/strict";
 import { StartRequest } from "../../src/protocol/admin.ts";
-import { managerFixture } from "../helpers/admin_server.ts";
+import { managerFixture, testRecord } from "../helpers/admin_server.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const fixture = () => managerFixture();
 
@@ -49,4 +53,35 @@ Deno.test("SandboxManager.stop() of a pending sandbox cancels its start and bill
   assert.ok(stored.stop_time !== null);
   assert.equal((await f.store.billingOf(record.sandbox_id)).length, 0);
   assert.deepEqual((await f.backend.list()).filter((s) => s.running), []);
+});
+
+Deno.test("SandboxManager.reconcile() waits again for a pending row whose sandbox runs, and makes it running as a start would", async () => {
+  await using f = await fixture();
+  const id = "rock-test-resume";
+  const spec = { sandboxId: id, image: "none", pull: "never" as const, memoryBytes: 1, cpus: 1 };
+  const placement = await f.backend.place(spec, { onPhase() {} });
+  try {
+    const created = Date.parse("2026-01-21T11:30:00Z");
+    await f.store.insert(testRecord(id, {
+      state: "pending",
+      auto_clear_minutes: 10,
+      create_time: created,
+      expire_at: created + 600_000,
+      phases: { process_start: { status: "running", message: "process start running" } },
+    }));
+    assert.deepEqual((await f.manager.reconcile()).resumed, [id]);
+    await waitUntil(async () => (await f.store.get(id))?.state === "running", "running");
+    const running = await f.store.get(id);
+    assert.equal(running?.handle, placement.handle);
+    assert.deepEqual(running?.port_mapping, placement.portMapping);
+    assert.deepEqual(running?.phases, {
+      process_start: { status: "success", message: "process start success" },
+    });
+    // Started, and expiring, from now.
+    assert.equal(running?.start_time, Date.parse("2026-01-21T11:38:00Z"));
+    assert.equal(running?.expire_at, Date.parse("2026-01-21T11:48:00Z"));
+  } finally {
+    await f.manager.stop(id).catch(() => {});
+    await f.backend.remove(id);
+  }
 });
