@@ -36,6 +36,7 @@ import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
 import type { WarmPool } from "./warm_pool.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
+import type { SandboxTable } from "./store/sandboxes.ts";
 import {
   diedReason,
   expiredReason,
@@ -140,7 +141,8 @@ interface Placing {
 
 /** Owns every sandbox's lifecycle. */
 export class SandboxManager {
-  readonly #store: SandboxStore;
+  /** The store's sandboxes: the truth of every sandbox's state. */
+  readonly #store: SandboxTable;
   readonly #backend: Backend;
   readonly #billing: Billing;
   readonly #settings: ManagerSettings;
@@ -167,7 +169,7 @@ export class SandboxManager {
 
   /** Creates the manager; call reconcile() once, then startWatching() and startSweeper(). */
   constructor(deps: ManagerDeps) {
-    this.#store = deps.store;
+    this.#store = deps.store.sandboxes;
     this.#backend = deps.backend;
     this.#billing = deps.billing;
     this.#admission = deps.admission ?? admissionFor(deps.settings);

@@ -114,7 +114,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
       backend,
       pool,
       admission,
-      billing: new Billing(store, join(config.dataDir, "billing.log")),
+      billing: new Billing(store.billing, join(config.dataDir, "billing.log")),
       logger,
       settings: {
         maxCpus: config.maxCpus,

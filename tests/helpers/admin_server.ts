@@ -95,7 +95,7 @@ export async function startAdminServer(
     store,
     backend,
     pool,
-    billing: new Billing(store, join(dataDir, "billing.log")),
+    billing: new Billing(store.billing, join(dataDir, "billing.log")),
     now: options.now,
     settings: {
       maxCpus: 16,
@@ -210,7 +210,7 @@ export async function waitStoredState(
   state: string,
 ): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while ((await admin.store.get(id))?.state !== state) {
+  while ((await admin.store.sandboxes.get(id))?.state !== state) {
     if (Date.now() > deadline) throw new Error(`sandbox ${id} never became ${state}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -243,7 +243,7 @@ export async function managerFixture(prefix = "rock-manager-test-"): Promise<Man
   const manager = new SandboxManager({
     store,
     backend,
-    billing: new Billing(store, join(dir, "billing.log")),
+    billing: new Billing(store.billing, join(dir, "billing.log")),
     now: () => now,
     settings: {
       maxCpus: 16,

@@ -65,7 +65,7 @@ dockerTest(
       // Last use from rock's own records: `recent` was used just now, `oldest` long ago.
       const now = Date.now();
       for (const [ref, at] of [[oldest, now - 3_600_000], [recent, now - 1000]] as const) {
-        await admin.store.insert(testRecord(testSandboxId("used"), {
+        await admin.store.sandboxes.insert(testRecord(testSandboxId("used"), {
           state: "stopped",
           image: ref,
           backend: "docker",

@@ -22,13 +22,13 @@ Deno.test("SandboxManager.sweepExpired() stops a sandbox idle past auto_clear_ti
     await f.manager.getStatus(b.sandbox_id); // keep-alive for b only
     f.advance(1);
     assert.deepEqual(await f.manager.sweepExpired(), [a.sandbox_id]);
-    const stopped = await f.store.get(a.sandbox_id);
+    const stopped = await f.store.sandboxes.get(a.sandbox_id);
     assert.equal(stopped?.state, "stopped");
     assert.equal(stopped?.stop_reason, "expired: no keep-alive for 2 minutes");
     assert.equal(stopped?.failure_reason, stopped?.stop_reason);
     assert.equal(stopped?.stop_time, Date.parse("2026-01-21T11:40:30Z"));
-    assert.equal((await f.store.billingOf(a.sandbox_id)).length, 1);
-    assert.equal((await f.store.get(b.sandbox_id))?.state, "running");
+    assert.equal((await f.store.billing.of(a.sandbox_id)).length, 1);
+    assert.equal((await f.store.sandboxes.get(b.sandbox_id))?.state, "running");
     f.advance(3);
     assert.deepEqual(await f.manager.sweepExpired(), [b.sandbox_id]);
     assert.deepEqual((await f.backend.list()).filter((s) => s.running), []);
@@ -43,7 +43,7 @@ Deno.test("SandboxManager.stop() of a pending sandbox cancels its start and bill
   const record = await f.manager.startAsync(StartRequest.parse({ sandbox_id: "rock-test-cancel" }));
   await f.manager.stop(record.sandbox_id);
   await f.manager.close(); // waits for the cancelled placement
-  const stored = await f.store.get(record.sandbox_id);
+  const stored = await f.store.sandboxes.get(record.sandbox_id);
   assert.ok(stored?.state === "stopped" || stored?.state === "failed", String(stored?.state));
   // Stopped while placing (failed), or, had it been placed already, stopped as asked.
   assert.equal(
@@ -51,7 +51,7 @@ Deno.test("SandboxManager.stop() of a pending sandbox cancels its start and bill
     stored.state === "failed" ? "stop requested while starting" : "stop requested",
   );
   assert.ok(stored.stop_time !== null);
-  assert.equal((await f.store.billingOf(record.sandbox_id)).length, 0);
+  assert.equal((await f.store.billing.of(record.sandbox_id)).length, 0);
   assert.deepEqual((await f.backend.list()).filter((s) => s.running), []);
 });
 
@@ -62,7 +62,7 @@ Deno.test("SandboxManager.reconcile() waits again for a pending row whose sandbo
   const placement = await f.backend.place(spec, { onPhase() {} });
   try {
     const created = Date.parse("2026-01-21T11:30:00Z");
-    await f.store.insert(testRecord(id, {
+    await f.store.sandboxes.insert(testRecord(id, {
       state: "pending",
       auto_clear_minutes: 10,
       create_time: created,
@@ -70,8 +70,8 @@ Deno.test("SandboxManager.reconcile() waits again for a pending row whose sandbo
       phases: { process_start: { status: "running", message: "process start running" } },
     }));
     assert.deepEqual((await f.manager.reconcile()).resumed, [id]);
-    await waitUntil(async () => (await f.store.get(id))?.state === "running", "running");
-    const running = await f.store.get(id);
+    await waitUntil(async () => (await f.store.sandboxes.get(id))?.state === "running", "running");
+    const running = await f.store.sandboxes.get(id);
     assert.equal(running?.handle, placement.handle);
     assert.deepEqual(running?.port_mapping, placement.portMapping);
     assert.deepEqual(running?.phases, {

@@ -79,7 +79,7 @@ export class ImageCleanupTask extends BaseTask {
     let use = await this.#diskUse(docker);
     const before = use;
     if (use <= this.#threshold) return { disk_use: use, threshold: this.#threshold, removed: [] };
-    const active = await ctx.store.listByState(["pending", "running"]);
+    const active = await ctx.store.sandboxes.listByState(["pending", "running"]);
     const inUse = new Set(active.map((r) => r.image));
     const containers = await docker.exec([
       "ps",
@@ -89,7 +89,7 @@ export class ImageCleanupTask extends BaseTask {
       "{{.Image}}",
     ]);
     for (const image of containers.split("\n").filter(Boolean)) inUse.add(image);
-    const lastUse = await ctx.store.lastUseByImage();
+    const lastUse = await ctx.store.sandboxes.lastUseByImage();
     const candidates = (await this.#images(docker))
       .filter((image) =>
         !image.refs.some((ref) => inUse.has(ref) || this.#keep.has(ref)) &&
