@@ -10,6 +10,7 @@ import { addModelService } from "./src/cli/model_service_command.ts";
 import { addAgent } from "./src/cli/agent_command.ts";
 import { addEnvHub } from "./src/cli/envhub_command.ts";
 import { addSandbox } from "./src/cli/sandbox_commands.ts";
+import { BACKEND_CHOICES } from "./src/sandbox/backend.ts";
 
 function buildProgram() {
   const program = createProgram();
@@ -34,7 +35,7 @@ function buildProgram() {
         "--backend <type>",
         "auto: docker when an engine answers, else local (default: config, else auto)",
       )
-        .choices(["auto", "docker", "local"] as const),
+        .choices(BACKEND_CHOICES),
     )
     .option("--data-dir <dir>", "state, billing log and caches (default: config, else ~/.rock)")
     .option(

@@ -166,7 +166,7 @@ export async function scaleSection(kit: BenchKit, sizes: number[], cycles: numbe
     await pooled(20, Array.from({ length: cycles }, (_, i) => cycle(i)));
     const wall = performance.now() - begin;
     mark();
-    const active = (await admin.store.listByState(["pending", "running"])).length;
+    const active = (await admin.store.sandboxes.listByState(["pending", "running"])).length;
     const left = (await testContainers(docker)) - before;
     console.log(
       `churn: ${cycles} create/stop cycles, 20 at a time, in ${(wall / 1000).toFixed(1)} s; ` +

@@ -1,16 +1,16 @@
 /** Billing on stop: one record in the store and one JSON line in the billing log. */
 import type { StatusResponse } from "../protocol/admin.ts";
-import type { SandboxStore } from "./store.ts";
+import type { BillingTable } from "./store/billing.ts";
 
-/** Writes billing records to the store and to `logPath` (JSON lines, appended). */
+/** Writes billing records to the store's `table` and to `logPath` (JSON lines, appended). */
 export class Billing {
-  readonly #store: SandboxStore;
+  readonly #table: BillingTable;
   readonly #logPath: string;
   readonly #encoder = new TextEncoder();
 
   /** Creates the writer. */
-  constructor(store: SandboxStore, logPath: string) {
-    this.#store = store;
+  constructor(table: BillingTable, logPath: string) {
+    this.#table = table;
     this.#logPath = logPath;
   }
 
@@ -21,7 +21,7 @@ export class Billing {
   async record(info: StatusResponse, startMs: number, stopMs: number): Promise<void> {
     const duration = Math.max(0, (stopMs - startMs) / 1000);
     const record = { ...info, duration_seconds: duration };
-    await this.#store.addBilling({
+    await this.#table.add({
       sandbox_id: info.sandbox_id,
       stop_time: stopMs,
       duration_seconds: duration,

@@ -11,6 +11,15 @@ import { DEFAULT_TIME_ZONE } from "../common/time.ts";
 import { DEFAULT_SERVER_LIMITS, readServerLimits, type ServerLimits } from "../common/config.ts";
 import { memoryBytes } from "../protocol/admin.ts";
 import type { TaskConfig } from "./scheduler/scheduler.ts";
+import {
+  type AutoBackendConfig,
+  BACKEND_CHOICES,
+  type BackendChoice,
+  type BackendConfig,
+  type DockerBackendConfig,
+  type LocalBackendConfig,
+} from "../sandbox/backend.ts";
+import type { RockletLauncher } from "../sandbox/rocklet_launcher.ts";
 
 const memory = z.string().refine((v) => memoryBytes(v) > 0, "must look like 64g, 512m or 1024");
 
@@ -19,7 +28,7 @@ export const AdminConfigFile = z.strictObject({
   admin: z.strictObject({
     host: z.string().min(1).optional(),
     port: z.number().int().min(0).max(65535).optional(),
-    backend: z.enum(["auto", "docker", "local"]).optional(),
+    backend: z.enum(BACKEND_CHOICES).optional(),
     data_dir: z.string().min(1).optional(),
     db_url: z.string().min(1).optional(),
     db_auth_token: z.string().min(1).optional(),
@@ -77,7 +86,7 @@ export type AdminConfigFile = z.output<typeof AdminConfigFile>;
 export interface AdminConfig {
   host: string;
   port: number;
-  backend: "auto" | "docker" | "local";
+  backend: BackendChoice;
   dataDir: string;
   dbUrl: string;
   dbAuthToken?: string;
@@ -115,7 +124,7 @@ export interface AdminFlags {
   config?: string;
   host?: string;
   port?: number;
-  backend?: "auto" | "docker" | "local";
+  backend?: BackendChoice;
   dataDir?: string;
   db?: string;
 }
@@ -230,4 +239,36 @@ function serverLimitsOf(
     maxConnections: server?.max_connections ?? DEFAULT_SERVER_LIMITS.maxConnections,
     shutdownGraceMs: ms(server?.shutdown_grace_seconds, DEFAULT_SERVER_LIMITS.shutdownGraceMs),
   };
+}
+
+/**
+ * The configuration of the backend `config` chooses: sandboxes' work dirs under the data dir,
+ * docker's binary and run arguments from the `docker` section, containers labelled with
+ * `deploymentId`.
+ */
+export function backendConfigOf(
+  config: AdminConfig,
+  options: { launcher: RockletLauncher; deploymentId: string },
+): BackendConfig | AutoBackendConfig {
+  const { launcher, deploymentId } = options;
+  const local: LocalBackendConfig = {
+    type: "local",
+    workRoot: join(config.dataDir, "sandboxes"),
+    launcher,
+  };
+  const docker: DockerBackendConfig = {
+    type: "docker",
+    launcher,
+    dockerBinary: config.dockerBinary,
+    extraRunArgs: config.dockerExtraRunArgs,
+    deploymentId,
+  };
+  switch (config.backend) {
+    case "local":
+      return local;
+    case "docker":
+      return docker;
+    case "auto":
+      return { type: "auto", docker, local };
+  }
 }

@@ -36,6 +36,7 @@ import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
 import type { WarmPool } from "./warm_pool.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
+import type { SandboxTable } from "./store/sandboxes.ts";
 import {
   diedReason,
   expiredReason,
@@ -140,7 +141,8 @@ interface Placing {
 
 /** Owns every sandbox's lifecycle. */
 export class SandboxManager {
-  readonly #store: SandboxStore;
+  /** The store's sandboxes: the truth of every sandbox's state. */
+  readonly #store: SandboxTable;
   readonly #backend: Backend;
   readonly #billing: Billing;
   readonly #settings: ManagerSettings;
@@ -167,7 +169,7 @@ export class SandboxManager {
 
   /** Creates the manager; call reconcile() once, then startWatching() and startSweeper(). */
   constructor(deps: ManagerDeps) {
-    this.#store = deps.store;
+    this.#store = deps.store.sandboxes;
     this.#backend = deps.backend;
     this.#billing = deps.billing;
     this.#admission = deps.admission ?? admissionFor(deps.settings);
@@ -283,6 +285,27 @@ export class SandboxManager {
 
   /** Makes a row running on a sandbox handed out by the warm pool. */
   async #runPooled(record: SandboxRecord, placement: Placement): Promise<SandboxRecord> {
+    const { running } = await this.#setRunning(record, placement, {
+      ...Object.fromEntries(this.#traits.phases.map((name) => [name, {
+        status: "success",
+        message: `${phaseMessage(name, "success")} (warm pool)`,
+      }])),
+      image_pull: { status: "success", message: "use cached image, skip image pull" },
+    });
+    this.#logger.info("Sandbox running from the warm pool", { sandbox_id: record.sandbox_id });
+    return { ...record, ...running };
+  }
+
+  /**
+   * The one way a start ends well: pending row `record` becomes running on `placement` with
+   * `phases`, started now and expiring its auto-clear time from now. `changed` is false when the
+   * row was no longer pending (stopped while it started).
+   */
+  async #setRunning(
+    record: SandboxRecord,
+    placement: Placement,
+    phases: SandboxRecord["phases"],
+  ): Promise<{ running: Partial<SandboxRecord>; changed: boolean }> {
     const now = this.#now();
     const running: Partial<SandboxRecord> = {
       state: "running",
@@ -290,19 +313,20 @@ export class SandboxManager {
       host_ip: placement.hostIp,
       host_name: placement.hostName,
       port_mapping: placement.portMapping,
-      phases: {
-        ...Object.fromEntries(this.#traits.phases.map((name) => [name, {
-          status: "success",
-          message: `${phaseMessage(name, "success")} (warm pool)`,
-        }])),
-        image_pull: { status: "success", message: "use cached image, skip image pull" },
-      },
+      phases,
       start_time: now,
       expire_at: now + record.auto_clear_minutes * 60_000,
     };
-    await this.#store.update(record.sandbox_id, running, ["pending"]);
-    this.#logger.info("Sandbox running from the warm pool", { sandbox_id: record.sandbox_id });
-    return { ...record, ...running };
+    const changed = await this.#store.update(record.sandbox_id, running, ["pending"]);
+    return { running, changed };
+  }
+
+  /** `phases` with the last start phase succeeded: the rocklet answers. */
+  #answered(phases: SandboxRecord["phases"]): SandboxRecord["phases"] {
+    return {
+      ...phases,
+      [this.#lastPhase]: { status: "success", message: phaseMessage(this.#lastPhase, "success") },
+    };
   }
 
   async #place(
@@ -349,18 +373,8 @@ export class SandboxManager {
         port_mapping: placement.portMapping,
       }, ["pending"]);
       await this.#waitAlive(id, placement, deadline, signal);
-      phases[this.#lastPhase] = {
-        status: "success",
-        message: phaseMessage(this.#lastPhase, "success"),
-      };
-      const now = this.#now();
-      const running = await this.#store.update(id, {
-        state: "running",
-        phases,
-        start_time: now,
-        expire_at: now + record.auto_clear_minutes * 60_000,
-      }, ["pending"]);
-      if (!running) await this.#backend.remove(id); // stopped while starting
+      const { changed } = await this.#setRunning(record, placement, this.#answered(phases));
+      if (!changed) await this.#backend.remove(id); // stopped while starting
       else this.#logger.info("Sandbox running", { sandbox_id: id });
     } catch (error) {
       await writes;
@@ -860,23 +874,7 @@ export class SandboxManager {
       const deadline = performance.now() + this.#settings.startupTimeoutMs;
       try {
         await this.#waitAlive(id, placement, deadline, abort.signal);
-        const now = this.#now();
-        await this.#store.update(id, {
-          state: "running",
-          start_time: now,
-          expire_at: now + record.auto_clear_minutes * 60_000,
-          handle: placement.handle,
-          host_ip: placement.hostIp,
-          host_name: placement.hostName,
-          port_mapping: placement.portMapping,
-          phases: {
-            ...record.phases,
-            [this.#lastPhase]: {
-              status: "success",
-              message: phaseMessage(this.#lastPhase, "success"),
-            },
-          },
-        }, ["pending"]);
+        await this.#setRunning(record, placement, this.#answered(record.phases));
       } catch (error) {
         const reason = this.#placing.get(id)?.died ?? (error as Error).message;
         await this.#store.update(id, this.#startFailed(id, reason, abort.signal), ["pending"]);

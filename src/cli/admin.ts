@@ -6,18 +6,22 @@ import { dirname, join } from "node:path";
 import { loadTask, Scheduler } from "../admin/scheduler/scheduler.ts";
 import { createAdminApp, shutdownResponse } from "../admin/app.ts";
 import { Billing } from "../admin/billing.ts";
-import { type AdminConfig, type AdminFlags, loadAdminConfig } from "../admin/config.ts";
+import {
+  type AdminConfig,
+  type AdminFlags,
+  backendConfigOf,
+  loadAdminConfig,
+} from "../admin/config.ts";
 import { admissionFor, SandboxManager } from "../admin/manager.ts";
 import { SandboxStore } from "../admin/store.ts";
 import { processEnvironment, readCommonSettings } from "../common/config.ts";
-import { ConfigError, RockError } from "../common/errors.ts";
-import { createLogger, type Logger } from "../common/log.ts";
+import { RockError } from "../common/errors.ts";
+import { createLogger } from "../common/log.ts";
 import { memoryBytes } from "../protocol/admin.ts";
-import { type Backend, isRenamable } from "../sandbox/backend.ts";
+import { isRenamable } from "../sandbox/backend.ts";
 import { WarmPool } from "../admin/warm_pool.ts";
-import { DockerBackend } from "../sandbox/docker_backend.ts";
 import { DockerCli } from "../sandbox/docker_cli.ts";
-import { LocalBackend } from "../sandbox/local_backend.ts";
+import { createBackend } from "../sandbox/factory.ts";
 import { prepareRockletLauncher } from "../sandbox/rocklet_launcher.ts";
 import { listen } from "./serve.ts";
 import { type RockServer, serveUntilSignal } from "./server.ts";
@@ -48,47 +52,6 @@ function alreadyServed(dataDir: string, owner: AdminState | undefined): RockErro
   return new RockError(
     `Cannot start the admin: another admin ${who} for data dir "${dataDir}"; stop it first with "rock admin stop"`,
   );
-}
-
-/** Picks the backend: docker when asked, or when `auto` and an engine answers; else local. */
-async function chooseBackend(
-  config: AdminConfig,
-  deploymentId: string,
-  logger: Logger,
-): Promise<{ backend: Backend; warning?: string }> {
-  const launcher = await prepareRockletLauncher({ cacheDir: join(config.dataDir, "cache") });
-  let warning: string | undefined;
-  if (config.backend !== "local") {
-    const docker = new DockerCli({ binary: config.dockerBinary });
-    if (await docker.available()) {
-      return {
-        backend: new DockerBackend({
-          type: "docker",
-          launcher,
-          dockerBinary: config.dockerBinary,
-          extraRunArgs: config.dockerExtraRunArgs,
-          deploymentId,
-        }, { logger }),
-      };
-    }
-    if (config.backend === "docker") {
-      throw new ConfigError(
-        `Cannot use the docker backend: "${config.dockerBinary} info" does not answer`,
-      );
-    }
-    warning = `no docker engine answered "${config.dockerBinary} info": using the local backend; ` +
-      "local sandboxes are processes on this host with no isolation and no cpu or memory limits " +
-      "(--backend docker makes this an error)";
-    logger.warn(warning);
-  }
-  return {
-    backend: new LocalBackend({
-      type: "local",
-      workRoot: join(config.dataDir, "sandboxes"),
-      launcher,
-    }),
-    warning,
-  };
 }
 
 /**
@@ -130,7 +93,11 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
   try {
     const store = await SandboxStore.open(config.dbUrl, config.dbAuthToken);
     cleanups.unshift(() => store.close());
-    const { backend, warning } = await chooseBackend(config, await store.deploymentId(), logger);
+    const launcher = await prepareRockletLauncher({ cacheDir: join(config.dataDir, "cache") });
+    const { backend, docker, fallback } = await createBackend(
+      backendConfigOf(config, { launcher, deploymentId: await store.deploymentId() }),
+      { logger },
+    );
     // One set of placement slots for starts and warm-pool refills (refills take spare ones).
     const admission = admissionFor(config);
     const pool = config.warmPool.length > 0 && isRenamable(backend)
@@ -147,7 +114,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
       backend,
       pool,
       admission,
-      billing: new Billing(store, join(config.dataDir, "billing.log")),
+      billing: new Billing(store.billing, join(config.dataDir, "billing.log")),
       logger,
       settings: {
         maxCpus: config.maxCpus,
@@ -170,7 +137,14 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
           task: await loadTask(task, config.configFile ? dirname(config.configFile) : Deno.cwd()),
           taskClass: task.task_class,
         }))),
-        { manager, store, backend, dataDir: config.dataDir },
+        {
+          manager,
+          store,
+          backend,
+          // Image clean-up may run beside the local backend too: the configured docker then.
+          docker: docker ?? new DockerCli({ binary: config.dockerBinary }),
+          dataDir: config.dataDir,
+        },
         createLogger("scheduler", { level: settings.logLevel, timeZone: config.timeZone }),
       )
       : undefined;
@@ -191,7 +165,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     console.log(
       `admin listening on http://${server.addr.hostname}:${server.addr.port} ` +
         `(backend ${backend.type}${
-          warning ? ", fallback: no docker engine, no isolation" : ""
+          fallback ? ", fallback: no docker engine, no isolation" : ""
         }, data ${config.dataDir})`,
     );
     await serveUntilSignal(

@@ -13,7 +13,8 @@ import {
 import { ConfigError } from "../common/errors.ts";
 import { createLogger, type LogLevel } from "../common/log.ts";
 import { createEnvHubApp } from "../envhub/app.ts";
-import { EnvStore, redactUrl, registerDefaultEnv } from "../envhub/store.ts";
+import { redactUrl } from "../common/libsql.ts";
+import { EnvStore, registerDefaultEnv } from "../envhub/store.ts";
 import { DEFAULT_ENV_NAME } from "../protocol/envhub.ts";
 import { listen } from "./serve.ts";
 import { serveUntilSignal } from "./server.ts";

@@ -4,7 +4,8 @@
  * written by ROCK's own EnvHub opens as is. Times are stored and returned as ISO 8601 strings
  * with the offset of the configured time zone.
  */
-import { type Client, createClient, type Row } from "@libsql/client";
+import type { Client, Row } from "@libsql/client";
+import { openLibsql } from "../common/libsql.ts";
 import { errorMessage, RockError } from "../common/errors.ts";
 import { isoInZone } from "../common/time.ts";
 import {
@@ -40,7 +41,7 @@ export interface EnvStoreOptions {
  * table of its own, so an EnvHub may share a libsql server with an admin). `IF NOT EXISTS`
  * because ROCK's EnvHub may have created the table already.
  */
-const MIGRATIONS: string[][] = [
+const MIGRATIONS: readonly (readonly string[])[] = [
   [
     `CREATE TABLE IF NOT EXISTS RockDockerEnvs (
       env_name VARCHAR(255) NOT NULL PRIMARY KEY,
@@ -102,21 +103,12 @@ export class EnvStore {
    * @throws {RockError} when the database cannot be opened or migrated.
    */
   static async open(url: string, options: EnvStoreOptions = {}): Promise<EnvStore> {
-    let db: Client | undefined;
-    try {
-      db = createClient({ url, authToken: options.authToken });
-      if (url.startsWith("file:")) {
-        await db.execute("PRAGMA journal_mode = WAL");
-        await db.execute("PRAGMA busy_timeout = 5000");
-      }
-      await migrate(db);
-    } catch (error) {
-      db?.close();
-      throw new RockError(
-        `Cannot open the EnvHub database "${redactUrl(url)}": ${errorMessage(error)}`,
-        { cause: error },
-      );
-    }
+    const db = await openLibsql(url, {
+      authToken: options.authToken,
+      what: "the EnvHub database",
+      migrations: MIGRATIONS,
+      versionTable: "envhub_schema_version",
+    });
     return new EnvStore(db, options);
   }
 
@@ -242,22 +234,4 @@ export function registerDefaultEnv(store: EnvStore, image: string): Promise<EnvI
     tags: [...DEFAULT_ENV_TAGS],
     extra_spec: {},
   });
-}
-
-async function migrate(db: Client): Promise<void> {
-  await db.execute("CREATE TABLE IF NOT EXISTS envhub_schema_version (version INTEGER NOT NULL)");
-  const current = Number(
-    (await db.execute("SELECT MAX(version) AS v FROM envhub_schema_version")).rows[0]?.v ?? 0,
-  );
-  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
-    await db.batch([
-      ...MIGRATIONS[version - 1],
-      { sql: "INSERT INTO envhub_schema_version (version) VALUES (?)", args: [version] },
-    ], "write");
-  }
-}
-
-/** `url` without credentials, for messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, "//***@").replace(/([?&]authToken=)[^&]*/i, "$1***");
 }

@@ -173,8 +173,14 @@ export function isWatching(backend: Backend): backend is WatchingBackend {
   return typeof (backend as Partial<WatchingBackend>).watch === "function";
 }
 
-/** Backend kinds. */
-export type BackendType = "docker" | "local";
+/** Backend kinds, each one module beside this file and one case in `createBackend()`. */
+export const BACKEND_TYPES = ["docker", "local"] as const;
+/** A backend kind. */
+export type BackendType = typeof BACKEND_TYPES[number];
+/** What an admin may be asked to use: a kind, or `auto` (docker when an engine answers, else local). */
+export const BACKEND_CHOICES = ["auto", ...BACKEND_TYPES] as const;
+/** A backend choice (the admin's `--backend`, `admin.backend`). */
+export type BackendChoice = typeof BACKEND_CHOICES[number];
 
 /** What a kind of backend does that a sandbox's status reports. */
 export interface BackendTraits {
@@ -201,15 +207,18 @@ export function phaseMessage(name: string, status: PhaseStatus): string {
   return `${name.replace("_", " ")} ${status}`;
 }
 
+/** Configuration of the local backend. */
+export interface LocalBackendConfig {
+  type: "local";
+  /** Directory under which each sandbox gets a private work dir. */
+  workRoot: string;
+  /** How to start the rocklet. */
+  launcher: RockletLauncher;
+}
+
 /** Configuration of a backend, discriminated by `type`. */
 export type BackendConfig =
-  | {
-    type: "local";
-    /** Directory under which each sandbox gets a private work dir. */
-    workRoot: string;
-    /** How to start the rocklet. */
-    launcher: RockletLauncher;
-  }
+  | LocalBackendConfig
   | {
     type: "docker";
     /** How to get the rocklet into the container. */
@@ -225,3 +234,16 @@ export type BackendConfig =
     /** Deployment id: containers get it as a label and list() only returns those. */
     deploymentId?: string;
   };
+
+/** The docker backend's configuration. */
+export type DockerBackendConfig = Extract<BackendConfig, { type: "docker" }>;
+
+/**
+ * `auto`: the docker backend when its engine answers, else the local backend (with a warning:
+ * local sandboxes are not isolated).
+ */
+export interface AutoBackendConfig {
+  type: "auto";
+  docker: DockerBackendConfig;
+  local: LocalBackendConfig;
+}

@@ -7,8 +7,8 @@ import { hostname } from "node:os";
 import { BadRequestError, CancelledError, errorMessage, RockError } from "../common/errors.ts";
 import type { Logger } from "../common/log.ts";
 import {
-  type BackendConfig,
   DEPLOYMENT_LABEL,
+  type DockerBackendConfig,
   type ExitListener,
   type ListedSandbox,
   type LoggingBackend,
@@ -36,9 +36,6 @@ import {
 } from "./docker_cli.ts";
 import { ContainerExitWatch } from "./docker_events.ts";
 import type { RockletLauncher } from "./rocklet_launcher.ts";
-
-/** Configuration of the docker backend. */
-export type DockerBackendConfig = Extract<BackendConfig, { type: "docker" }>;
 
 /** Seams of the docker backend (each defaults to the real thing). */
 export interface DockerBackendDeps {

@@ -15,9 +15,9 @@ import { RockError } from "../common/errors.ts";
 import { isProcessAlive, readProcessInfo } from "../common/process_state.ts";
 import { killDescendants, listDescendants, signalProcess } from "../runtime/process_tree.ts";
 import type {
-  BackendConfig,
   ExitListener,
   ListedSandbox,
+  LocalBackendConfig,
   LoggingBackend,
   PlaceHooks,
   Placement,
@@ -62,11 +62,15 @@ export class LocalBackend implements LoggingBackend, WatchingBackend {
   /** Rocklets placed or found running and not removed since, by sandbox id. */
   readonly #rocklets = new Map<string, Rocklet>();
   readonly #listeners = new Set<ExitListener>();
+  /** Sandboxes being removed, and, while adoptions run (see #adopt), those removed meanwhile. */
+  readonly #removing = new Set<string>();
+  #adopting = 0;
+  readonly #removedWhileAdopting = new Set<string>();
   #poll: ReturnType<typeof setInterval> | undefined;
   #polling = false;
 
   /** Creates the backend; sandboxes live under `config.workRoot`. */
-  constructor(config: Extract<BackendConfig, { type: "local" }>) {
+  constructor(config: LocalBackendConfig) {
     this.#root = config.workRoot;
     this.#launcher = config.launcher;
   }
@@ -159,6 +163,18 @@ export class LocalBackend implements LoggingBackend, WatchingBackend {
   async remove(sandboxId: string): Promise<void> {
     // Forgotten first: its end is no death.
     this.#rocklets.delete(sandboxId);
+    this.#removing.add(sandboxId);
+    try {
+      await this.#stopRocklet(sandboxId);
+      await Deno.remove(this.#dir(sandboxId), { recursive: true }).catch(() => {});
+    } finally {
+      this.#removing.delete(sandboxId);
+      if (this.#adopting > 0) this.#removedWhileAdopting.add(sandboxId);
+    }
+  }
+
+  /** Ends the rocklet of `sandboxId` and every process it started, if it runs. */
+  async #stopRocklet(sandboxId: string): Promise<void> {
     const state = await this.#read(sandboxId);
     if (state && await this.#running(state)) {
       const tree = await listDescendants(state.pid);
@@ -177,7 +193,6 @@ export class LocalBackend implements LoggingBackend, WatchingBackend {
         }
       }
     }
-    await Deno.remove(this.#dir(sandboxId), { recursive: true }).catch(() => {});
   }
 
   /**
@@ -213,11 +228,21 @@ export class LocalBackend implements LoggingBackend, WatchingBackend {
    * already: the next look in /proc reports them.
    */
   async #adopt(): Promise<void> {
-    for (const listed of await this.list()) {
-      const state = await this.#read(listed.sandboxId);
-      if (state && !this.#rocklets.has(listed.sandboxId)) {
-        this.#follow(listed.sandboxId, { pid: state.pid, startTicks: state.start_ticks });
+    this.#adopting++;
+    try {
+      for (const listed of await this.list()) {
+        const state = await this.#read(listed.sandboxId);
+        const id = listed.sandboxId;
+        // One removed while this looked is gone, not dead.
+        if (
+          state && !this.#rocklets.has(id) && !this.#removing.has(id) &&
+          !this.#removedWhileAdopting.has(id)
+        ) {
+          this.#follow(id, { pid: state.pid, startTicks: state.start_ticks });
+        }
       }
+    } finally {
+      if (--this.#adopting === 0) this.#removedWhileAdopting.clear();
     }
   }
 

@@ -133,7 +133,7 @@ export function defineAdminContract(type: TestBackend, register: Register): void
         assert.equal(after.result.state, "stopped");
         assert.equal(after.result.is_alive, false);
         assert.ok(after.result.stop_time);
-        const billing = await admin.store.billingOf(id);
+        const billing = await admin.store.billing.of(id);
         assert.equal(billing.length, 1);
         assert.ok(billing[0].duration_seconds >= 0);
         const logLines = (await Deno.readTextFile(`${admin.dataDir}/billing.log`)).trim().split(
@@ -148,7 +148,7 @@ export function defineAdminContract(type: TestBackend, register: Register): void
         );
         const again = await post(admin.api, "/stop", { sandbox_id: id });
         assert.equal(again.status, "Success", "stop is idempotent");
-        assert.equal((await admin.store.billingOf(id)).length, 1, "one billing record only");
+        assert.equal((await admin.store.billing.of(id)).length, 1, "one billing record only");
         const late = await post(admin.api, "/run_in_session", {
           sandbox_id: id,
           session: "s",

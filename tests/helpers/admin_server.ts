@@ -7,8 +7,7 @@ import { SandboxManager } from "../../src/admin/manager.ts";
 import { type SandboxRecord, SandboxStore } from "../../src/admin/store.ts";
 import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
 import { type Backend, isRenamable } from "../../src/sandbox/backend.ts";
-import { DockerBackend } from "../../src/sandbox/docker_backend.ts";
-import { LocalBackend } from "../../src/sandbox/local_backend.ts";
+import { createBackend } from "../../src/sandbox/factory.ts";
 import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
 import { TEST_IMAGE, testRockletLauncher, testSandboxId } from "./docker.ts";
 import type { SandboxConfig } from "../../src/sdk/sandbox.ts";
@@ -40,9 +39,12 @@ export async function testBackend(
 ): Promise<Backend> {
   const { deploymentId } = options;
   const launcher = options.launcher ?? await testRockletLauncher();
-  return type === "docker"
-    ? new DockerBackend({ type: "docker", launcher, deploymentId })
-    : new LocalBackend({ type: "local", workRoot: join(dataDir, "sandboxes"), launcher });
+  const { backend } = await createBackend(
+    type === "docker"
+      ? { type: "docker", launcher, deploymentId }
+      : { type: "local", workRoot: join(dataDir, "sandboxes"), launcher },
+  );
+  return backend;
 }
 
 /** How a test admin differs from the default one. */
@@ -95,7 +97,7 @@ export async function startAdminServer(
     store,
     backend,
     pool,
-    billing: new Billing(store, join(dataDir, "billing.log")),
+    billing: new Billing(store.billing, join(dataDir, "billing.log")),
     now: options.now,
     settings: {
       maxCpus: 16,
@@ -215,7 +217,7 @@ export async function waitStoredState(
   state: string,
 ): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while ((await admin.store.get(id))?.state !== state) {
+  while ((await admin.store.sandboxes.get(id))?.state !== state) {
     if (Date.now() > deadline) throw new Error(`sandbox ${id} never became ${state}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -248,7 +250,7 @@ export async function managerFixture(prefix = "rock-manager-test-"): Promise<Man
   const manager = new SandboxManager({
     store,
     backend,
-    billing: new Billing(store, join(dir, "billing.log")),
+    billing: new Billing(store.billing, join(dir, "billing.log")),
     now: () => now,
     settings: {
       maxCpus: 16,

@@ -65,7 +65,7 @@ dockerTest(
       // Last use from rock's own records: `recent` was used just now, `oldest` long ago.
       const now = Date.now();
       for (const [ref, at] of [[oldest, now - 3_600_000], [recent, now - 1000]] as const) {
-        await admin.store.insert(testRecord(testSandboxId("used"), {
+        await admin.store.sandboxes.insert(testRecord(testSandboxId("used"), {
           state: "stopped",
           image: ref,
           backend: "docker",
@@ -91,6 +91,7 @@ dockerTest(
         manager: admin.manager,
         store: admin.store,
         backend: admin.backend,
+        docker,
         dataDir: admin.dataDir,
         logger: silentLogger,
         signal: new AbortController().signal,
@@ -100,7 +101,7 @@ dockerTest(
       const one = new ImageCleanupTask({
         intervalSeconds: 1,
         params: { threshold: `${use - 4_000_000}b`, keep, only: mine },
-      }, docker);
+      });
       const first = await one.runAction(ctx) as { removed: string[] };
       assert.deepEqual(first.removed, [oldest, recent].slice(0, Math.max(1, first.removed.length)));
       assert.equal(
@@ -112,7 +113,7 @@ dockerTest(
       const all = new ImageCleanupTask({
         intervalSeconds: 1,
         params: { disk_threshold: "1m", keep, only: mine },
-      }, docker);
+      });
       const second = await all.runAction(ctx) as { removed: string[] };
       assert.deepEqual([...first.removed, ...second.removed], [oldest, recent]);
       for (const ref of [busy, TEST_IMAGE]) {

@@ -15,7 +15,7 @@ Deno.test("admin (local): calls to a SIGSTOP'd rocklet end in bounded time, and 
   const id = testSandboxId("frozen");
   await post(admin.api, "/start_async", { sandbox_id: id, image: TEST_IMAGE });
   await waitRunning(admin.api, id);
-  const pid = Number((await admin.store.get(id))!.handle);
+  const pid = Number((await admin.store.sandboxes.get(id))!.handle);
   assert.ok(pid > 0);
   try {
     await post(admin.api, "/create_session", { sandbox_id: id, session: "s" });

@@ -132,7 +132,7 @@ async function startListed(
 
 /** SIGKILLs the rocklet process of local sandbox `id` (its handle is the pid). */
 async function killLocalRocklet(admin: AdminServer, id: string): Promise<void> {
-  Deno.kill(Number((await admin.store.get(id))!.handle), "SIGKILL");
+  Deno.kill(Number((await admin.store.sandboxes.get(id))!.handle), "SIGKILL");
 }
 
 /** `docker kill` of container `id` from outside (SIGKILL). */

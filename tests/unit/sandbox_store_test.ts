@@ -10,12 +10,14 @@ Deno.test("SandboxStore migration 4 adds stop_reason and fills it in for rows st
   const url = `file:${join(dir, "rock.db")}`;
   try {
     const store = await SandboxStore.open(url);
-    await store.insert(testRecord("asked", { state: "stopped", stop_time: 1 }));
-    await store.insert(
+    await store.sandboxes.insert(testRecord("asked", { state: "stopped", stop_time: 1 }));
+    await store.sandboxes.insert(
       testRecord("expired", { state: "stopped", failure_reason: "expired: idle" }),
     );
-    await store.insert(testRecord("failed", { state: "failed", failure_reason: "no image" }));
-    await store.insert(testRecord("running", {}));
+    await store.sandboxes.insert(
+      testRecord("failed", { state: "failed", failure_reason: "no image" }),
+    );
+    await store.sandboxes.insert(testRecord("running", {}));
     store.close();
     // Turn the file back into what an admin before migration 4 left.
     const db = createClient({ url });
@@ -27,7 +29,7 @@ Deno.test("SandboxStore migration 4 adds stop_reason and fills it in for rows st
 
     const migrated = await SandboxStore.open(url);
     try {
-      const rows = await migrated.getMany(["asked", "expired", "failed", "running"]);
+      const rows = await migrated.sandboxes.getMany(["asked", "expired", "failed", "running"]);
       assert.deepEqual(rows.map((r) => r.stop_reason), [
         "stop requested",
         "expired: idle",

@@ -8,6 +8,7 @@
  */
 import type { Logger } from "../../common/log.ts";
 import type { Backend } from "../../sandbox/backend.ts";
+import type { DockerCli } from "../../sandbox/docker_cli.ts";
 import type { SandboxManager } from "../manager.ts";
 import type { SandboxStore } from "../store.ts";
 
@@ -19,6 +20,8 @@ export interface TaskContext {
   store: SandboxStore;
   /** The admin's backend. */
   backend: Backend;
+  /** The docker CLI of the admin's configured engine (the docker backend's own), if any. */
+  docker?: DockerCli;
   /** The admin's data dir (billing log, caches). */
   dataDir: string;
   /** The task's logger. */

@@ -7,7 +7,8 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../../common/errors.ts";
 import { type Logger, silentLogger } from "../../common/log.ts";
-import type { SandboxStore, TaskRunRecord } from "../store.ts";
+import type { TaskRunRecord } from "../store.ts";
+import type { SchedulerRunTable } from "../store/scheduler_runs.ts";
 import { BaseTask, type TaskContext, type TaskOptions } from "./base_task.ts";
 import { ImageCleanupTask } from "./tasks/image_cleanup.ts";
 import {
@@ -95,7 +96,7 @@ function construct(type: TaskClass, options: TaskOptions, spec: string): BaseTas
 /** Runs tasks on intervals. */
 export class Scheduler {
   readonly #tasks: Array<{ task: BaseTask; taskClass: string }>;
-  readonly #store: SandboxStore;
+  readonly #runs: SchedulerRunTable;
   readonly #context: Omit<TaskContext, "logger" | "signal">;
   readonly #logger: Logger;
   readonly #stop = new AbortController();
@@ -109,7 +110,7 @@ export class Scheduler {
     logger: Logger = silentLogger,
   ) {
     this.#tasks = tasks;
-    this.#store = context.store;
+    this.#runs = context.store.schedulerRuns;
     this.#context = context;
     this.#logger = logger;
   }
@@ -117,7 +118,7 @@ export class Scheduler {
   /** Registers every task and schedules its first run after `firstDelayMs` (default 2 s, as ROCK). */
   async start(firstDelayMs = 2000): Promise<void> {
     for (const { task, taskClass } of this.#tasks) {
-      await this.#store.registerTask(task.name, taskClass, task.intervalSeconds);
+      await this.#runs.register(task.name, taskClass, task.intervalSeconds);
       this.#schedule(task, firstDelayMs);
     }
   }
@@ -147,11 +148,11 @@ export class Scheduler {
   async runOnce(task: BaseTask): Promise<void> {
     const started = Date.now();
     const begin = performance.now();
-    await this.#store.taskStarted(task.name, started);
+    await this.#runs.started(task.name, started);
     const logger = this.#logger;
     try {
       const result = await task.runAction({ ...this.#context, logger, signal: this.#stop.signal });
-      await this.#store.taskFinished(task.name, {
+      await this.#runs.finished(task.name, {
         ok: true,
         durationMs: performance.now() - begin,
         result: result ?? null,
@@ -159,7 +160,7 @@ export class Scheduler {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       logger.warn("Task failed", { task: task.name, error: message });
-      await this.#store.taskFinished(task.name, {
+      await this.#runs.finished(task.name, {
         ok: false,
         durationMs: performance.now() - begin,
         error: message,
@@ -169,7 +170,7 @@ export class Scheduler {
 
   /** Every task's stored state. */
   list(): Promise<TaskRunRecord[]> {
-    return this.#store.listTasks();
+    return this.#runs.list();
   }
 
   /** Stops scheduling and waits for runs in progress (they see their signal aborted). */

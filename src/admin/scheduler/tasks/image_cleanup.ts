@@ -5,9 +5,9 @@
  * image rock never ran, the image's creation time. Never removed: images of pending or running sandboxes, images any
  * container (running or not) was made from, and images named in `keep`. Native: no docuum.
  */
-import { ConfigError } from "../../../common/errors.ts";
+import { ConfigError, RockError } from "../../../common/errors.ts";
 import { memoryBytes } from "../../../protocol/admin.ts";
-import { DockerCli } from "../../../sandbox/docker_cli.ts";
+import type { DockerCli } from "../../../sandbox/docker_cli.ts";
 import { BaseTask, type TaskContext, type TaskOptions, type TaskResult } from "../base_task.ts";
 
 /** Bytes in a size docker prints ("169.9MB", "1.2GB", "512kB", "0B"): decimal units. */
@@ -29,13 +29,14 @@ export class ImageCleanupTask extends BaseTask {
   readonly #threshold: number;
   readonly #keep: Set<string>;
   readonly #only: string[] | undefined;
-  readonly #docker: DockerCli;
+  readonly #docker: DockerCli | undefined;
 
   /**
    * Reads `threshold` / `disk_threshold` ("1T", "50g"), `keep` (image references or ids never
    * removed) and `only` (reference prefixes: when given, only images named so are removed).
+   * Docker is called through `docker`, else the admin's (the run's `ctx.docker`).
    */
-  constructor(options: TaskOptions, docker = new DockerCli()) {
+  constructor(options: TaskOptions, docker?: DockerCli) {
     super(options);
     const raw = String(this.params.threshold ?? this.params.disk_threshold ?? "1T");
     this.#threshold = memoryBytes(raw);
@@ -49,16 +50,16 @@ export class ImageCleanupTask extends BaseTask {
     this.#docker = docker;
   }
 
-  async #diskUse(): Promise<number> {
-    const out = await this.#docker.exec(["system", "df", "--format", "{{json .}}"]);
+  async #diskUse(docker: DockerCli): Promise<number> {
+    const out = await docker.exec(["system", "df", "--format", "{{json .}}"]);
     const images = out.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((r) =>
       r.Type === "Images"
     );
     return parseDockerSize(images?.Size ?? "0B");
   }
 
-  async #images(): Promise<ImageRow[]> {
-    const out = await this.#docker.exec(["image", "ls", "--no-trunc", "--format", "{{json .}}"]);
+  async #images(docker: DockerCli): Promise<ImageRow[]> {
+    const out = await docker.exec(["image", "ls", "--no-trunc", "--format", "{{json .}}"]);
     const byId = new Map<string, ImageRow>();
     for (const line of out.split("\n").filter(Boolean)) {
       const row = JSON.parse(line);
@@ -73,12 +74,14 @@ export class ImageCleanupTask extends BaseTask {
 
   /** Removes LRU images until the disk use is under the threshold; reports what it removed. */
   async runAction(ctx: TaskContext): Promise<TaskResult> {
-    let use = await this.#diskUse();
+    const docker = this.#docker ?? ctx.docker;
+    if (!docker) throw new RockError("Cannot clean up images: the admin has no docker CLI");
+    let use = await this.#diskUse(docker);
     const before = use;
     if (use <= this.#threshold) return { disk_use: use, threshold: this.#threshold, removed: [] };
-    const active = await ctx.store.listByState(["pending", "running"]);
+    const active = await ctx.store.sandboxes.listByState(["pending", "running"]);
     const inUse = new Set(active.map((r) => r.image));
-    const containers = await this.#docker.exec([
+    const containers = await docker.exec([
       "ps",
       "--all",
       "--no-trunc",
@@ -86,8 +89,8 @@ export class ImageCleanupTask extends BaseTask {
       "{{.Image}}",
     ]);
     for (const image of containers.split("\n").filter(Boolean)) inUse.add(image);
-    const lastUse = await ctx.store.lastUseByImage();
-    const candidates = (await this.#images())
+    const lastUse = await ctx.store.sandboxes.lastUseByImage();
+    const candidates = (await this.#images(docker))
       .filter((image) =>
         !image.refs.some((ref) => inUse.has(ref) || this.#keep.has(ref)) &&
         !inUse.has(image.id) && !this.#keep.has(image.id) &&
@@ -104,7 +107,7 @@ export class ImageCleanupTask extends BaseTask {
     for (const image of candidates) {
       if (use <= this.#threshold || ctx.signal.aborted) break;
       const targets = image.refs.length > 0 ? image.refs : [image.id];
-      const result = await this.#docker.call(["rmi", ...targets]);
+      const result = await docker.call(["rmi", ...targets]);
       if (result.code !== 0) {
         ctx.logger.warn("Cannot remove image", {
           image: targets.join(" "),
@@ -113,7 +116,7 @@ export class ImageCleanupTask extends BaseTask {
         continue;
       }
       removed.push(...targets);
-      use = await this.#diskUse();
+      use = await this.#diskUse(docker);
     }
     ctx.logger.info("Image cleanup", { before, after: use, threshold: this.#threshold, removed });
     return { disk_use_before: before, disk_use: use, threshold: this.#threshold, removed };

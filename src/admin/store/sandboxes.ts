@@ -1,0 +1,209 @@
+/**
+ * The `sandboxes` table: one row per sandbox, kept after stop as history, indexed for every list
+ * filter. Times are epoch milliseconds here and formatted for the wire elsewhere.
+ */
+import type { Client, InStatement, Row } from "@libsql/client";
+import type { PhaseInfo, SandboxState } from "../../protocol/admin.ts";
+
+/** A sandbox as stored. */
+export interface SandboxRecord {
+  sandbox_id: string;
+  state: SandboxState;
+  user_id: string;
+  experiment_id: string;
+  namespace: string;
+  cluster_name: string;
+  image: string;
+  backend: string;
+  /** Container id or pid, once placed. */
+  handle: string | null;
+  host_ip: string | null;
+  host_name: string | null;
+  port_mapping: Record<string, number>;
+  phases: Record<string, PhaseInfo>;
+  cpus: number;
+  memory: string;
+  auto_clear_minutes: number;
+  /** When the sweeper stops it, epoch ms. */
+  expire_at: number;
+  create_time: number;
+  start_time: number | null;
+  /** When it stopped or failed, epoch ms. */
+  stop_time: number | null;
+  /** Why it stopped or failed ("stop requested", "expired: ...", "start failed: ..."). */
+  stop_reason: string | null;
+  failure_reason: string | null;
+}
+
+/** Filters of a list call: exact matches. */
+export interface ListFilters {
+  user_id?: string;
+  experiment_id?: string;
+  namespace?: string;
+  image?: string;
+  state?: string;
+}
+
+const JSON_COLUMNS = new Set(["port_mapping", "phases"]);
+const COLUMNS = [
+  "sandbox_id",
+  "state",
+  "user_id",
+  "experiment_id",
+  "namespace",
+  "cluster_name",
+  "image",
+  "backend",
+  "handle",
+  "host_ip",
+  "host_name",
+  "port_mapping",
+  "phases",
+  "cpus",
+  "memory",
+  "auto_clear_minutes",
+  "expire_at",
+  "create_time",
+  "start_time",
+  "stop_time",
+  "failure_reason",
+  "stop_reason",
+] as const;
+
+function toRecord(row: Row): SandboxRecord {
+  const record: Record<string, unknown> = {};
+  for (const column of COLUMNS) {
+    const value = row[column];
+    record[column] = JSON_COLUMNS.has(column) ? JSON.parse(String(value)) : value;
+  }
+  return record as unknown as SandboxRecord;
+}
+
+function toArg(column: string, value: unknown): string | number | null {
+  if (JSON_COLUMNS.has(column)) return JSON.stringify(value ?? {});
+  if (value === undefined) return null;
+  return value as string | number | null;
+}
+
+/** The sandboxes of the admin's store (`store.sandboxes`). */
+export class SandboxTable {
+  readonly #db: Client;
+
+  /** Works on `db`, migrated already. */
+  constructor(db: Client) {
+    this.#db = db;
+  }
+
+  /** Inserts a new sandbox; false when the id exists already. */
+  async insert(record: SandboxRecord): Promise<boolean> {
+    const columns = COLUMNS.join(", ");
+    const marks = COLUMNS.map(() => "?").join(", ");
+    const result = await this.#db.execute({
+      sql:
+        `INSERT INTO sandboxes (${columns}) VALUES (${marks}) ON CONFLICT (sandbox_id) DO NOTHING`,
+      args: COLUMNS.map((c) => toArg(c, record[c])),
+    });
+    return result.rowsAffected === 1;
+  }
+
+  /** The sandbox `id`, or undefined. */
+  async get(id: string): Promise<SandboxRecord | undefined> {
+    const result = await this.#db.execute({
+      sql: "SELECT * FROM sandboxes WHERE sandbox_id = ?",
+      args: [id],
+    });
+    return result.rows[0] ? toRecord(result.rows[0]) : undefined;
+  }
+
+  /**
+   * Updates columns of `id`. With `whenState`, only if the current state is one of them;
+   * returns whether a row changed.
+   */
+  async update(
+    id: string,
+    patch: Partial<SandboxRecord>,
+    whenState?: SandboxState[],
+  ): Promise<boolean> {
+    const keys = Object.keys(patch).filter((k) =>
+      k !== "sandbox_id" && (COLUMNS as readonly string[]).includes(k)
+    );
+    if (keys.length === 0) return false;
+    const args = keys.map((k) => toArg(k, patch[k as keyof SandboxRecord]));
+    let sql = `UPDATE sandboxes SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE sandbox_id = ?`;
+    args.push(id);
+    if (whenState?.length) {
+      sql += ` AND state IN (${whenState.map(() => "?").join(", ")})`;
+      args.push(...whenState);
+    }
+    const result = await this.#db.execute({ sql, args });
+    return result.rowsAffected > 0;
+  }
+
+  /** The sandboxes among `ids` that exist, in the order asked. */
+  async getMany(ids: string[]): Promise<SandboxRecord[]> {
+    if (ids.length === 0) return [];
+    const found = new Map<string, SandboxRecord>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const result = await this.#db.execute({
+        sql: `SELECT * FROM sandboxes WHERE sandbox_id IN (${chunk.map(() => "?").join(", ")})`,
+        args: chunk,
+      });
+      for (const row of result.rows) found.set(String(row.sandbox_id), toRecord(row));
+    }
+    return ids.flatMap((id) => found.get(id) ?? []);
+  }
+
+  /** One page of sandboxes matching `filters`, newest first, and the total count. */
+  async list(
+    filters: ListFilters,
+    page: number,
+    pageSize: number,
+  ): Promise<{ items: SandboxRecord[]; total: number }> {
+    const where: string[] = [];
+    const args: string[] = [];
+    for (const key of ["user_id", "experiment_id", "namespace", "image", "state"] as const) {
+      const value = filters[key];
+      if (value !== undefined) {
+        where.push(`${key} = ?`);
+        args.push(value);
+      }
+    }
+    const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
+    const statements: InStatement[] = [
+      { sql: `SELECT COUNT(*) AS n FROM sandboxes ${clause}`, args },
+      {
+        sql: `SELECT * FROM sandboxes ${clause} ORDER BY seq DESC LIMIT ? OFFSET ?`,
+        args: [...args, pageSize, (page - 1) * pageSize],
+      },
+    ];
+    const [count, rows] = await this.#db.batch(statements, "read");
+    return { items: rows.rows.map(toRecord), total: Number(count.rows[0].n) };
+  }
+
+  /** Sandboxes in any of `states`. */
+  async listByState(states: SandboxState[]): Promise<SandboxRecord[]> {
+    const result = await this.#db.execute({
+      sql: `SELECT * FROM sandboxes WHERE state IN (${states.map(() => "?").join(", ")})`,
+      args: states,
+    });
+    return result.rows.map(toRecord);
+  }
+
+  /** Pending or running sandboxes whose expiry is before `now`. */
+  async listExpired(now: number): Promise<SandboxRecord[]> {
+    const result = await this.#db.execute({
+      sql: "SELECT * FROM sandboxes WHERE state IN ('pending', 'running') AND expire_at < ?",
+      args: [now],
+    });
+    return result.rows.map(toRecord);
+  }
+
+  /** The newest create_time of a sandbox per image: when rock last used each image. */
+  async lastUseByImage(): Promise<Map<string, number>> {
+    const result = await this.#db.execute(
+      "SELECT image, MAX(create_time) AS t FROM sandboxes GROUP BY image",
+    );
+    return new Map(result.rows.map((row) => [String(row.image), Number(row.t)]));
+  }
+}
