@@ -174,7 +174,7 @@ dockerTest(
     }
     assert.ok(failure instanceof GemUnavailableError, String(failure));
     assert.match((failure as Error).message, /cannot import the gem package/);
-    const running = await admin.store.listByState(["pending", "running"]);
+    const running = await admin.store.sandboxes.listByState(["pending", "running"]);
     assert.deepEqual(running, []);
   },
 );
