@@ -1,68 +1,8 @@
 /**
- * The `rock` executable: builds the command tree and dispatches each role to `src/cli/`.
- * Usage errors (unknown options, bad values) exit with code 2 and one line on stderr.
+ * The `rock` executable. The command tree is src/cli/program.ts; bad input exits 2 with one
+ * line, failures 1 (src/cli/exit.ts).
  */
 import "./src/cli/cjs_require.ts";
-import { Option } from "@commander-js/extra-typings";
-import { parsePort } from "./src/cli/options.ts";
-import { addRocklet, createProgram, runProgram } from "./src/cli/program.ts";
-import { addModelService } from "./src/cli/model_service_command.ts";
-import { addAgent } from "./src/cli/agent_command.ts";
-import { addEnvHub } from "./src/cli/envhub_command.ts";
-import { addSandbox } from "./src/cli/sandbox_commands.ts";
-import { BACKEND_CHOICES } from "./src/sandbox/backend.ts";
+import { buildProgram, runProgram } from "./src/cli/program.ts";
 
-function buildProgram() {
-  const program = createProgram();
-  addRocklet(program);
-  addModelService(program);
-
-  const admin = program.command("admin").description(
-    "the orchestrator: sandbox lifecycle API and data plane",
-  );
-  admin
-    .command("start")
-    .description("serve the admin API (foreground until SIGINT/SIGTERM; sandboxes keep running)")
-    .addOption(new Option("--env <name>", "config rock-conf/rock-<name>.yml").default("local"))
-    .option("--config <file>", "config file (default: $ROCK_CONFIG or the --env file)")
-    .option("--host <host>", "address to bind (default: config, else 127.0.0.1)")
-    .addOption(
-      new Option("--port <port>", "TCP port, 0 picks a free one (default: config, else 8080)")
-        .argParser(parsePort),
-    )
-    .addOption(
-      new Option(
-        "--backend <type>",
-        "auto: docker when an engine answers, else local (default: config, else auto)",
-      )
-        .choices(BACKEND_CHOICES),
-    )
-    .option("--data-dir <dir>", "state, billing log and caches (default: config, else ~/.rock)")
-    .option(
-      "--db <url>",
-      "libsql URL: file:PATH or a libsql server (default: file:<data-dir>/rock.db)",
-    )
-    .option("--daemon", "run detached; `rock admin stop` stops it", false)
-    .action(async (options) => {
-      const { runAdmin } = await import("./src/cli/admin.ts");
-      await runAdmin(options);
-    });
-  admin
-    .command("stop")
-    .description("stop the admin started with --daemon for the same data dir")
-    .addOption(new Option("--env <name>", "config rock-conf/rock-<name>.yml").default("local"))
-    .option("--config <file>", "config file")
-    .option("--data-dir <dir>", "data dir of the admin to stop (default: config, else ~/.rock)")
-    .action(async (options) => {
-      const { stopAdmin } = await import("./src/cli/admin.ts");
-      await stopAdmin(options);
-    });
-
-  addSandbox(program);
-  addEnvHub(program);
-  addAgent(program);
-
-  return program;
-}
-
-if (import.meta.main) await runProgram(buildProgram());
+if (import.meta.main) await runProgram(buildProgram(), Deno.args);

@@ -15,6 +15,7 @@ import {
   UnavailableError,
 } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
+import { REQUEST_ID_HEADER, requestIdOf, requestLogLevel } from "../common/request_id.ts";
 import {
   BatchRequest,
   describeStopped,
@@ -58,6 +59,12 @@ export interface AdminAppDeps {
   gemImage?: string;
   logger?: Logger;
 }
+
+/** What the admin's handlers find in their context: the request's id (see request_id.ts). */
+export type AdminEnv = { Variables: { requestId: string } };
+
+/** A handler's context. */
+type AdminContext = Context<AdminEnv>;
 
 /** A Success envelope. */
 function success<T>(result: T): Envelope<T> {
@@ -105,12 +112,12 @@ export function shutdownResponse(graceMs: number): Response {
 }
 
 /** Reads a JSON object body, or throws a BadRequestError. */
-async function jsonObject(c: Context): Promise<Record<string, unknown>> {
+async function jsonObject(c: AdminContext): Promise<Record<string, unknown>> {
   return parseJsonObject(await c.req.text());
 }
 
 /** Start metadata from ROCK's headers. */
-function metadata(c: Context): StartMetadata {
+function metadata(c: AdminContext): StartMetadata {
   return {
     user_id: c.req.header("x-user-id"),
     experiment_id: c.req.header("x-experiment-id"),
@@ -120,34 +127,54 @@ function metadata(c: Context): StartMetadata {
 }
 
 /** Builds the admin's Hono app. */
-export function createAdminApp(deps: AdminAppDeps): Hono {
+export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   const { manager, timeZone } = deps;
   const maxBatch = deps.maxBatch ?? 2000;
   const logger = deps.logger ?? silentLogger;
-  const app = new Hono();
-  const api = new Hono();
+  const app = new Hono<AdminEnv>();
+  const api = new Hono<AdminEnv>();
+  // Every request gets its id first (the client's, when sane), which its log line, its response
+  // and the rocklet calls made for it carry.
+  app.use(async (c, next) => {
+    const started = performance.now();
+    const requestId = requestIdOf(c.req.header(REQUEST_ID_HEADER));
+    c.set("requestId", requestId);
+    await next();
+    c.header(REQUEST_ID_HEADER, requestId);
+    logger[requestLogLevel(c.req.method)]("Request", {
+      request_id: requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round(performance.now() - started),
+    });
+  });
 
   /** Registers a route whose handler result goes into a Success envelope and errors into Failed. */
   const route = (
     method: "get" | "post",
     path: string,
     what: string,
-    handler: (c: Context) => Promise<unknown>,
+    handler: (c: AdminContext) => Promise<unknown>,
   ) => {
     api[method](path, async (c) => {
       try {
         return c.json(success(await handler(c)));
       } catch (error) {
         if (!(error instanceof RockError)) {
-          logger.error("Unexpected error", { path, error: String(error) });
+          logger.error("Unexpected error", {
+            path,
+            request_id: c.get("requestId"),
+            error: String(error),
+          });
         }
         return c.json(failure(what, error));
       }
     });
   };
-  const body = async <S extends z.core.$ZodType>(c: Context, schema: S, what: string) =>
+  const body = async <S extends z.core.$ZodType>(c: AdminContext, schema: S, what: string) =>
     parseWire(schema, await jsonObject(c), `${what} request`);
-  const query = <S extends z.core.$ZodType>(c: Context, schema: S, what: string) =>
+  const query = <S extends z.core.$ZodType>(c: AdminContext, schema: S, what: string) =>
     parseWire(schema, c.req.query(), `${what} request`);
 
   route("post", "/start_async", "start sandbox", async (c) => {
@@ -241,7 +268,8 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   });
   route("get", "/get_sandbox_statistics", "get sandbox statistics", async (c) => {
     const { sandbox_id } = query(c, SandboxIdRequest, "get_sandbox_statistics");
-    return await (await manager.rocklet(sandbox_id)).getStatistics();
+    return await (await manager.rocklet(sandbox_id)).withRequestId(c.get("requestId"))
+      .getStatistics();
   });
 
   /**
@@ -270,7 +298,8 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
       const request = parseWire(schema, raw, `${path.slice(1)} request`);
       return await manager.watchCall(
         sandbox_id,
-        async (rocklet) => await call(rocklet, request, c.req.raw.signal),
+        async (rocklet) =>
+          await call(rocklet.withRequestId(c.get("requestId")), request, c.req.raw.signal),
       ).catch((error) => unreachable(sandbox_id, error));
     });
   forward("/execute", "execute command", Command, (r, req, signal) => r.execute(req, { signal }));
@@ -298,7 +327,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
         try {
           const { sandbox_id } = parseWire(SandboxIdRequest, fields, "upload request");
           const { target_path, unzip } = parseWire(UploadFields, fields, "upload request");
-          const rocklet = await manager.rocklet(sandbox_id);
+          const rocklet = (await manager.rocklet(sandbox_id)).withRequestId(c.get("requestId"));
           return await rocklet.upload(file, { targetPath: target_path, unzip, fileName });
         } catch (error) {
           await file.cancel().catch(() => {});
@@ -315,7 +344,8 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
       if (!path) {
         throw new BadRequestError('Invalid download request: query parameter "path" is required');
       }
-      const file = await (await manager.rocklet(sandbox_id)).download(path);
+      const rocklet = (await manager.rocklet(sandbox_id)).withRequestId(c.get("requestId"));
+      const file = await rocklet.download(path);
       return new Response(file.body, {
         headers: {
           "content-type": "application/octet-stream",
@@ -338,7 +368,11 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   );
   app.notFound((c) => c.json({ detail: `Not Found: ${c.req.method} ${c.req.path}` }, 404));
   app.onError((error, c) => {
-    logger.error("Unexpected error", { path: c.req.path, error: String(error) });
+    logger.error("Unexpected error", {
+      path: c.req.path,
+      request_id: c.get("requestId"),
+      error: String(error),
+    });
     return c.json(failure("request", error));
   });
   return app;

@@ -27,7 +27,7 @@ import { listen } from "./serve.ts";
 import { type RockServer, serveUntilSignal } from "./server.ts";
 import { claimStateFile, liveStateFile } from "../common/state_file.ts";
 import { connectHost, type ServerState, startDaemon } from "./daemon.ts";
-import { isProcessAlive } from "../common/process_state.ts";
+import { waitForExit } from "../common/process_state.ts";
 
 /** Options of `rock admin start`. */
 export interface AdminStartOptions extends AdminFlags {
@@ -205,14 +205,10 @@ export async function stopAdmin(
   const config = await loadAdminConfig(options, processEnvironment());
   const state = await liveStateFile<AdminState>(pidFile(config.dataDir));
   if (!state) throw new RockError(`No admin runs for "${config.dataDir}"`);
-  const alive = () => isProcessAlive(state.pid, state.start_ticks);
   Deno.kill(state.pid, "SIGTERM");
-  for (let waited = 0; waited < 10_000; waited += 50) {
-    if (!(await alive())) {
-      console.log(`admin stopped (pid ${state.pid})`);
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  if (await waitForExit(state.pid, state.start_ticks, 10_000)) {
+    console.log(`admin stopped (pid ${state.pid})`);
+    return;
   }
   Deno.kill(state.pid, "SIGKILL");
   console.log(`admin killed after 10 s (pid ${state.pid})`);

@@ -11,7 +11,8 @@ import type { AgentModelServiceFactory } from "../sdk/agent/agent_model_service.
 import { agentSettingsFromEnv } from "../sdk/agent/settings.ts";
 import { Sandbox } from "../sdk/sandbox.ts";
 import type { ConnectionFlags } from "./cli_config.ts";
-import { connection, runCli } from "./sandbox.ts";
+import { runCli } from "./exit.ts";
+import { connection } from "./sandbox.ts";
 import { StatusLine, writeAll } from "./terminal.ts";
 
 /** Options of `rock agent run`. */

@@ -4,7 +4,7 @@
  * `agent.ts` on demand.
  */
 import { type Command, Option } from "@commander-js/extra-typings";
-import { collectHeader, parseMemory, parsePositive } from "./sandbox_commands.ts";
+import { collectHeader, parseMemory, parsePositive } from "./sandbox_command.ts";
 
 /** Adds `rock agent ...` to `program`. */
 export function addAgent(program: Command): void {

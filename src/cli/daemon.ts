@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { spawnDetached } from "../common/detached.ts";
 import { RockError } from "../common/errors.ts";
+import { pollUntil } from "../common/poll.ts";
 import { type OwnedState, readStateFile } from "../common/state_file.ts";
 
 /** A server's state file: its owner and the port it serves on (null while starting). */
@@ -61,9 +62,7 @@ export async function startDaemon<T extends ServerState>(
   const child = spawnDetached([...selfCommand(), ...options.args], options.logFile);
   let exited: Deno.CommandStatus | undefined;
   child.status.then((status) => (exited = status), () => {});
-  const started = performance.now();
-  let delay = 5;
-  while (performance.now() - started < options.timeoutMs) {
+  const served = await pollUntil(async () => {
     // Only the child's own state counts, never another process's.
     const state = await readStateFile<T>(options.statePath);
     if (state?.pid === child.pid && state.port !== null) {
@@ -77,9 +76,9 @@ export async function startDaemon<T extends ServerState>(
         )}`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 100);
-  }
+    return undefined;
+  }, { intervalMs: 5, maxIntervalMs: 100, timeoutMs: options.timeoutMs });
+  if (served) return served;
   try {
     Deno.kill(child.pid, "SIGKILL");
   } catch {

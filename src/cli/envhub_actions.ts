@@ -7,7 +7,7 @@ import { processEnvironment } from "../common/config.ts";
 import { checkHttpUrl } from "./cli_config.ts";
 import type { EnvInfo } from "../protocol/envhub.ts";
 import { DEFAULT_ENVHUB_URL, EnvHubClient } from "../sdk/envhub_client.ts";
-import { runCli } from "./sandbox.ts";
+import { runCli } from "./exit.ts";
 
 /** The global flag of `rock envhub`. */
 export interface EnvHubConnectionFlags {

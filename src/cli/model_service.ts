@@ -25,7 +25,7 @@ import {
   trajectoryFilePath,
 } from "../model_service/config.ts";
 import { LocalExchange } from "../model_service/local_exchange.ts";
-import { isProcessAlive } from "../common/process_state.ts";
+import { waitForExit } from "../common/process_state.ts";
 import { LlmProxy } from "../model_service/proxy.ts";
 import { TrajectoryWriter } from "../model_service/traj.ts";
 import {
@@ -176,13 +176,10 @@ export async function stopModelService(): Promise<void> {
     return;
   }
   Deno.kill(state.pid, "SIGTERM");
-  for (let waited = 0; waited < 5000; waited += 20) {
-    if (!(await isProcessAlive(state.pid, state.start_ticks))) {
-      await removeState(settings.stateDir, state.pid);
-      console.log(`model service stopped (pid ${state.pid})`);
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  if (await waitForExit(state.pid, state.start_ticks, 5000)) {
+    await removeState(settings.stateDir, state.pid);
+    console.log(`model service stopped (pid ${state.pid})`);
+    return;
   }
   Deno.kill(state.pid, "SIGKILL");
   await removeState(settings.stateDir, state.pid);

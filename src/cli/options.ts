@@ -3,7 +3,7 @@ import { InvalidArgumentError } from "@commander-js/extra-typings";
 import { checkLogLevel, checkPort, checkSize } from "./values.ts";
 
 /** Adapts a check from values.ts to commander, which reports InvalidArgumentError in one line. */
-function forCommander<T>(check: (value: string) => T): (value: string) => T {
+export function forCommander<T>(check: (value: string) => T): (value: string) => T {
   return (value) => {
     try {
       return check(value);

@@ -1,64 +1,45 @@
 /**
- * The parts of the command tree shared by the `rock` executable (main.ts) and the slim rocklet
- * entry (rocklet_main.ts): program settings, the `rocklet` command, and running a program with
- * rock's exit codes (2 for usage errors, 1 for failures, one line each).
+ * The command tree of the `rock` executable: the root command and every group, each from its
+ * `<group>_command.ts` (commander) whose actions load `<group>.ts` on demand, so a role loads
+ * only its own code; and running it with rock's exit codes (exit.ts).
  */
-import { Command, CommanderError, Option } from "@commander-js/extra-typings";
-import { ConfigError, RockError } from "../common/errors.ts";
+import { Command, CommanderError } from "@commander-js/extra-typings";
 import { VERSION } from "../version.ts";
-import { parseLogLevel, parsePort, parseSize } from "./options.ts";
+import { addAdmin } from "./admin_command.ts";
+import { addAgent } from "./agent_command.ts";
+import { addEnvHub } from "./envhub_command.ts";
+import { exitOnFailure, USAGE_EXIT } from "./exit.ts";
+import { addModelService } from "./model_service_command.ts";
+import { addRocklet } from "./rocklet_command.ts";
+import { addSandbox } from "./sandbox_command.ts";
 
-/** The root command with rock's name, version and error behaviour. */
-export function createProgram(): Command {
-  return new Command()
+/** The root command with rock's name, version and error behaviour, and every command group. */
+export function buildProgram(): Command {
+  const program = new Command()
     .name("rock")
     .description("Sandboxes for coding agents: admin, rocklet, model service, envhub and CLI")
     .version(VERSION, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .showSuggestionAfterError(true)
     .exitOverride();
+  addRocklet(program);
+  addModelService(program);
+  addAdmin(program);
+  addSandbox(program);
+  addEnvHub(program);
+  addAgent(program);
+  return program;
 }
 
-/** Adds `rock rocklet` to `program`. */
-export function addRocklet(program: Command): void {
-  program
-    .command("rocklet")
-    .description("serve bash sessions, commands and files inside a sandbox over HTTP")
-    .option("--host <host>", "address to bind", "0.0.0.0")
-    .addOption(
-      new Option("--port <port>", "TCP port (0 picks a free one)").argParser(parsePort).default(
-        22555,
-      ),
-    )
-    .addOption(
-      new Option("--max-output-bytes <size>", "cap on one command's output, e.g. 10m")
-        .argParser(parseSize)
-        .default(10 * 1024 * 1024, "10m"),
-    )
-    .addOption(
-      new Option(
-        "--log-level <level>",
-        "debug, info, warn or error (default: $ROCK_LOGGING_LEVEL or info)",
-      )
-        .argParser(parseLogLevel),
-    )
-    .action(async (options) => {
-      const { runRocklet } = await import("./rocklet.ts");
-      await runRocklet(options);
-    });
-}
-
-/** Parses Deno.args with `program` and runs the command; exits 2 on usage errors, 1 on failures. */
-export async function runProgram(program: Command): Promise<void> {
+/**
+ * Parses `args` with `program` and runs the command. Usage errors (commander's) exit 2 with
+ * commander's one line; failures go to exitOnFailure().
+ */
+export async function runProgram(program: Command, args: string[]): Promise<void> {
   try {
-    await program.parseAsync(Deno.args, { from: "user" });
+    await program.parseAsync(args, { from: "user" });
   } catch (error) {
-    if (error instanceof CommanderError) Deno.exit(error.exitCode === 0 ? 0 : 2);
-    // Expected failures: one line, no stack. Bad configuration is a usage error (2).
-    if (error instanceof RockError) {
-      console.error(`error: ${error.message}`);
-      Deno.exit(error instanceof ConfigError ? 2 : 1);
-    }
-    throw error;
+    if (error instanceof CommanderError) Deno.exit(error.exitCode === 0 ? 0 : USAGE_EXIT);
+    exitOnFailure(error);
   }
 }

@@ -5,19 +5,13 @@ import {
   readLogSettings,
   readServerLimits,
 } from "../common/config.ts";
-import { createLogger, type LogLevel } from "../common/log.ts";
+import { createLogger } from "../common/log.ts";
 import { createRockletApp } from "../rocklet/app.ts";
 import { LocalRuntime } from "../runtime/local_runtime.ts";
 import { type RockServer, serveUntilSignal } from "./server.ts";
 import { serveNative } from "./serve_native.ts";
 
-/** Options of `rock rocklet`. */
-export interface RockletOptions {
-  host: string;
-  port: number;
-  maxOutputBytes: number;
-  logLevel?: LogLevel;
-}
+import type { RockletOptions } from "./rocklet_flags.ts";
 
 /** Runs the rocklet in the foreground; resolves after a clean shutdown. */
 export async function runRocklet(options: RockletOptions): Promise<void> {

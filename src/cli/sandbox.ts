@@ -1,7 +1,7 @@
 /**
  * `rock sandbox start|ls|status|exec|stop|logs`: the user CLI over the SDK, plus what `shell`
- * and `cp` share: resolving the admin, and turning failures into one `error: ...` line with
- * exit code 1 (2 for bad flags or config), the command's own exit code for `exec`.
+ * and `cp` share: resolving the admin. Failures become one `error: ...` line and exit 1 (2 for
+ * bad flags or config) through runCli() (exit.ts); `exec` exits with the command's own code.
  */
 import { processEnvironment } from "../common/config.ts";
 import { ConfigError, RockError } from "../common/errors.ts";
@@ -16,6 +16,7 @@ import {
   resolveConnection,
   splitKeyValue,
 } from "./cli_config.ts";
+import { runCli } from "./exit.ts";
 import { StatusLine, writeAll } from "./terminal.ts";
 
 /** Options of `rock sandbox start`. */
@@ -51,23 +52,6 @@ export interface ExecOptions extends ConnectionFlags {
   session?: string;
   timeout?: number;
   env?: string[];
-}
-
-/**
- * Runs a CLI action: a failure prints one `error: ...` line and exits 1 (2 for a ConfigError);
- * a number returned becomes the exit code.
- */
-export async function runCli(action: () => Promise<number | void>): Promise<void> {
-  let code: number;
-  try {
-    code = (await action()) ?? 0;
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    // One line whatever the message holds (docker stderr tails span several).
-    console.error(`error: ${message.replace(/\s*\n\s*/g, " | ").trim()}`);
-    code = error instanceof ConfigError ? 2 : 1;
-  }
-  if (code !== 0) Deno.exit(code);
 }
 
 /** The admin URL and headers for `flags`. */

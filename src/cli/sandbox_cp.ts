@@ -10,7 +10,8 @@ import { ConfigError, RockError } from "../common/errors.ts";
 import { fileStream } from "../sdk/local_files.ts";
 import type { Sandbox } from "../sdk/sandbox.ts";
 import type { ConnectionFlags } from "./cli_config.ts";
-import { attach, runCli } from "./sandbox.ts";
+import { runCli } from "./exit.ts";
+import { attach } from "./sandbox.ts";
 import { StatusLine } from "./terminal.ts";
 
 /** Files at least this big get a progress line (on a terminal). */

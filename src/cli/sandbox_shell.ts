@@ -7,7 +7,8 @@
 import { BashSyntaxError, CommandRockError } from "../sdk/errors.ts";
 import type { Sandbox } from "../sdk/sandbox.ts";
 import type { ConnectionFlags } from "./cli_config.ts";
-import { attach, ensureSession, keyValues, runCli } from "./sandbox.ts";
+import { runCli } from "./exit.ts";
+import { attach, ensureSession, keyValues } from "./sandbox.ts";
 import { writeAll } from "./terminal.ts";
 
 /** Options of `rock sandbox shell`. */

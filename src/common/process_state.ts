@@ -3,6 +3,7 @@
  * time tells a recycled pid from the original); elsewhere a signal-0 probe.
  */
 import process from "node:process";
+import { pollUntil } from "./poll.ts";
 
 /** What /proc says about a process. */
 export interface ProcessInfo {
@@ -43,4 +44,20 @@ export async function isProcessAlive(pid: number, startTicks?: number): Promise<
     // EPERM: it exists but belongs to someone else.
     return (error as { code?: string }).code === "EPERM";
   }
+}
+
+/**
+ * Waits until `pid` (started at `startTicks`, when given) is gone, asking every 20 ms.
+ * @returns true when it ended within `timeoutMs`, false when it still runs
+ */
+export async function waitForExit(
+  pid: number,
+  startTicks: number | undefined,
+  timeoutMs: number,
+): Promise<boolean> {
+  const ended = await pollUntil(
+    async () => (await isProcessAlive(pid, startTicks)) ? undefined : true,
+    { intervalMs: 20, timeoutMs },
+  );
+  return ended === true;
 }

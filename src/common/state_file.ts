@@ -7,6 +7,7 @@
  * removes it.
  */
 import { dirname } from "node:path";
+import { pollUntil } from "./poll.ts";
 import { isProcessAlive, readProcessInfo } from "./process_state.ts";
 
 /** What every state file holds; roles add their own fields. */
@@ -118,12 +119,9 @@ async function lockFile<T extends OwnedState>(
     file.close();
     if (!locked) {
       // The owner writes its state right after locking; give it a moment to appear.
-      let owner = await readStateFile<T>(path);
-      for (let i = 0; !owner && i < 20; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-        owner = await readStateFile<T>(path);
-      }
-      throw taken(owner);
+      throw taken(
+        await pollUntil(() => readStateFile<T>(path), { intervalMs: 10, timeoutMs: 200 }),
+      );
     }
   }
 }

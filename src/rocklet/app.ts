@@ -9,6 +9,7 @@
  */
 import { BadRequestError, Codes, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
+import { REQUEST_ID_HEADER, requestIdOf, requestLogLevel } from "../common/request_id.ts";
 import type { z } from "zod";
 import {
   BashAction,
@@ -195,15 +196,24 @@ export function createRockletApp(deps: RockletAppDeps): RockletApp {
       if (!route) {
         return Response.json({ detail: `Not Found: ${request.method} ${path}` }, { status: 404 });
       }
+      const started = performance.now();
+      const requestId = requestIdOf(request.headers.get(REQUEST_ID_HEADER));
       let response: Response;
       try {
         response = await route(request, search);
       } catch (error) {
         if (!(error instanceof RockError)) {
-          logger.error("Unexpected error", { path, error: String(error) });
+          logger.error("Unexpected error", { path, request_id: requestId, error: String(error) });
         }
         response = rockletErrorResponse(error);
       }
+      logger[requestLogLevel(request.method)]("Request", {
+        request_id: requestId,
+        method: request.method,
+        path,
+        status: response.status,
+        ms: Math.round(performance.now() - started),
+      });
       if (!head) return response;
       await response.body?.cancel();
       return new Response(null, response);

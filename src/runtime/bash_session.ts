@@ -115,7 +115,8 @@ function shellQuote(text: string): string {
 /**
  * Where bash's syntax check stopped, as BashSyntaxError's `extra_info`: bash says it only in
  * words (`bash: line 3: syntax error near unexpected token `fi'`, `... unexpected end of file`),
- * so they are read here, once, where they arise.
+ * so they are read here, once, where they arise. This is the one place in rock that reads a
+ * tool's or an error's words: everything downstream decides on the error's type and extra_info.
  */
 export function syntaxDetails(
   diagnostics: string,

@@ -151,12 +151,6 @@ export const PRIVATE_CONFIG_PREFIX = "rock-docker-config-";
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const STDERR_TAIL_LINES = 10;
-const MISSING = /No such (container|object|image)/i;
-
-/** What docker says when a host port it is to publish is bound already (by it or another). */
-const PORT_TAKEN = /port is already allocated|bind: address already in use/i;
-/** What docker run says when it may not pull and the image is not here. */
-const NO_SUCH_IMAGE = /No such image/i;
 
 /** `docker run` could not publish a port: the host port was taken. */
 export class PortTakenError extends RockError {}
@@ -368,8 +362,51 @@ export class DockerCli {
    */
   async exec(args: string[], options: DockerCallOptions = {}): Promise<string> {
     const result = await this.call(args, options);
-    if (result.code !== 0) throw failure(args, result);
+    if (result.code !== 0) throw await this.#failure(args, result);
     return result.stdout;
+  }
+
+  /**
+   * The error for `docker <args>` that exited non-zero: an UnavailableError when the engine does
+   * not answer `docker version` now (docker's exit code says no more than "failed"), else a
+   * RockError; both with the exit code and docker's stderr tail.
+   */
+  async #failure(args: string[], result: DockerResult): Promise<RockError> {
+    const message = `Cannot run "${commandName(args)}": exit code ${result.code}${
+      colon(tail(result.stderr))
+    }`;
+    const extraInfo = { exit_code: result.code, stderr: tail(result.stderr) };
+    return await this.#serverAnswers()
+      ? new RockError(message, { extraInfo })
+      : new UnavailableError(message, { extraInfo });
+  }
+
+  /** True when the engine answers `docker version` (its server part) within 10 s. */
+  async #serverAnswers(): Promise<boolean> {
+    try {
+      const version = ["version", "--format", "{{.Server.Version}}"];
+      return (await this.call(version, { timeoutMs: 10_000 })).code === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Which of `containers` (names, ids or id prefixes) exist, from one `docker ps --all`.
+   * @throws {RockError} when docker fails (an UnavailableError when the engine does not answer).
+   */
+  async #existing(containers: string[], options: DockerCallOptions): Promise<string[]> {
+    const out = await this.exec(
+      ["ps", "--all", "--no-trunc", "--format", "{{.ID}} {{.Names}}"],
+      options,
+    );
+    const rows = out.split("\n").filter((line) => line.trim() !== "").map((line) => {
+      const [id, names = ""] = line.trim().split(" ");
+      return { id, names: names.split(",") };
+    });
+    return containers.filter((wanted) =>
+      rows.some((row) => row.names.includes(wanted) || row.id.startsWith(wanted))
+    );
   }
 
   /** True when the docker engine answers. */
@@ -401,8 +438,10 @@ export class DockerCli {
     }
     const result = await this.call(["image", "inspect", "--format", "{{.Id}}", image], options);
     if (result.code === 0) return true;
-    if (MISSING.test(result.stderr)) return false;
-    throw failure(["image", "inspect"], result);
+    // An inspect fails for a missing image, or when the engine does not answer: tell which.
+    const error = await this.#failure(["image", "inspect"], result);
+    if (error instanceof UnavailableError) throw error;
+    return false;
   }
 
   /** Lists local images. */
@@ -454,16 +493,24 @@ export class DockerCli {
    *   here (nothing is created).
    * @throws {RockError} with docker's exit code and stderr tail when the run fails otherwise.
    */
-  async run(args: string[], options: DockerCallOptions = {}): Promise<string> {
+  run(args: string[], options: DockerCallOptions = {}): Promise<string> {
+    return this.#run(args, runTarget(args), options);
+  }
+
+  /**
+   * `docker run <args>` for a container that publishes `target.ports` from `target.image`. After
+   * a failure the host decides, not docker's words: a host port that cannot be bound now was
+   * taken; with `--pull=never`, an image that is not here was missing.
+   */
+  async #run(args: string[], target: RunTarget, options: DockerCallOptions): Promise<string> {
     const result = await this.call(["run", ...args], options);
     if (result.code === 0) return result.stdout.trim().split("\n").pop() ?? "";
-    const error = failure(["run"], result);
+    const error = await this.#failure(["run"], result);
     if (error instanceof UnavailableError) throw error;
-    const type = PORT_TAKEN.test(result.stderr)
-      ? PortTakenError
-      : NO_SUCH_IMAGE.test(result.stderr)
-      ? ImageMissingError
-      : undefined;
+    const taken = target.ports.some((port) => port.hostPort !== undefined && !bindable(port));
+    const missing = !taken && target.pullNever && target.image !== undefined &&
+      !(await this.imageExists(target.image, options));
+    const type = taken ? PortTakenError : missing ? ImageMissingError : undefined;
     throw type ? new type(error.message, { extraInfo: error.extraInfo }) : error;
   }
 
@@ -475,7 +522,13 @@ export class DockerCli {
    */
   async runContainer(request: ContainerRequest, options: DockerCallOptions = {}): Promise<string> {
     const engine = request.extraRunArgs.length === 0 ? await this.#engine() : undefined;
-    if (!engine) return await this.run(runArgs(request), options);
+    if (!engine) {
+      return await this.#run(runArgs(request), {
+        ports: request.ports,
+        image: request.image,
+        pullNever: true,
+      }, options);
+    }
     const create = await engine.call("POST", "/containers/create", {
       ...options,
       query: { name: request.name },
@@ -538,10 +591,14 @@ export class DockerCli {
     }
     const result = await this.call(["container", "inspect", ...containers], options);
     if (result.code === 0) return JSON.parse(result.stdout);
-    // With several ids docker prints the ones it found and names the missing ones on stderr.
-    const onlyMissing = tail(result.stderr, 1000).split("\n").every((line) => MISSING.test(line));
-    if (!onlyMissing) throw failure(["container", "inspect"], result);
-    return result.stdout.trim() ? JSON.parse(result.stdout) : [];
+    // It fails when any is missing: inspect again the ones that exist (once; a failure then is
+    // docker's, or a container removed in between).
+    const existing = await this.#existing(containers, options);
+    if (existing.length === containers.length) {
+      throw await this.#failure(["container", "inspect"], result);
+    }
+    if (existing.length === 0) return [];
+    return JSON.parse(await this.exec(["container", "inspect", ...existing], options));
   }
 
   /** `docker container inspect` of one container, or undefined when it does not exist. */
@@ -613,8 +670,10 @@ export class DockerCli {
     }
     const result = await this.call(["rm", "--force", ...containers], options);
     if (result.code === 0) return;
-    const lines = tail(result.stderr, 1000).split("\n");
-    if (!lines.every((line) => MISSING.test(line))) throw failure(["rm"], result);
+    // It fails when any is missing: what counts is that none of them is left.
+    if ((await this.#existing(containers, options)).length > 0) {
+      throw await this.#failure(["rm"], result);
+    }
   }
 }
 
@@ -674,14 +733,68 @@ function bindable(port: { hostIp: string; hostPort?: number }): boolean {
   }
 }
 
-/** The RockError for a docker call that exited non-zero. */
-function failure(args: string[], result: DockerResult): RockError {
-  const message = `Cannot run "${commandName(args)}": exit code ${result.code}${
-    colon(tail(result.stderr))
-  }`;
-  const extraInfo = { exit_code: result.code, stderr: tail(result.stderr) };
-  if (/Cannot connect to the Docker daemon|Is the docker daemon running/i.test(result.stderr)) {
-    return new UnavailableError(message, { extraInfo });
+/** What a `docker run` publishes, runs and may pull: what decides its failure's type. */
+interface RunTarget {
+  ports: { hostIp: string; hostPort?: number }[];
+  image?: string;
+  /** `--pull=never`: a missing image fails the run. */
+  pullNever: boolean;
+}
+
+/** Flags of `docker run` that take no value. */
+const RUN_SWITCHES = new Set([
+  "-d",
+  "--detach",
+  "--init",
+  "--rm",
+  "-i",
+  "--interactive",
+  "-t",
+  "--tty",
+  "--privileged",
+  "--read-only",
+  "-P",
+  "--publish-all",
+  "-q",
+  "--quiet",
+  "--no-healthcheck",
+  "--oom-kill-disable",
+  "--sig-proxy",
+  "--disable-content-trust",
+]);
+
+/**
+ * The published host ports, the image and the pull policy of `docker run <args>`, read from the
+ * arguments rock wrote (`-p [IP:]HOST:CONTAINER`, the first word after the options).
+ */
+export function runTarget(args: string[]): RunTarget {
+  const target: RunTarget = { ports: [], pullNever: false };
+  const option = (name: string, value: string) => {
+    if (name === "-p" || name === "--publish") {
+      const parts = value.split(":");
+      if (parts.length < 2) return;
+      const host = parts.at(-2)!;
+      const ip = parts.length > 2 ? parts.slice(0, -2).join(":").replace(/^\[|\]$/g, "") : "";
+      if (/^\d+$/.test(host)) {
+        target.ports.push({ hostIp: ip || "0.0.0.0", hostPort: Number(host) });
+      }
+    }
+    if (name === "--pull") target.pullNever = value === "never";
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith("-")) {
+      target.image = arg;
+      break;
+    }
+    const equals = arg.indexOf("=");
+    if (equals > 0) option(arg.slice(0, equals), arg.slice(equals + 1));
+    else if (
+      /^-[a-zA-Z]{2,}$/.test(arg) && [...arg.slice(1)].every((c) => RUN_SWITCHES.has(`-${c}`))
+    ) {
+      continue; // -dit
+    } else if (/^-p./.test(arg)) option("-p", arg.slice(2));
+    else if (!RUN_SWITCHES.has(arg)) option(arg, args[++i] ?? "");
   }
-  return new RockError(message, { extraInfo });
+  return target;
 }

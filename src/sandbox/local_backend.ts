@@ -12,7 +12,7 @@
 import { constants, hostname } from "node:os";
 import { spawnDetached } from "../common/detached.ts";
 import { RockError } from "../common/errors.ts";
-import { isProcessAlive, readProcessInfo } from "../common/process_state.ts";
+import { isProcessAlive, readProcessInfo, waitForExit } from "../common/process_state.ts";
 import { killDescendants, listDescendants, signalProcess } from "../runtime/process_tree.ts";
 import type {
   ExitListener,
@@ -179,10 +179,7 @@ export class LocalBackend implements LoggingBackend, WatchingBackend {
     if (state && await this.#running(state)) {
       const tree = await listDescendants(state.pid);
       signalProcess(state.pid, "SIGTERM");
-      for (let waited = 0; waited < 3000 && await this.#running(state); waited += 20) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      if (await this.#running(state)) {
+      if (!(await waitForExit(state.pid, state.start_ticks, 3000))) {
         await killDescendants(state.pid);
         signalProcess(state.pid, "SIGKILL");
       }

@@ -12,6 +12,7 @@ import {
   UnresponsiveError,
 } from "../common/errors.ts";
 import { withDefaults } from "../common/options.ts";
+import { REQUEST_ID_HEADER } from "../common/request_id.ts";
 import type {
   BashActionInput,
   BashObservation,
@@ -123,6 +124,18 @@ export class RockletClient implements RuntimeClient, Runtime {
     this.#fetch = options.fetch;
     this.#headers = options.headers ?? {};
     this.#deadlines = withDefaults(DEFAULT_ROCKLET_DEADLINES, options.deadlines ?? {});
+  }
+
+  /**
+   * This client with `X-Request-Id: requestId` on every call (same rocklet, fetch, headers and
+   * deadlines): how the admin passes a client's request id on to the rocklet.
+   */
+  withRequestId(requestId: string): RockletClient {
+    return new RockletClient(this.baseUrl, {
+      fetch: this.#fetch,
+      headers: { ...this.#headers, [REQUEST_ID_HEADER]: requestId },
+      deadlines: this.#deadlines,
+    });
   }
 
   /** The whole-call limit of a command whose own timeout is `seconds` (null: none). */

@@ -14,6 +14,7 @@ import { basename } from "node:path";
 import type { StatusResponse } from "../protocol/admin.ts";
 import type { CommandResponse, UploadResponse } from "../protocol/rocklet.ts";
 import { type WithDefaults, withDefaults } from "../common/options.ts";
+import { pollUntil } from "../common/poll.ts";
 import { AdminClient, defaultAdminUrl } from "./admin_client.ts";
 import {
   BadRequestRockError,
@@ -188,11 +189,10 @@ export class Sandbox implements AsyncDisposable {
       ...(this.#id ? { sandbox_id: this.#id } : {}),
     }, headers);
     this.#id = started.sandbox_id;
-    const deadline = Date.now() + this.config.startupTimeout * 1000;
-    let delay = 10;
-    while (true) {
-      options.signal?.throwIfAborted();
-      const status = await this.client.getStatus(this.#id);
+    const id = this.#id;
+    let last: StatusResponse | undefined;
+    const alive = await pollUntil(async () => {
+      const status = last = await this.client.getStatus(id);
       options.onStatus?.(status);
       if (status.is_alive) return this;
       const failed = Object.entries(status.status ?? {}).find(([, p]) =>
@@ -201,19 +201,22 @@ export class Sandbox implements AsyncDisposable {
       if (failed || status.state === "failed") {
         const [phase, info] = failed ?? ["start", { message: status.failure_reason ?? "failed" }];
         throw new SandboxStartError(
-          `Sandbox "${this.#id}" failed to start in phase ${phase}: ${info.message}`,
-          { sandboxId: this.#id, phase },
+          `Sandbox "${id}" failed to start in phase ${phase}: ${info.message}`,
+          { sandboxId: id, phase },
         );
       }
-      if (Date.now() > deadline) {
-        throw new SandboxStartError(
-          `Sandbox "${this.#id}" was not alive within ${this.config.startupTimeout} s (state ${status.state})`,
-          { sandboxId: this.#id, phase: "startup" },
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 25);
-    }
+      return undefined;
+    }, {
+      intervalMs: 10,
+      maxIntervalMs: 25,
+      timeoutMs: this.config.startupTimeout * 1000,
+      signal: options.signal,
+    });
+    if (alive) return alive;
+    throw new SandboxStartError(
+      `Sandbox "${id}" was not alive within ${this.config.startupTimeout} s (state ${last?.state})`,
+      { sandboxId: id, phase: "startup" },
+    );
   }
 
   /** Stops the sandbox. */

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createAdminApp } from "../../src/admin/app.ts";
 import { Billing } from "../../src/admin/billing.ts";
+import type { Logger } from "../../src/common/log.ts";
 import { SandboxManager } from "../../src/admin/manager.ts";
 import { type SandboxRecord, SandboxStore } from "../../src/admin/store.ts";
 import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
@@ -75,6 +76,8 @@ export interface TestAdminOptions {
   startQueueLimit?: number;
   /** Wraps the test backend (to slow its placements down, say). */
   wrapBackend?: (backend: Backend) => Backend;
+  /** The admin's logger (default: none). */
+  logger?: Logger;
 }
 
 /** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
@@ -121,6 +124,7 @@ export async function startAdminServer(
     timeZone: "Asia/Shanghai",
     maxBatch: options.maxBatch,
     gemImage: options.gemImage,
+    logger: options.logger,
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const url = `http://127.0.0.1:${server.addr.port}`;
