@@ -77,3 +77,16 @@ export async function binaryExists(binary: string): Promise<boolean> {
 export function colon(evidence: string): string {
   return evidence ? `: ${evidence}` : "";
 }
+
+/** Waits `ms`, or less when `signal` aborts. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
