@@ -17,6 +17,7 @@ import {
   type BackendChoice,
   type BackendConfig,
   type DockerBackendConfig,
+  type KubernetesBackendConfig,
   type LocalBackendConfig,
 } from "../sandbox/backend.ts";
 import type { RockletLauncher } from "../sandbox/rocklet_launcher.ts";
@@ -78,6 +79,25 @@ export const AdminConfigFile = z.strictObject({
     publish_ip: z.literal("127.0.0.1").optional(),
     extra_run_args: z.array(z.string()).optional(),
   }).optional(),
+  k8s: z.strictObject({
+    kubectl_binary: z.string().min(1).optional(),
+    kubeconfig: z.string().min(1).optional(),
+    context: z.string().min(1).optional(),
+    namespace: z.string().min(1).optional(),
+    runtime_image: z.string().min(1).optional(),
+    runtime_image_pull_policy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
+    runtime_class_name: z.string().min(1).optional(),
+    node_selector: z.record(z.string(), z.string()).optional(),
+    tolerations: z.array(z.strictObject({
+      key: z.string().optional(),
+      operator: z.enum(["Exists", "Equal"]).optional(),
+      value: z.string().optional(),
+      effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+      toleration_seconds: z.number().int().optional(),
+    })).optional(),
+    access: z.enum(["pod-ip", "api-proxy"]).optional(),
+    max_lifetime_seconds: z.number().int().positive().optional(),
+  }).optional(),
 });
 /** A parsed YAML file. */
 export type AdminConfigFile = z.output<typeof AdminConfigFile>;
@@ -108,6 +128,8 @@ export interface AdminConfig {
   timeZone: string;
   dockerBinary: string;
   dockerExtraRunArgs: string[];
+  /** The `k8s` section as written (read when the backend is kubernetes). */
+  k8s: z.infer<typeof AdminConfigFile>["k8s"];
   /** Specs kept ready by the warm pool (docker backend). */
   warmPool: Array<{ image: string; memory: string; cpus: number; size: number }>;
   /** The scheduler: enabled and its tasks (ROCK's `scheduler` section). */
@@ -216,6 +238,7 @@ export async function loadAdminConfig(
     timeZone,
     dockerBinary: file.docker?.binary ?? "docker",
     dockerExtraRunArgs: file.docker?.extra_run_args ?? [],
+    k8s: file.k8s,
     warmPool: file.runtime?.warm_pool ?? [],
     scheduler: {
       enabled: file.scheduler?.enabled ?? false,
@@ -270,5 +293,43 @@ export function backendConfigOf(
       return docker;
     case "auto":
       return { type: "auto", docker, local };
+    case "kubernetes":
+      return kubernetesConfigOf(config.k8s, launcher, deploymentId);
   }
+}
+
+/**
+ * The kubernetes backend's configuration from the `k8s` section.
+ * @throws {ConfigError} when the section names no runtime image.
+ */
+function kubernetesConfigOf(
+  k8s: AdminConfig["k8s"],
+  launcher: RockletLauncher,
+  deploymentId: string,
+): KubernetesBackendConfig {
+  if (!k8s?.runtime_image) {
+    throw new ConfigError(
+      "The kubernetes backend needs k8s.runtime_image: the image its pods copy the rocklet from " +
+        '(see docs/architecture.md, "Kubernetes backend")',
+    );
+  }
+  return {
+    type: "kubernetes",
+    launcher,
+    runtimeImage: k8s.runtime_image,
+    runtimeImagePullPolicy: k8s.runtime_image_pull_policy,
+    kubectlBinary: k8s.kubectl_binary,
+    kubeconfig: k8s.kubeconfig,
+    context: k8s.context,
+    namespace: k8s.namespace,
+    access: k8s.access,
+    runtimeClassName: k8s.runtime_class_name,
+    nodeSelector: k8s.node_selector,
+    tolerations: k8s.tolerations?.map(({ toleration_seconds, ...rest }) => ({
+      ...rest,
+      tolerationSeconds: toleration_seconds,
+    })),
+    maxLifetimeSeconds: k8s.max_lifetime_seconds,
+    deploymentId,
+  };
 }

@@ -27,7 +27,7 @@ import {
   isLogging,
   isWatching,
   phaseMessage,
-  ROCKLET_PORT,
+  rockletUrl,
 } from "../sandbox/backend.ts";
 import { RockletClient, type RockletDeadlines } from "../sdk/rocklet_client.ts";
 import { Admission, type Release } from "./admission.ts";
@@ -477,8 +477,7 @@ export class SandboxManager {
   }
 
   #clientFor(id: string, placement: Pick<Placement, "hostIp" | "portMapping">): RockletClient {
-    const port = placement.portMapping[String(ROCKLET_PORT)];
-    const url = `http://${placement.hostIp}:${port}`;
+    const url = rockletUrl(this.#backend, id, placement);
     const cached = this.#clients.get(id);
     if (cached?.url === url) return cached.client;
     const client = new RockletClient(url, {

@@ -98,6 +98,11 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
       backendConfigOf(config, { launcher, deploymentId: await store.deploymentId() }),
       { logger },
     );
+    // A backend that runs processes of its own (the kubernetes watch and proxy) ends them last.
+    if (Symbol.asyncDispose in backend) {
+      const disposable = backend as AsyncDisposable;
+      cleanups.unshift(async () => await disposable[Symbol.asyncDispose]());
+    }
     // One set of placement slots for starts and warm-pool refills (refills take spare ones).
     const admission = admissionFor(config);
     const pool = config.warmPool.length > 0 && isRenamable(backend)

@@ -43,8 +43,16 @@ export interface SandboxSpec {
   registryPassword?: string;
 }
 
-/** Start phases: ROCK's `image_pull` and `docker_run` (docker), `process_start` (local). */
-export type PhaseName = "image_pull" | "docker_run" | "process_start";
+/**
+ * Start phases: ROCK's `image_pull` and `docker_run` (docker), `process_start` (local),
+ * `pod_scheduled`, `image_pull` and `container_start` (kubernetes).
+ */
+export type PhaseName =
+  | "image_pull"
+  | "docker_run"
+  | "process_start"
+  | "pod_scheduled"
+  | "container_start";
 /** ROCK's phase states. */
 export type PhaseStatus = "waiting" | "running" | "success" | "failed" | "timeout";
 
@@ -174,13 +182,37 @@ export function isWatching(backend: Backend): backend is WatchingBackend {
 }
 
 /** Backend kinds, each one module beside this file and one case in `createBackend()`. */
-export const BACKEND_TYPES = ["docker", "local"] as const;
+export const BACKEND_TYPES = ["docker", "local", "kubernetes"] as const;
 /** A backend kind. */
 export type BackendType = typeof BACKEND_TYPES[number];
 /** What an admin may be asked to use: a kind, or `auto` (docker when an engine answers, else local). */
 export const BACKEND_CHOICES = ["auto", ...BACKEND_TYPES] as const;
 /** A backend choice (the admin's `--backend`, `admin.backend`). */
 export type BackendChoice = typeof BACKEND_CHOICES[number];
+
+/**
+ * A backend whose rocklets are reached at a URL of its own making rather than at
+ * `http://hostIp:port` (the kubernetes backend through the API server's pod proxy).
+ */
+export interface RoutingBackend extends Backend {
+  /** The base URL of the rocklet of sandbox `sandboxId`, placed at `placement`. */
+  rockletUrl(sandboxId: string, placement: Pick<Placement, "hostIp" | "portMapping">): string;
+}
+
+/** True when `backend` makes its rocklets' URLs itself. */
+export function isRouting(backend: Backend): backend is RoutingBackend {
+  return typeof (backend as Partial<RoutingBackend>).rockletUrl === "function";
+}
+
+/** The base URL of a placed rocklet: the backend's when it routes, else `http://hostIp:port`. */
+export function rockletUrl(
+  backend: Backend,
+  sandboxId: string,
+  placement: Pick<Placement, "hostIp" | "portMapping">,
+): string {
+  if (isRouting(backend)) return backend.rockletUrl(sandboxId, placement);
+  return `http://${placement.hostIp}:${placement.portMapping[String(ROCKLET_PORT)]}`;
+}
 
 /** What a kind of backend does that a sandbox's status reports. */
 export interface BackendTraits {
@@ -195,6 +227,11 @@ export const BACKEND_TRAITS: Record<BackendType, BackendTraits> = {
   docker: { phases: ["image_pull", "docker_run"], enforcesLimits: true },
   // A process on the host: no image, no isolation, no limits.
   local: { phases: ["process_start"], enforcesLimits: false },
+  // The order a pod goes through them: scheduled to a node, its images pulled, started.
+  kubernetes: {
+    phases: ["pod_scheduled", "image_pull", "container_start"],
+    enforcesLimits: true,
+  },
 };
 
 /** The traits of the backend kind `type` names; a kind this build does not know has docker's. */
@@ -233,7 +270,8 @@ export type BackendConfig =
     commandTimeoutMs?: number;
     /** Deployment id: containers get it as a label and list() only returns those. */
     deploymentId?: string;
-  };
+  }
+  | KubernetesBackendConfig;
 
 /** The docker backend's configuration. */
 export type DockerBackendConfig = Extract<BackendConfig, { type: "docker" }>;
@@ -246,4 +284,53 @@ export interface AutoBackendConfig {
   type: "auto";
   docker: DockerBackendConfig;
   local: LocalBackendConfig;
+}
+
+/** How the admin reaches rocklets in pods: at the pod IP, or through `kubectl proxy`. */
+export type KubeAccess = "pod-ip" | "api-proxy";
+
+/** A toleration of a pod (Kubernetes' fields). */
+export interface KubeToleration {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+}
+
+/** Configuration of the kubernetes backend: one Pod per sandbox, driven through kubectl. */
+export interface KubernetesBackendConfig {
+  type: "kubernetes";
+  /** What the runtime image holds and how the rocklet starts from it (see runtime_image.ts). */
+  launcher: RockletLauncher;
+  /** The rock runtime image the init container copies the rocklet from. */
+  runtimeImage: string;
+  /** Pull policy of the runtime image (default "IfNotPresent"). */
+  runtimeImagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** The kubectl executable (default "kubectl"). */
+  kubectlBinary?: string;
+  /** Kubeconfig file (default: kubectl's own). */
+  kubeconfig?: string;
+  /** Kubeconfig context (default: its current one). */
+  context?: string;
+  /** Namespace of the pods (default: the context's). */
+  namespace?: string;
+  /** Environment of every kubectl run (tests point KUBECONFIG and KUBECACHEDIR here). */
+  kubectlEnv?: Record<string, string>;
+  /** How the admin reaches rocklets (default "pod-ip"). */
+  access?: KubeAccess;
+  /** The pods' runtimeClassName (gVisor, Kata), when set. */
+  runtimeClassName?: string;
+  /** The pods' nodeSelector, when set. */
+  nodeSelector?: Record<string, string>;
+  /** The pods' tolerations, when set. */
+  tolerations?: KubeToleration[];
+  /** Hard lifetime of a pod in seconds (`activeDeadlineSeconds`), enforced by the kubelet. */
+  maxLifetimeSeconds?: number;
+  /** Longest a placement may take until the container runs, in milliseconds (default 600 000). */
+  placeTimeoutMs?: number;
+  /** Timeout of one kubectl call, in milliseconds (default 60 000). */
+  commandTimeoutMs?: number;
+  /** Deployment id: pods get it as a label and list() only returns those. */
+  deploymentId?: string;
 }

@@ -6,10 +6,11 @@
  * travel on stdin only and are masked should docker ever echo them; registry logins live in a
  * private docker config for one pull, never in the user's.
  */
-import $, { KillController } from "dax";
+import $ from "dax";
 import { CancelledError, RockError, UnavailableError } from "../common/errors.ts";
 import { withDefaults } from "../common/options.ts";
 import { DockerEngine, engineSocket } from "./docker_engine.ts";
+import { binaryExists, callKill, colon, followChild } from "./tool_process.ts";
 
 /** Options of a DockerCli. */
 export interface DockerCliOptions {
@@ -194,11 +195,6 @@ export function tail(text: string, lines = STDERR_TAIL_LINES): string {
     .join("\n");
 }
 
-/** `": <evidence>"`, or nothing when there is no evidence. */
-function colon(evidence: string): string {
-  return evidence ? `: ${evidence}` : "";
-}
-
 /** A typed client for the docker CLI. */
 export class DockerCli {
   readonly #binary: string;
@@ -249,16 +245,7 @@ export class DockerCli {
     const { signal, stdin, env } = options;
     if (signal?.aborted) throw new CancelledError(`Cannot run "${name}": cancelled before start`);
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    const kill = new KillController();
-    // SIGKILL, not SIGTERM: docker lets some calls (a login waiting on a silent registry) run
-    // on after SIGTERM, and dax passes only the first signal on to the process.
-    const stop = () => kill.kill("SIGKILL");
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      stop();
-    }, timeoutMs);
-    signal?.addEventListener("abort", stop, { once: true });
+    const kill = callKill(timeoutMs, signal);
     try {
       let command = $`${this.#binary} ${daxArgs(args)}`
         .signal(kill.signal)
@@ -273,15 +260,14 @@ export class DockerCli {
       if (signal?.aborted) {
         throw new CancelledError(`Cannot run "${name}": cancelled${colon(tail(stderr))}`);
       }
-      if (timedOut) {
+      if (kill.timedOut) {
         throw new RockError(
           `Cannot run "${name}": timed out after ${timeoutMs} ms${colon(tail(stderr))}`,
         );
       }
       return await this.#found(args, { code: result.code, stdout: result.stdout, stderr });
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", stop);
+      kill.done();
     }
   }
 
@@ -316,28 +302,12 @@ export class DockerCli {
       }
       throw error;
     }
-    const stop = () => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
-    };
-    options.signal?.addEventListener("abort", stop, { once: true });
-    try {
-      const stderr = new Response(child.stderr).text();
-      const decoder = new TextDecoder();
-      let rest = "";
-      for await (const bytes of child.stdout) {
-        const lines = (rest + decoder.decode(bytes, { stream: true })).split("\n");
-        rest = lines.pop()!;
-        for (const line of lines) if (line.trim() !== "") onLine(line);
-      }
-      const status = await child.status;
-      return { code: status.signal ? 128 : status.code, stdout: "", stderr: await stderr };
-    } finally {
-      options.signal?.removeEventListener("abort", stop);
-    }
+    let rest = "";
+    return await followChild(child, (text) => {
+      const lines = (rest + text).split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) if (line.trim() !== "") onLine(line);
+    }, options.signal);
   }
 
   /**
@@ -684,17 +654,6 @@ export function publishedPorts(inspect: ContainerInspect): Record<string, PortBi
     if (bindings?.length) ports[port] = bindings;
   }
   return ports;
-}
-
-/** True when `binary` (a name looked up on PATH, or a path) names a file. */
-async function binaryExists(binary: string): Promise<boolean> {
-  if (!binary.includes("/")) return await $.which(binary) !== undefined;
-  try {
-    await Deno.stat(binary);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** "docker run", "docker image inspect": the docker command an argv runs, without arguments. */

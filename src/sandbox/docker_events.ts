@@ -12,6 +12,7 @@
 import { type Logger, silentLogger } from "../common/log.ts";
 import type { ExitListener, SandboxExit } from "./backend.ts";
 import { type DockerCli, tail } from "./docker_cli.ts";
+import { abortableSleep } from "./tool_process.ts";
 
 /** The fields of a `docker events --format '{{json .}}'` line rock reads. */
 interface DockerEvent {
@@ -165,17 +166,4 @@ export class ContainerExitWatch implements AsyncDisposable {
 function timeArg(nanos: bigint): string {
   const second = 1_000_000_000n;
   return `${nanos / second}.${String(nanos % second).padStart(9, "0")}`;
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

@@ -8,6 +8,7 @@ import { ConfigError } from "../common/errors.ts";
 import type { AutoBackendConfig, Backend, BackendConfig, DockerBackendConfig } from "./backend.ts";
 import { DockerBackend } from "./docker_backend.ts";
 import { DockerCli } from "./docker_cli.ts";
+import { KubernetesBackend } from "./kubernetes_backend.ts";
 import { LocalBackend } from "./local_backend.ts";
 
 /** Seams of the factory (each defaults to the real thing). */
@@ -49,6 +50,12 @@ export async function createBackend(
         );
       }
       return { backend: new DockerBackend(config, { docker, logger: deps.logger }), docker };
+    }
+    case "kubernetes": {
+      // Checks the cluster answers, then starts the one watch (and the proxy for api-proxy).
+      const backend = new KubernetesBackend(config, { logger: deps.logger });
+      await backend.start();
+      return { backend };
     }
     case "auto": {
       const docker = deps.docker ?? dockerCliOf(config.docker);

@@ -16,12 +16,7 @@ import { createRuntimeEnv } from "../../src/sdk/runtime_env/create_runtime_env.t
 import type { RuntimeEnv } from "../../src/sdk/runtime_env/runtime_env.ts";
 import { Sandbox } from "../../src/sdk/sandbox.ts";
 import { ModelService } from "../../src/sdk/model_service.ts";
-import {
-  type AdminServer,
-  startAdminServer,
-  type TestBackend,
-  testSandboxConfig,
-} from "../helpers/admin_server.ts";
+import { type AdminServer, startAdminServer, testSandboxConfig } from "../helpers/admin_server.ts";
 
 /** Registers one test (Deno.test, or dockerTest for docker). */
 export type Register = (name: string, fn: () => Promise<void>) => void;
@@ -64,7 +59,7 @@ export const SYSTEM_RUNTIME = {
 
 /** A stand-in agent config (bash, the fixture as working dir, the backend's system runtime). */
 export function standInConfig(
-  type: TestBackend,
+  type: keyof typeof SYSTEM_RUNTIME,
   extra: Partial<RockAgentConfigInput> = {},
 ): RockAgentConfigInput {
   return {
@@ -77,7 +72,7 @@ export function standInConfig(
 }
 
 /** Registers the runtime env and agent contract for `type`. */
-export function defineAgentContract(type: TestBackend, register: Register): void {
+export function defineAgentContract(type: keyof typeof SYSTEM_RUNTIME, register: Register): void {
   const label = `Agents (${type})`;
   const runtime = SYSTEM_RUNTIME[type];
   const exe = runtime.executable;

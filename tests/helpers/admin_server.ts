@@ -11,6 +11,7 @@ import { type Backend, isRenamable } from "../../src/sandbox/backend.ts";
 import { createBackend } from "../../src/sandbox/factory.ts";
 import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
 import { TEST_IMAGE, testRockletLauncher, testSandboxId } from "./docker.ts";
+import { testKubeBackend, type TestKubeOptions } from "./kube/backend.ts";
 import type { SandboxConfig } from "../../src/sdk/sandbox.ts";
 import type { RockletDeadlines } from "../../src/sdk/rocklet_client.ts";
 
@@ -26,8 +27,8 @@ export interface AdminServer extends AsyncDisposable {
   dataDir: string;
 }
 
-/** Which backend a test admin uses. */
-export type TestBackend = "local" | "docker";
+/** Which backend a test admin uses (kubernetes: on a stand-in API server). */
+export type TestBackend = "local" | "docker" | "kubernetes";
 
 /**
  * Creates the backend of kind `type` with its data under `dataDir`, for deployment
@@ -36,10 +37,13 @@ export type TestBackend = "local" | "docker";
 export async function testBackend(
   type: TestBackend,
   dataDir: string,
-  options: { deploymentId?: string; launcher?: RockletLauncher } = {},
+  options: { deploymentId?: string; launcher?: RockletLauncher; kube?: TestKubeOptions } = {},
 ): Promise<Backend> {
   const { deploymentId } = options;
   const launcher = options.launcher ?? await testRockletLauncher();
+  if (type === "kubernetes") {
+    return await testKubeBackend({ ...options.kube, deploymentId, launcher });
+  }
   const { backend } = await createBackend(
     type === "docker"
       ? { type: "docker", launcher, deploymentId }
@@ -74,6 +78,8 @@ export interface TestAdminOptions {
   startConcurrency?: number;
   /** Most starts waiting (default 1000). */
   startQueueLimit?: number;
+  /** The kubernetes backend's access mode and stand-in (default: pod IP, a new stand-in). */
+  kube?: TestKubeOptions;
   /** Wraps the test backend (to slow its placements down, say). */
   wrapBackend?: (backend: Backend) => Backend;
   /** The admin's logger (default: none). */
@@ -91,6 +97,7 @@ export async function startAdminServer(
   const real = await testBackend(type, dataDir, {
     deploymentId: await store.deploymentId(),
     launcher: options.launcher,
+    kube: options.kube,
   });
   const backend = options.wrapBackend?.(real) ?? real;
   const pool = options.pool && isRenamable(backend)
@@ -139,6 +146,8 @@ export async function startAdminServer(
     async [Symbol.asyncDispose]() {
       await server.shutdown();
       await manager.close();
+      // The kubernetes backend's watch and proxy (and its own stand-in).
+      if (Symbol.asyncDispose in real) await (real as AsyncDisposable)[Symbol.asyncDispose]();
       store.close();
       // The local backend keeps its sandboxes' work dirs in here; the test stopped them.
       if (ownDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});

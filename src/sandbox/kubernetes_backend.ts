@@ -1,0 +1,436 @@
+/**
+ * Sandboxes as Pods on Kubernetes, driven through kubectl (kubectl_cli.ts): one bare Pod per
+ * sandbox (kubernetes_pod.ts), the rocklet brought in by an init container from the rock runtime
+ * image. ONE long-lived `kubectl get pods --watch` per backend is its cache: placements wait on
+ * it for their pod's progress and deaths are read from it, so the number of kubectl processes
+ * grows with creates, not with sandboxes times polls. The rocklet is reached at the pod IP, or
+ * through a `kubectl proxy` the backend starts and restarts (access "api-proxy").
+ */
+import { CancelledError, RockError } from "../common/errors.ts";
+import { type Logger, silentLogger } from "../common/log.ts";
+import type {
+  ExitListener,
+  KubeAccess,
+  KubernetesBackendConfig,
+  ListedSandbox,
+  LoggingBackend,
+  PhaseName,
+  PhaseStatus,
+  PlaceHooks,
+  Placement,
+  RoutingBackend,
+  SandboxExit,
+  SandboxSpec,
+  WatchingBackend,
+} from "./backend.ts";
+import { ROCKLET_PORT, SERVER_PORT, SSH_PORT } from "./backend.ts";
+import { KubectlAlreadyExistsError, KubectlCli, type KubeObject } from "./kubectl_cli.ts";
+import {
+  podEnd,
+  podManifest,
+  podName,
+  podProgress,
+  podSelector,
+  SANDBOX_CONTAINER,
+  sandboxIdOf,
+} from "./kubernetes_pod.ts";
+import { abortableSleep } from "./tool_process.ts";
+
+/** Seams of the kubernetes backend. */
+export interface KubernetesBackendDeps {
+  /** The kubectl wrapper (default: one built from the config). */
+  kubectl?: KubectlCli;
+  logger?: Logger;
+}
+
+/**
+ * Paths `kubectl proxy` refuses. Its default (`^/api/.*\/pods/.*\/exec`, and attach) also
+ * matches the rocklet's own `/execute` behind the pod proxy; this one refuses pods/exec, attach
+ * and portforward only.
+ */
+const PROXY_REJECT_PATHS = "^/api/v1/namespaces/[^/]+/pods/[^/]+/(exec|attach|portforward)$";
+
+const FIRST_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 5_000;
+
+/** Runs sandboxes as Pods. */
+export class KubernetesBackend
+  implements LoggingBackend, WatchingBackend, RoutingBackend, AsyncDisposable {
+  /** Always "kubernetes". */
+  readonly type = "kubernetes" as const;
+  readonly #config: KubernetesBackendConfig;
+  readonly #kubectl: KubectlCli;
+  readonly #logger: Logger;
+  readonly #access: KubeAccess;
+  readonly #selector: string;
+  /** The cache: this deployment's pods by name, as the watch last reported them. */
+  readonly #pods = new Map<string, KubeObject>();
+  /** Called on every change of a pod, by pod name (placements waiting for theirs). */
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #listeners = new Set<ExitListener>();
+  /** Uids of pods this backend deletes, and of pods whose end was reported. */
+  readonly #removing = new Set<string>();
+  readonly #reported = new Set<string>();
+  readonly #stop = new AbortController();
+  #watching: Promise<void> | undefined;
+  #started: Promise<void> | undefined;
+  #namespace: string | undefined;
+  #proxy: Promise<void> | undefined;
+  #proxyPort = 0;
+
+  /** Creates the backend; nothing runs until the first call (or start()). */
+  constructor(config: KubernetesBackendConfig, deps: KubernetesBackendDeps = {}) {
+    this.#config = config;
+    this.#kubectl = deps.kubectl ?? new KubectlCli({
+      binary: config.kubectlBinary,
+      kubeconfig: config.kubeconfig,
+      context: config.context,
+      namespace: config.namespace,
+      env: config.kubectlEnv,
+      timeoutMs: config.commandTimeoutMs,
+    });
+    this.#logger = deps.logger ?? silentLogger;
+    this.#access = config.access ?? "pod-ip";
+    this.#selector = podSelector(config.deploymentId);
+  }
+
+  /** How many kubectl processes this backend has started (the watch and proxy included). */
+  get kubectlProcesses(): number {
+    return this.#kubectl.spawned;
+  }
+
+  /**
+   * Checks the cluster answers (listing this deployment's pods), then starts the watch and, for
+   * access "api-proxy", the proxy.
+   * @throws {RockError} with kubectl's complaint when the cluster cannot be reached or refuses.
+   */
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      this.#namespace = await this.#kubectl.namespace();
+      await this.#kubectl.list("pods", this.#selector);
+      this.#ensureWatch();
+      await this.#ensureProxy();
+    })().catch((error) => {
+      this.#started = undefined;
+      throw error;
+    });
+    return this.#started;
+  }
+
+  /**
+   * Creates the sandbox's pod and follows it through pod_scheduled, image_pull and
+   * container_start (success of the last is the caller's, once the rocklet answers).
+   * @throws {RockError} with the phase's reason (Unschedulable, ImagePullBackOff, OOMKilled,
+   *   ...); the pod is deleted.
+   * @throws {CancelledError} when `hooks.signal` aborts; the pod is deleted.
+   */
+  async place(spec: SandboxSpec, hooks: PlaceHooks): Promise<Placement> {
+    await this.start();
+    const name = podName(spec.sandboxId);
+    const what = `Cannot start sandbox "${spec.sandboxId}"`;
+    const reported = new Map<PhaseName, PhaseStatus>();
+    const report = (phase: PhaseName, status: PhaseStatus, message: string) => {
+      if (reported.get(phase) === status) return;
+      reported.set(phase, status);
+      hooks.onPhase({ name: phase, status, message });
+    };
+    report("pod_scheduled", "running", "pod scheduled running");
+    let created: KubeObject;
+    try {
+      created = await this.#kubectl.create(podManifest(spec, this.#config), {
+        signal: hooks.signal,
+      });
+    } catch (error) {
+      const message = error instanceof KubectlAlreadyExistsError
+        ? `a pod named "${name}" exists already`
+        : (error as Error).message;
+      report("pod_scheduled", "failed", `pod create failed: ${message}`);
+      if (error instanceof CancelledError) throw error;
+      throw new RockError(`${what}: pod create failed: ${message}`, { cause: error });
+    }
+    const uid = created.metadata.uid ?? "";
+    this.#update(created);
+    const deadline = this.#config.placeTimeoutMs ?? 600_000;
+    const timeout = AbortSignal.timeout(deadline);
+    const signal = hooks.signal ? AbortSignal.any([hooks.signal, timeout]) : timeout;
+    try {
+      for (;;) {
+        const changed = this.#nextChange(name, signal);
+        const pod = this.#pods.get(name);
+        if (!pod || pod.metadata.uid !== uid) {
+          throw new RockError(`${what}: its pod "${name}" was deleted`);
+        }
+        const progress = podProgress(pod);
+        if (progress.scheduled) report("pod_scheduled", "success", "pod scheduled success");
+        if (progress.scheduled && !progress.pulled) {
+          report("image_pull", "running", "image pull running");
+        }
+        if (progress.pulled) {
+          report("image_pull", "success", "image pull success");
+          report("container_start", "running", "container start running");
+        }
+        if (progress.failed) {
+          const { phase, message } = progress.failed;
+          report(phase, "failed", message);
+          throw new RockError(`${what}: ${phase.replace("_", " ")} failed: ${message}`);
+        }
+        if (progress.running) return this.#placementOf(pod);
+        await changed;
+        if (signal.aborted) {
+          if (hooks.signal?.aborted) {
+            throw new CancelledError(`Placement of sandbox "${spec.sandboxId}" was cancelled`);
+          }
+          throw new RockError(`${what}: its pod did not run within ${deadline / 1000} s`);
+        }
+      }
+    } catch (error) {
+      await this.#deletePod(name, uid).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Deletes the sandbox's pod when it is this deployment's; quiet when there is none. */
+  async remove(sandboxId: string): Promise<void> {
+    const name = podName(sandboxId);
+    const pod = this.#pods.get(name) ?? await this.#kubectl.get("pod", name);
+    if (!pod || !this.#owns(pod)) return;
+    await this.#deletePod(name, pod.metadata.uid ?? "");
+  }
+
+  /**
+   * Lists this deployment's pods (one `kubectl get -l`), and refreshes the cache with them.
+   */
+  async list(): Promise<ListedSandbox[]> {
+    await this.start();
+    const pods = await this.#kubectl.list("pods", this.#selector);
+    const names = new Set(pods.map((pod) => pod.metadata.name));
+    for (const name of this.#pods.keys()) if (!names.has(name)) this.#pods.delete(name);
+    for (const pod of pods) this.#pods.set(pod.metadata.name, pod);
+    return pods.filter((pod) => !pod.metadata.deletionTimestamp).map((pod) => {
+      const progress = podProgress(pod);
+      const running = progress.running && !progress.failed;
+      const listed: ListedSandbox = {
+        sandboxId: sandboxIdOf(pod),
+        handle: pod.metadata.uid ?? "",
+        running,
+      };
+      if (running) listed.placement = this.#placementOf(pod);
+      return listed;
+    });
+  }
+
+  /** The last `tail` lines of the sandbox container's output (`kubectl logs`). */
+  async logs(sandboxId: string, tail: number): Promise<string> {
+    const name = podName(sandboxId);
+    if (!this.#pods.has(name)) return "";
+    return await this.#kubectl.logs(name, { container: SANDBOX_CONTAINER, tail });
+  }
+
+  /** Reports each of this deployment's pods that ends or vanishes without remove(). */
+  watch(listener: ExitListener): AsyncDisposable {
+    this.#listeners.add(listener);
+    this.#ensureWatch();
+    return {
+      [Symbol.asyncDispose]: () => {
+        this.#listeners.delete(listener);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  /** How the sandbox ended (read from the API, not the cache), or undefined while it runs. */
+  async check(sandboxId: string): Promise<SandboxExit | undefined> {
+    const pod = await this.#kubectl.get("pod", podName(sandboxId));
+    if (!pod || !this.#owns(pod)) return { sandboxId, handle: "" };
+    const end = podEnd(pod);
+    return end ? this.#exitOf(pod, end) : undefined;
+  }
+
+  /** The rocklet's base URL: the pod IP, or the API server's pod proxy. */
+  rockletUrl(sandboxId: string, placement: Pick<Placement, "hostIp" | "portMapping">): string {
+    if (this.#access === "pod-ip") {
+      return `http://${placement.hostIp}:${placement.portMapping[String(ROCKLET_PORT)]}`;
+    }
+    return `http://127.0.0.1:${this.#proxyPort}/api/v1/namespaces/${this.#namespace}/pods/${
+      podName(sandboxId)
+    }:${ROCKLET_PORT}/proxy`;
+  }
+
+  /** Stops the watch and the proxy (pods keep running). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#stop.abort();
+    await Promise.all([this.#watching, this.#proxy]);
+  }
+
+  #owns(pod: KubeObject): boolean {
+    const labels = pod.metadata.labels ?? {};
+    const deployment = labels["rock.sandbox/deployment"];
+    return labels["app.kubernetes.io/managed-by"] === "rock" &&
+      deployment === this.#config.deploymentId;
+  }
+
+  async #deletePod(name: string, uid: string): Promise<void> {
+    this.#removing.add(uid);
+    await this.#kubectl.delete("pod", name, { gracePeriodSeconds: 0 });
+  }
+
+  #placementOf(pod: KubeObject): Placement {
+    const progress = podProgress(pod);
+    return {
+      hostIp: progress.podIP ?? "",
+      hostName: progress.node ?? "",
+      portMapping: {
+        [String(ROCKLET_PORT)]: ROCKLET_PORT,
+        [String(SERVER_PORT)]: SERVER_PORT,
+        [String(SSH_PORT)]: SSH_PORT,
+      },
+      handle: pod.metadata.uid ?? "",
+    };
+  }
+
+  /** Resolves on the next change of pod `name` (or when `signal` aborts). */
+  #nextChange(name: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = this.#waiters.get(name) ?? new Set();
+      this.#waiters.set(name, waiters);
+      const done = () => {
+        waiters.delete(done);
+        if (waiters.size === 0) this.#waiters.delete(name);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      waiters.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** Takes a pod as the API reported it (newer resourceVersions only) and wakes its waiters. */
+  #update(pod: KubeObject): void {
+    const name = pod.metadata.name;
+    const known = this.#pods.get(name);
+    if (
+      known?.metadata.uid === pod.metadata.uid &&
+      Number(known?.metadata.resourceVersion) > Number(pod.metadata.resourceVersion)
+    ) return;
+    this.#pods.set(name, pod);
+    this.#wake(name);
+  }
+
+  #wake(name: string): void {
+    for (const waiter of [...(this.#waiters.get(name) ?? [])]) waiter();
+  }
+
+  #ensureWatch(): void {
+    if (this.#watching || this.#stop.signal.aborted) return;
+    this.#watching = this.#follow();
+  }
+
+  /** The one watch: resumed with a backoff when kubectl exits (then listeners hear of a gap). */
+  async #follow(): Promise<void> {
+    const signal = this.#stop.signal;
+    let backoff = FIRST_BACKOFF_MS;
+    while (!signal.aborted) {
+      const started = performance.now();
+      let ended: string;
+      try {
+        const result = await this.#kubectl.watch("pods", this.#selector, (event) => {
+          backoff = FIRST_BACKOFF_MS;
+          if (event.type === "DELETED") this.#deleted(event.object);
+          else if (event.type === "ADDED" || event.type === "MODIFIED") this.#changed(event.object);
+        }, { signal });
+        ended = `exit code ${result.code}: ${result.stderr.trim().slice(-300)}`;
+      } catch (error) {
+        ended = (error as Error).message;
+      }
+      if (signal.aborted) return;
+      if (performance.now() - started > 10_000) backoff = FIRST_BACKOFF_MS;
+      this.#logger.warn("The kubectl pod watch ended; resuming it", {
+        ended,
+        resume_in_ms: backoff,
+      });
+      await abortableSleep(backoff, signal);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      for (const listener of this.#listeners) listener.onGap();
+    }
+  }
+
+  #changed(pod: KubeObject): void {
+    this.#update(pod);
+    const uid = pod.metadata.uid ?? "";
+    const end = podEnd(pod);
+    if (!end || this.#removing.has(uid) || this.#reported.has(uid)) return;
+    // Only a pod whose sandbox ran can die; a start that fails is place()'s to report.
+    this.#reported.add(uid);
+    const exit = this.#exitOf(pod, end);
+    for (const listener of this.#listeners) listener.onExit(exit);
+  }
+
+  #deleted(pod: KubeObject): void {
+    const name = pod.metadata.name;
+    const uid = pod.metadata.uid ?? "";
+    if (this.#pods.get(name)?.metadata.uid === uid) this.#pods.delete(name);
+    this.#wake(name);
+    const gone = !this.#removing.delete(uid) && !this.#reported.delete(uid);
+    if (gone) {
+      const exit: SandboxExit = { sandboxId: sandboxIdOf(pod), handle: uid };
+      for (const listener of this.#listeners) listener.onExit(exit);
+    }
+  }
+
+  #exitOf(pod: KubeObject, end: NonNullable<ReturnType<typeof podEnd>>): SandboxExit {
+    const exit: SandboxExit = { sandboxId: sandboxIdOf(pod), handle: pod.metadata.uid ?? "" };
+    if (end.exitCode !== undefined) exit.exitCode = end.exitCode;
+    if (end.signal !== undefined) exit.signal = end.signal;
+    if (end.oomKilled) exit.oomKilled = true;
+    return exit;
+  }
+
+  /** Starts (once) and keeps up the `kubectl proxy` of access "api-proxy". */
+  async #ensureProxy(): Promise<void> {
+    if (this.#access !== "api-proxy" || this.#stop.signal.aborted) return;
+    if (!this.#proxy) {
+      let ready!: () => void;
+      let failed!: (error: Error) => void;
+      const up = new Promise<void>((resolve, reject) => {
+        ready = resolve;
+        failed = reject;
+      });
+      this.#proxy = this.#superviseProxy(ready, failed);
+      await up;
+    }
+  }
+
+  /** Runs `kubectl proxy --port=0`, and again after a backoff whenever it exits. */
+  async #superviseProxy(ready: () => void, failed: (error: Error) => void): Promise<void> {
+    const signal = this.#stop.signal;
+    let backoff = FIRST_BACKOFF_MS;
+    let first = true;
+    while (!signal.aborted) {
+      let output = "";
+      const result = await this.#kubectl.follow(
+        ["proxy", "--port=0", "--address=127.0.0.1", `--reject-paths=${PROXY_REJECT_PATHS}`],
+        (text) => {
+          output += text;
+          const port = /Starting to serve on 127\.0\.0\.1:(\d+)/.exec(output)?.[1];
+          if (port && this.#proxyPort !== Number(port)) {
+            this.#proxyPort = Number(port);
+            first = false;
+            backoff = FIRST_BACKOFF_MS;
+            ready();
+          }
+        },
+        { signal },
+      ).catch((error) => ({ code: -1, stdout: "", stderr: (error as Error).message }));
+      if (signal.aborted) return;
+      const ended = `exit code ${result.code}: ${result.stderr.trim().slice(-300)}`;
+      if (first) {
+        failed(new RockError(`Cannot start "kubectl proxy": ${ended}`));
+        this.#proxy = undefined;
+        return;
+      }
+      this.#logger.warn("kubectl proxy ended; starting it again", { ended });
+      await abortableSleep(backoff, signal);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    }
+  }
+}
