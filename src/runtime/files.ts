@@ -8,7 +8,7 @@ import {
 import type { ReadFileRequest, UploadResponse, WriteFileRequest } from "../protocol/rocklet.ts";
 import type { Download, UploadOptions } from "../protocol/runtime.ts";
 import { fileSink } from "../formats/file_sink.ts";
-import { ZipError } from "../formats/zip_format.ts";
+import { ZipError } from "../formats/zip_library.ts";
 import { extractZip } from "../formats/zip_reader.ts";
 
 /** Turns a Deno file-system error into a FileOperationError saying what failed on which path. */

@@ -16,6 +16,10 @@ Deno.test("the bundle serves `rock rocklet` with nothing but the deno executable
       stderr: "piped",
     }).output();
     assert.equal(built.code, 0, new TextDecoder().decode(built.stderr));
+    // zip.js, imported at the first zip use, is inlined, never fetched when the bundle runs.
+    const text = await Deno.readTextFile(out);
+    assert.match(text, /ZipReader = class\b/);
+    assert.doesNotMatch(text, /import\(\s*["'](npm:|@zip\.js)/);
     // Run from an empty directory with no config, import map or node_modules in reach.
     const { url, child, stderr } = await spawnServer(
       [
