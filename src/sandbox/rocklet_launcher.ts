@@ -8,7 +8,7 @@
  * No package install and no network are needed inside the image; any glibc image works.
  */
 import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { RockError } from "../common/errors.ts";
 
 /** A file to mount read-only into a container. */
@@ -56,8 +56,13 @@ function compiledLauncher(executable: string): RockletLauncher {
 export interface BundleFiles {
   /** The deno executable. */
   deno: string;
-  /** The bundle serving `rocklet` (the slim one, or the full one). */
+  /** The bundle serving `rocklet` (the slim one's entry file, or the full one). */
   rocklet: string;
+  /**
+   * The directory of the slim bundle's files when it is split (its entry plus chunks it loads
+   * on first use, such as the zip library): mounted whole in containers.
+   */
+  rockletDir?: string;
   /** The full bundle (every role and command). */
   full: string;
   /** A shell script running the full bundle in a container (mounted at /rock/bin/rock). */
@@ -69,6 +74,13 @@ export interface BundleFiles {
 /** A launcher for the deno executable running rock's bundles. */
 export function bundleLauncher(files: BundleFiles): RockletLauncher {
   const run = ["run", "--allow-all", UNSTABLE, "--no-config"];
+  // A split slim bundle is mounted as a directory; a single file as itself.
+  const rockletMount = files.rockletDir
+    ? { source: files.rockletDir, target: "/rock/lib/rocklet" }
+    : { source: files.rocklet, target: "/rock/lib/rock.js" };
+  const rockletInContainer = files.rockletDir
+    ? `/rock/lib/rocklet/${basename(files.rocklet)}`
+    : "/rock/lib/rock.js";
   return {
     hostCommand: (
       host,
@@ -77,7 +89,7 @@ export function bundleLauncher(files: BundleFiles): RockletLauncher {
     hostEnv: () => ({ ROCK_CLI: files.hostWrapper }),
     containerMounts: () => [
       { source: files.deno, target: "/rock/bin/deno" },
-      { source: files.rocklet, target: "/rock/lib/rock.js" },
+      rockletMount,
       { source: files.full, target: "/rock/lib/rock-full.js" },
       { source: files.containerWrapper, target: CONTAINER_ROCK_CLI },
     ],
@@ -94,7 +106,7 @@ export function bundleLauncher(files: BundleFiles): RockletLauncher {
       "/rock/bin/deno",
       ...run,
       "--no-code-cache",
-      "/rock/lib/rock.js",
+      rockletInContainer,
       "rocklet",
       "--host",
       "0.0.0.0",
@@ -143,8 +155,10 @@ async function sourceHash(root: string): Promise<string> {
 }
 
 /**
- * Builds (or reuses) a bundle of this checkout in `cacheDir`: `rocklet` (src/cli/rocklet_main.ts)
- * or `full` (main.ts).
+ * Builds (or reuses) a bundle of this checkout in `cacheDir`: `full` (main.ts) as one file, or
+ * `rocklet` (src/cli/rocklet_main.ts) split into a directory: its entry file plus chunks it
+ * imports on first use (the zip library), so a rocklet's start reads only what it runs. Returns
+ * the path of the file to run.
  * @throws {RockError} with deno's stderr when bundling fails.
  */
 export async function ensureBundle(
@@ -153,34 +167,40 @@ export async function ensureBundle(
 ): Promise<string> {
   // This file is src/sandbox/rocklet_launcher.ts in a checkout: the root is two levels up.
   const root = fileURLToPath(new URL("../../", import.meta.url));
-  const target = join(
-    cacheDir,
-    `${kind === "full" ? "rock" : "rocklet"}-${await sourceHash(root)}.js`,
-  );
-  if (await Deno.stat(target).then(() => true, () => false)) return target;
+  const hash = await sourceHash(root);
+  const split = kind === "rocklet";
+  const target = split ? join(cacheDir, `rocklet-${hash}`) : join(cacheDir, `rock-${hash}.js`);
+  const entry = split ? join(target, "rocklet_main.js") : target;
+  if (await Deno.stat(entry).then(() => true, () => false)) return entry;
   await Deno.mkdir(cacheDir, { recursive: true });
   const temp = `${target}.${crypto.randomUUID()}.tmp`;
+  const source = split ? join(root, "src", "cli", "rocklet_main.ts") : join(root, "main.ts");
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",
       "--quiet",
-      kind === "full" ? join(root, "main.ts") : join(root, "src", "cli", "rocklet_main.ts"),
-      "--output",
-      temp,
+      ...(split ? ["--code-splitting", "--outdir", temp] : ["--output", temp]),
+      source,
     ],
     cwd: root,
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!output.success) {
-    await Deno.remove(temp).catch(() => {});
+    await Deno.remove(temp, { recursive: true }).catch(() => {});
     const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").slice(-10).join("\n");
     throw new RockError(
       `Cannot bundle rock for sandboxes: deno bundle exited with ${output.code}: ${stderr}`,
     );
   }
-  await Deno.rename(temp, target);
-  return target;
+  try {
+    await Deno.rename(temp, target);
+  } catch (error) {
+    // Another process built the same bundle meanwhile: keep its copy.
+    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    if (!(await Deno.stat(entry).then(() => true, () => false))) throw error;
+  }
+  return entry;
 }
 
 /**
@@ -195,6 +215,7 @@ export async function prepareRockletLauncher(
   const main = Deno.mainModule;
   let rocklet: string;
   let full: string;
+  let rockletDir: string | undefined;
   if (main.startsWith("file:") && main.endsWith(".js")) {
     rocklet = full = fileURLToPath(main);
   } else {
@@ -202,11 +223,13 @@ export async function prepareRockletLauncher(
       ensureBundle(options.cacheDir, "rocklet"),
       ensureBundle(options.cacheDir, "full"),
     ]);
+    rockletDir = dirname(rocklet);
   }
   await Deno.mkdir(options.cacheDir, { recursive: true });
   return bundleLauncher({
     deno: executable,
     rocklet,
+    rockletDir,
     full,
     containerWrapper: await writeWrapper(
       join(options.cacheDir, "rock-container.sh"),

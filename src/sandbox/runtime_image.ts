@@ -40,6 +40,7 @@ export async function buildRuntimeImage(
     }
   }
   const stats = await Promise.all(mounts.map((m) => Deno.stat(m.source)));
+  // A split bundle's directory is named by its sources' hash: its path stands for its content.
   const identity = JSON.stringify([
     base,
     mounts.map((m, i) => [m.source, m.target, stats[i].size, stats[i].mtime?.getTime()]),
@@ -54,9 +55,7 @@ export async function buildRuntimeImage(
   try {
     for (const mount of mounts) {
       const target = join(context, "files", mount.target.slice("/rock/".length));
-      await Deno.mkdir(join(target, ".."), { recursive: true });
-      await Deno.copyFile(mount.source, target);
-      await Deno.chmod(target, 0o755);
+      await copyInto(mount.source, target);
     }
     await Deno.writeTextFile(
       join(context, "Dockerfile"),
@@ -68,4 +67,18 @@ export async function buildRuntimeImage(
   } finally {
     await Deno.remove(context, { recursive: true });
   }
+}
+
+/** Copies file or directory `source` to `target` (directories whole), files executable. */
+async function copyInto(source: string, target: string): Promise<void> {
+  if ((await Deno.stat(source)).isDirectory) {
+    await Deno.mkdir(target, { recursive: true });
+    for await (const entry of Deno.readDir(source)) {
+      await copyInto(join(source, entry.name), join(target, entry.name));
+    }
+    return;
+  }
+  await Deno.mkdir(join(target, ".."), { recursive: true });
+  await Deno.copyFile(source, target);
+  await Deno.chmod(target, 0o755);
 }
