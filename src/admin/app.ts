@@ -27,12 +27,15 @@ import {
   SANDBOX_API,
   SandboxIdRequest,
   StartRequest,
+  WarmupRequest,
 } from "../protocol/admin.ts";
 import {
   BashAction,
+  BashInterruptAction,
   CloseSessionRequest,
   Command,
   CreateSessionRequest,
+  isInterruptAction,
   ReadFileRequest,
   UploadFields,
   WriteFileRequest,
@@ -45,6 +48,7 @@ import { isoInZone } from "../common/time.ts";
 import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
 import { stopInfo } from "./stop_reason.ts";
 import { createGemRoutes, GEM_API } from "./gem_routes.ts";
+import type { Warmups } from "./warmup.ts";
 
 /** What the admin app needs. */
 export interface AdminAppDeps {
@@ -57,6 +61,8 @@ export interface AdminAppDeps {
   maxBatch?: number;
   /** The image GEM sandboxes start from (default: the manager's default image). */
   gemImage?: string;
+  /** Warm-ups (`/warmup/tasks`); without, a warm-up request is refused. */
+  warmups?: Warmups;
   logger?: Logger;
 }
 
@@ -282,24 +288,34 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   };
 
   // Data plane: validated here, forwarded to the sandbox's rocklet over a keep-alive client.
-  const forward = <S extends z.core.$ZodType>(
+  type Rocklet = Awaited<ReturnType<SandboxManager["rocklet"]>>;
+  const forward = <S extends z.core.$ZodType, A extends z.core.$ZodType = S>(
     path: string,
     what: string,
     schema: S,
-    call: (
-      rocklet: Awaited<ReturnType<SandboxManager["rocklet"]>>,
-      request: z.output<S>,
-      signal: AbortSignal,
-    ) => Promise<unknown>,
+    call: (rocklet: Rocklet, request: z.output<S>, signal: AbortSignal) => Promise<unknown>,
+    /** Another request shape on the same path, told apart by `when`. */
+    alternative?: {
+      when: (raw: Record<string, unknown>) => boolean;
+      schema: A;
+      call: (rocklet: Rocklet, request: z.output<A>) => Promise<unknown>;
+    },
   ) =>
     route("post", path, what, async (c) => {
       const raw = await jsonObject(c);
-      const { sandbox_id } = parseWire(SandboxIdRequest, raw, `${path.slice(1)} request`);
-      const request = parseWire(schema, raw, `${path.slice(1)} request`);
+      const what = `${path.slice(1)} request`;
+      const { sandbox_id } = parseWire(SandboxIdRequest, raw, what);
+      let send: (rocklet: Rocklet) => Promise<unknown>;
+      if (alternative?.when(raw)) {
+        const request = parseWire(alternative.schema, raw, what);
+        send = (rocklet) => alternative.call(rocklet, request);
+      } else {
+        const request = parseWire(schema, raw, what);
+        send = (rocklet) => call(rocklet, request, c.req.raw.signal);
+      }
       return await manager.watchCall(
         sandbox_id,
-        async (rocklet) =>
-          await call(rocklet.withRequestId(c.get("requestId")), request, c.req.raw.signal),
+        async (rocklet) => await send(rocklet.withRequestId(c.get("requestId"))),
       ).catch((error) => unreachable(sandbox_id, error));
     });
   forward("/execute", "execute command", Command, (r, req, signal) => r.execute(req, { signal }));
@@ -314,6 +330,12 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     "run in session",
     BashAction,
     (r, req, signal) => r.runInSession(req, { signal }),
+    // SWE-ReX's bash_interrupt comes to the same path with its own shape.
+    {
+      when: isInterruptAction,
+      schema: BashInterruptAction,
+      call: (r, req) => r.interruptSession(req),
+    },
   );
   forward("/close_session", "close session", CloseSessionRequest, (r, req) => r.closeSession(req));
   forward("/read_file", "read file", ReadFileRequest, (r, req) => r.readFile(req));
@@ -335,6 +357,26 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
         }
       },
     ));
+
+  // Warm-up: fetch an image ahead of the sandboxes that need it (ROCK answers with this message).
+  api.post("/warmup/tasks", async (c) => {
+    try {
+      const { image } = await body(c, WarmupRequest, "warmup");
+      if (!deps.warmups) throw new BadRequestError("Cannot warm up: this admin has no warm-ups");
+      return c.json({ ...success(deps.warmups.start(image)), message: "warmup task started" });
+    } catch (error) {
+      return c.json(failure("start warmup", error));
+    }
+  });
+  // Not in ROCK: what the warm-ups did.
+  route(
+    "get",
+    "/warmup/tasks",
+    "list warmup tasks",
+    () => Promise.resolve({ tasks: deps.warmups?.list() ?? [] }),
+  );
+  // ROCK's proxy hands out cloud storage credentials here; rock has none to hand out.
+  route("get", "/get_token", "get token", () => Promise.resolve(null));
 
   // Not in ROCK: a streamed, binary-safe download. Errors keep the envelope with an HTTP 4xx.
   api.get("/download", async (c) => {
@@ -366,7 +408,14 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     GEM_API,
     createGemRoutes({ manager, image: deps.gemImage ?? "", logger }),
   );
-  app.notFound((c) => c.json({ detail: `Not Found: ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound((c) => {
+    const unknown = `Not Found: ${c.req.method} ${c.req.path}`;
+    // Under ROCK's API prefix, clients read an envelope: an unknown route gets one too.
+    if (c.req.path.startsWith(`${SANDBOX_API}/`)) {
+      return c.json(failure("request", new BadRequestError(unknown)), 404);
+    }
+    return c.json({ detail: unknown }, 404);
+  });
   app.onError((error, c) => {
     logger.error("Unexpected error", {
       path: c.req.path,

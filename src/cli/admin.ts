@@ -22,6 +22,7 @@ import { isRenamable } from "../sandbox/backend.ts";
 import { WarmPool } from "../admin/warm_pool.ts";
 import { DockerCli } from "../sandbox/docker_cli.ts";
 import { createBackend } from "../sandbox/factory.ts";
+import { Warmups } from "../admin/warmup.ts";
 import { prepareRockletLauncher } from "../sandbox/rocklet_launcher.ts";
 import { listen } from "./serve.ts";
 import { type RockServer, serveUntilSignal } from "./server.ts";
@@ -133,6 +134,8 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
       },
     });
     cleanups.unshift(() => manager.close());
+    const warmups = new Warmups(backend, { logger });
+    cleanups.unshift(() => warmups.close());
     await manager.reconcile();
     manager.startWatching();
     pool?.fill();
@@ -163,6 +166,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         timeZone: config.timeZone,
         maxBatch: config.maxBatch,
         gemImage: config.gemImage,
+        warmups,
         logger,
       }).fetch,
     );

@@ -102,6 +102,9 @@ export type StartRequest = z.output<typeof StartRequest>;
 /** Query or body carrying just a sandbox id. */
 export const SandboxIdRequest = z.object({ "sandbox_id": sandboxId });
 
+/** POST /warmup/tasks: the image to fetch where sandboxes run (ROCK's default python:3.11). */
+export const WarmupRequest = z.object({ "image": z.string().min(1).default("python:3.11") });
+
 /** GET /get_logs query (rock's extension): the sandbox and how many lines from the end. */
 export const LogsQuery = SandboxIdRequest.extend({
   "tail": z.coerce.number().int().min(1).max(100_000).default(200),

@@ -48,6 +48,26 @@ export type BashAction = z.output<typeof BashAction>;
 /** run_in_session request as a caller writes it (defaults optional). */
 export type BashActionInput = z.input<typeof BashAction>;
 
+/**
+ * POST /run_in_session with `action_type: "bash_interrupt"` (SWE-ReX's BashInterruptAction):
+ * interrupt whatever runs in the session. ROCK's SDKs never send it.
+ */
+export const BashInterruptAction = z.object({
+  "action_type": z.literal("bash_interrupt"),
+  "session": z._default(filled(), "default"),
+  "timeout": z.nullish(z.number().check(z.positive())),
+  "n_retry": z.nullish(z.int()),
+  "expect": z._default(z.array(z.string()), []),
+  "sandbox_id": z.nullish(z.string()),
+});
+/** Parsed bash_interrupt request. */
+export type BashInterruptAction = z.output<typeof BashInterruptAction>;
+
+/** True when a run_in_session body asks for an interrupt rather than a command. */
+export function isInterruptAction(body: Record<string, unknown>): boolean {
+  return body.action_type === "bash_interrupt";
+}
+
 /** POST /close_session */
 export const CloseSessionRequest = z.object({
   "session": z._default(filled(), "default"),
@@ -67,6 +87,8 @@ export const Command = z.object({
   "env": z.nullish(envMap),
   "cwd": z.nullish(filled()),
   "sandbox_id": z.nullish(z.string()),
+  /** SWE-ReX's: stderr joins stdout as the process writes them (in order); stderr is empty. */
+  "merge_output_streams": z._default(z.boolean(), false),
 });
 /** Parsed execute request. */
 export type Command = z.output<typeof Command>;
@@ -186,14 +208,19 @@ export type CloseResponse = Record<string, never>;
 
 /** The body of an HTTP 511 reply: ROCK's serialized rocklet exception. */
 export interface RockletExceptionBody {
-  rockletexception: {
-    message: string;
-    class_path: string;
-    traceback: string;
-    extra_info: Record<string, unknown>;
-    /** rock's extension: ROCK's code of the error (4xxx, 5xxx, 6xxx). */
-    code?: number;
-  };
+  rockletexception: RockletException;
+  /** The same, under the key SWE-ReX's RemoteRuntime reads. */
+  swerexception?: RockletException;
+}
+
+/** A serialized rocklet exception. */
+export interface RockletException {
+  message: string;
+  class_path: string;
+  traceback: string;
+  extra_info: Record<string, unknown>;
+  /** rock's extension: ROCK's code of the error (4xxx, 5xxx, 6xxx). */
+  code?: number;
 }
 
 /** POST /env/make: make GEM environment `env_id`, keyed by `sandbox_id`. */

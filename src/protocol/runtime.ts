@@ -5,6 +5,7 @@
 import type {
   BashAction,
   BashActionInput,
+  BashInterruptAction,
   BashObservation,
   CloseResponse,
   CloseSessionResponse,
@@ -72,6 +73,11 @@ export interface Runtime {
   createSession(request: CreateSessionRequest): Promise<CreateSessionResponse>;
   /** Runs a command in a session and returns its output and exit code. */
   runInSession(action: BashAction, options?: CallOptions): Promise<BashObservation>;
+  /**
+   * Interrupts whatever runs in a session (SWE-ReX's bash_interrupt): the running command's own
+   * call ends cancelled; the session stays usable.
+   */
+  interruptSession(action: BashInterruptAction): Promise<BashObservation>;
   /** Ends a session and every process it started in the foreground. */
   closeSession(request: CloseSessionRequest): Promise<CloseSessionResponse>;
   /** Runs one process to completion, stdout and stderr apart. */
@@ -106,12 +112,22 @@ export interface Runtime {
 export interface RuntimeClient extends
   Omit<
     Runtime,
-    "createSession" | "runInSession" | "closeSession" | "execute" | "readFile" | "writeFile"
+    | "createSession"
+    | "runInSession"
+    | "interruptSession"
+    | "closeSession"
+    | "execute"
+    | "readFile"
+    | "writeFile"
   > {
   /** Starts a persistent bash session. */
   createSession(request: z.input<typeof CreateSessionRequest>): Promise<CreateSessionResponse>;
   /** Runs a command in a session and returns its output and exit code. */
   runInSession(action: BashActionInput, options?: CallOptions): Promise<BashObservation>;
+  /** Interrupts whatever runs in a session. */
+  interruptSession(
+    action: z.input<typeof BashInterruptAction>,
+  ): Promise<BashObservation>;
   /** Ends a session and every process it started in the foreground. */
   closeSession(request: z.input<typeof CloseSessionRequest>): Promise<CloseSessionResponse>;
   /** Runs one process to completion, stdout and stderr apart. */

@@ -13,6 +13,7 @@ import { REQUEST_ID_HEADER, requestIdOf, requestLogLevel } from "../common/reque
 import type { z } from "zod";
 import {
   BashAction,
+  BashInterruptAction,
   CloseSessionRequest,
   Command,
   CreateSessionRequest,
@@ -20,6 +21,7 @@ import {
   EnvMakeRequest,
   EnvResetRequest,
   EnvStepRequest,
+  isInterruptAction,
   ReadFileRequest,
   type RockletExceptionBody,
   UploadFields,
@@ -71,13 +73,13 @@ export function rockletErrorResponse(error: unknown): Response {
   if (rockError && rockError.status !== 511 && rockError.status < 500) {
     return Response.json({ detail: message, ...wire }, { status: rockError.status });
   }
-  const body: RockletExceptionBody = {
-    rockletexception: {
-      message,
-      traceback: error instanceof Error ? (error.stack ?? "") : "",
-      ...wire,
-    },
+  const exception = {
+    message,
+    traceback: error instanceof Error ? (error.stack ?? "") : "",
+    ...wire,
   };
+  // SWE-ReX's client reads the same under `swerexception`.
+  const body: RockletExceptionBody = { rockletexception: exception, swerexception: exception };
   return Response.json(body, { status: 511 });
 }
 
@@ -114,12 +116,18 @@ export function createRockletApp(deps: RockletAppDeps): RockletApp {
     ],
     [
       "POST /run_in_session",
-      async (r) =>
-        json(
-          await runtime.runInSession(await body(r, BashAction, "run_in_session"), {
-            signal: r.signal,
-          }),
-        ),
+      async (r) => {
+        const raw = parseJsonObject(await r.text());
+        if (isInterruptAction(raw)) {
+          return json(
+            await runtime.interruptSession(
+              parseWire(BashInterruptAction, raw, "run_in_session request"),
+            ),
+          );
+        }
+        const action = parseWire(BashAction, raw, "run_in_session request");
+        return json(await runtime.runInSession(action, { signal: r.signal }));
+      },
     ],
     [
       "POST /close_session",

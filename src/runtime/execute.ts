@@ -58,7 +58,13 @@ export async function executeCommand(
   command: Command,
   options: ExecuteOptions,
 ): Promise<CommandResponse> {
-  const argv = argvOf(command);
+  const named = argvOf(command);
+  // merge_output_streams: one pipe for both, so their lines keep the order they were written
+  // in. Deno gives a child two pipes or none, so a shell joins them (`exec 2>&1`) and then
+  // becomes the command itself.
+  const argv = command.merge_output_streams
+    ? ["/bin/sh", "-c", 'exec 2>&1; exec "$@"', "rock-execute", ...named]
+    : named;
   const env = command.env
     ? { PATH: options.baseEnv.PATH ?? "/usr/bin:/bin", ...command.env }
     : options.baseEnv;
@@ -137,20 +143,20 @@ export async function executeCommand(
   if (reason === "timeout") {
     throw new CommandTimeoutError(
       `Command ${
-        JSON.stringify(argv)
+        JSON.stringify(named)
       } timed out after ${command.timeout} s; its process tree was killed`,
       { extraInfo: { output: out + err, stdout: out, stderr: err } },
     );
   }
   if (reason === "abort") {
-    throw new CancelledError(`Command ${JSON.stringify(argv)} was cancelled by the caller`);
+    throw new CancelledError(`Command ${JSON.stringify(named)} was cancelled by the caller`);
   }
   // Deno reports a signal death as 128 + the signal number, as shells do.
   const exitCode = status.code;
   if (command.check && exitCode !== 0) {
     const prefix = command.error_msg ? `${command.error_msg}: ` : "";
     throw new NonZeroExitCodeError(
-      `${prefix}Command ${JSON.stringify(argv)} failed with exit code ${exitCode}: ${
+      `${prefix}Command ${JSON.stringify(named)} failed with exit code ${exitCode}: ${
         err.slice(-2000)
       }`,
       { extraInfo: { exit_code: exitCode, stdout: out, stderr: err } },

@@ -2,6 +2,7 @@
 import { BadRequestError, SessionExistsError, SessionNotFoundError } from "../common/errors.ts";
 import {
   BashAction,
+  type BashInterruptAction,
   type BashObservation,
   type CloseResponse,
   type CloseSessionRequest,
@@ -54,6 +55,11 @@ export class LocalRuntime implements Runtime {
   readonly #baseEnv: Record<string, string>;
   readonly #maxOutputBytes: number;
   readonly #gem: GemEnvs;
+  /** The calls in progress per session, each with its own interrupt. */
+  readonly #running = new WeakMap<
+    BashSession,
+    Set<{ interrupt: AbortController; done: Promise<void> }>
+  >();
   #scriptDir: Promise<string> | undefined;
 
   /** Creates a runtime; nothing starts until the first call. */
@@ -149,7 +155,41 @@ export class LocalRuntime implements Runtime {
 
   /** Runs a command in an existing session. */
   async runInSession(action: BashAction, options: CallOptions = {}): Promise<BashObservation> {
-    return await this.#session(action.session).run(action, options.signal);
+    const session = this.#session(action.session);
+    // Each call can be interrupted from another one (bash_interrupt) as well as by its caller.
+    const interrupt = new AbortController();
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, interrupt.signal])
+      : interrupt.signal;
+    const calls = this.#running.get(session) ?? new Set();
+    this.#running.set(session, calls);
+    const call = { interrupt, done: Promise.resolve() };
+    const run = session.run(action, signal);
+    call.done = run.then(() => {}, () => {});
+    calls.add(call);
+    try {
+      return await run;
+    } finally {
+      calls.delete(call);
+    }
+  }
+
+  /**
+   * Interrupts the calls running or waiting in a session and waits until they have ended; the
+   * session stays usable. Answers as an empty, successful command (SWE-ReX's bash_interrupt).
+   */
+  async interruptSession(action: BashInterruptAction): Promise<BashObservation> {
+    const session = this.#session(action.session);
+    const calls = [...(this.#running.get(session) ?? [])];
+    for (const call of calls) call.interrupt.abort();
+    await Promise.all(calls.map((call) => call.done));
+    return {
+      session_type: "bash",
+      output: "",
+      exit_code: 0,
+      failure_reason: "",
+      expect_string: "",
+    };
   }
 
   /** Closes a session. */

@@ -129,6 +129,21 @@ export interface LoggingBackend extends Backend {
   logs(sandboxId: string, tail: number): Promise<string>;
 }
 
+/** A backend that runs images and can fetch one ahead of the sandboxes that will need it. */
+export interface WarmingBackend extends Backend {
+  /**
+   * Makes `image` present where sandboxes run (docker: pulled when it is not here yet).
+   * @returns "present" when it was there already, "pulled" when it was fetched.
+   * @throws {RockError} with the engine's complaint when it cannot be fetched.
+   */
+  warm(image: string, options?: { signal?: AbortSignal }): Promise<"present" | "pulled">;
+}
+
+/** True when `backend` can fetch images ahead of time. */
+export function isWarming(backend: Backend): backend is WarmingBackend {
+  return typeof (backend as Partial<WarmingBackend>).warm === "function";
+}
+
 /** True when `backend` can return a sandbox's logs. */
 export function isLogging(backend: Backend): backend is LoggingBackend {
   return typeof (backend as Partial<LoggingBackend>).logs === "function";

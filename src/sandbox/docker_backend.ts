@@ -23,6 +23,7 @@ import {
   type SandboxSpec,
   SERVER_PORT,
   SSH_PORT,
+  type WarmingBackend,
   type WatchingBackend,
 } from "./backend.ts";
 import {
@@ -106,7 +107,8 @@ export function dockerRunArgs(
 }
 
 /** Runs sandboxes as docker containers. */
-export class DockerBackend implements RenamableBackend, LoggingBackend, WatchingBackend {
+export class DockerBackend
+  implements RenamableBackend, LoggingBackend, WatchingBackend, WarmingBackend {
   /** Always "docker". */
   readonly type = "docker" as const;
   readonly #docker: DockerCli;
@@ -159,6 +161,16 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
     const started = await early;
     if (started.ok) return await this.#runContainer(spec, hooks, early);
     return await this.#runContainer(spec, hooks);
+  }
+
+  /**
+   * Pulls `image` unless it is here already (a warm-up: later starts find it).
+   * @throws {RockError} with docker's complaint when the pull fails.
+   */
+  async warm(image: string, options: { signal?: AbortSignal } = {}): Promise<"present" | "pulled"> {
+    if (await this.#docker.imageExists(image, options)) return "present";
+    await this.#docker.pull(image, options);
+    return "pulled";
   }
 
   /**

@@ -15,6 +15,7 @@ import { withDefaults } from "../common/options.ts";
 import { REQUEST_ID_HEADER } from "../common/request_id.ts";
 import type {
   BashActionInput,
+  BashInterruptAction,
   BashObservation,
   CloseResponse,
   CloseSessionRequest,
@@ -321,6 +322,13 @@ export class RockletClient implements RuntimeClient, Runtime {
       limitMs: this.#commandLimit(action.timeout),
       signal: options.signal,
     });
+  }
+
+  /** POST /run_in_session with `action_type: "bash_interrupt"`. */
+  interruptSession(
+    action: z.input<typeof BashInterruptAction> = { action_type: "bash_interrupt" },
+  ): Promise<BashObservation> {
+    return this.#post("/run_in_session", action, this.#plain());
   }
 
   /** POST /close_session */

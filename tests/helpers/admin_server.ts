@@ -7,6 +7,7 @@ import type { Logger } from "../../src/common/log.ts";
 import { SandboxManager } from "../../src/admin/manager.ts";
 import { type SandboxRecord, SandboxStore } from "../../src/admin/store.ts";
 import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
+import { Warmups } from "../../src/admin/warmup.ts";
 import { type Backend, isRenamable } from "../../src/sandbox/backend.ts";
 import { createBackend } from "../../src/sandbox/factory.ts";
 import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
@@ -126,11 +127,13 @@ export async function startAdminServer(
   if (options.watch ?? true) manager.startWatching();
   if (options.sweepIntervalMs !== undefined) manager.startSweeper(options.sweepIntervalMs);
   pool?.fill();
+  const warmups = new Warmups(backend);
   const app = createAdminApp({
     manager,
     timeZone: "Asia/Shanghai",
     maxBatch: options.maxBatch,
     gemImage: options.gemImage,
+    warmups,
     logger: options.logger,
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
@@ -145,6 +148,7 @@ export async function startAdminServer(
     dataDir,
     async [Symbol.asyncDispose]() {
       await server.shutdown();
+      await warmups.close();
       await manager.close();
       // The kubernetes backend's watch and proxy (and its own stand-in).
       if (Symbol.asyncDispose in real) await (real as AsyncDisposable)[Symbol.asyncDispose]();

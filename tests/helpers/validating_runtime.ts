@@ -4,6 +4,7 @@
  */
 import {
   BashAction,
+  BashInterruptAction,
   CloseSessionRequest,
   Command,
   CreateSessionRequest,
@@ -30,6 +31,10 @@ export function validating(runtime: Runtime): RuntimeClient {
       await runtime.runInSession(
         parseWire(BashAction, action, "run_in_session request"),
         options,
+      ),
+    interruptSession: async (action) =>
+      await runtime.interruptSession(
+        parseWire(BashInterruptAction, action, "run_in_session request"),
       ),
     closeSession: async (request) =>
       await runtime.closeSession(parseWire(CloseSessionRequest, request, "close_session request")),
