@@ -11,6 +11,7 @@ import {
   BadRequestError,
   Codes,
   RockError,
+  SandboxNotFoundError,
   SandboxStoppedError,
   UnavailableError,
 } from "../common/errors.ts";
@@ -18,6 +19,7 @@ import { type Logger, silentLogger } from "../common/log.ts";
 import { REQUEST_ID_HEADER, requestIdOf, requestLogLevel } from "../common/request_id.ts";
 import {
   BatchRequest,
+  CommitRequest,
   describeStopped,
   type Envelope,
   type FailureResult,
@@ -49,6 +51,7 @@ import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
 import { stopInfo } from "./stop_reason.ts";
 import { createGemRoutes, GEM_API } from "./gem_routes.ts";
 import type { Warmups } from "./warmup.ts";
+import { commitError, type Commits } from "./commits.ts";
 
 /** What the admin app needs. */
 export interface AdminAppDeps {
@@ -63,6 +66,8 @@ export interface AdminAppDeps {
   gemImage?: string;
   /** Warm-ups (`/warmup/tasks`); without, a warm-up request is refused. */
   warmups?: Warmups;
+  /** Commits (`/commit`); without, a commit request is refused. */
+  commits?: Commits;
   logger?: Logger;
 }
 
@@ -357,6 +362,37 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
         }
       },
     ));
+
+  // Commit: ROCK v1.3 answers when it is done ("<id> commited", ROCK's spelling); `async` answers
+  // at once with the status, which GET /commit/{sandbox_id} reports from then on.
+  route("post", "/commit", "commit sandbox", async (c) => {
+    const request = await body(c, CommitRequest, "commit");
+    const id = request.sandbox_id;
+    if (!deps.commits) throw new BadRequestError("Cannot commit: this admin has no commits");
+    await manager.rocklet(id); // running, or a typed error saying why not
+    const credentials = request.username && request.password
+      ? { username: request.username, password: request.password }
+      : undefined;
+    const { status, done } = deps.commits.start({
+      sandboxId: id,
+      imageTag: request.image_tag,
+      credentials,
+    });
+    if (request.async) return status;
+    const ended = await done;
+    if (ended.phase === "FAILED") throw commitError(ended);
+    return `${id} commited`;
+  });
+  route("get", "/commit/:sandbox_id", "get commit status", (c) => {
+    const id = c.req.param("sandbox_id") ?? "";
+    const status = deps.commits?.status(id);
+    if (!status) {
+      throw new SandboxNotFoundError(`No commit of sandbox "${id}" is known to this admin`, {
+        extraInfo: { sandbox_id: id },
+      });
+    }
+    return Promise.resolve(status);
+  });
 
   // Warm-up: fetch an image ahead of the sandboxes that need it (ROCK answers with this message).
   api.post("/warmup/tasks", async (c) => {

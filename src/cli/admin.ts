@@ -23,6 +23,7 @@ import { WarmPool } from "../admin/warm_pool.ts";
 import { DockerCli } from "../sandbox/docker_cli.ts";
 import { createBackend } from "../sandbox/factory.ts";
 import { Warmups } from "../admin/warmup.ts";
+import { Commits } from "../admin/commits.ts";
 import { prepareRockletLauncher } from "../sandbox/rocklet_launcher.ts";
 import { listen } from "./serve.ts";
 import { type RockServer, serveUntilSignal } from "./server.ts";
@@ -136,6 +137,8 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     cleanups.unshift(() => manager.close());
     const warmups = new Warmups(backend, { logger });
     cleanups.unshift(() => warmups.close());
+    const commits = new Commits(backend, { logger });
+    cleanups.unshift(() => commits.close());
     await manager.reconcile();
     manager.startWatching();
     pool?.fill();
@@ -167,6 +170,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         maxBatch: config.maxBatch,
         gemImage: config.gemImage,
         warmups,
+        commits,
         logger,
       }).fetch,
     );

@@ -287,6 +287,35 @@ export function stopSandboxes(ids: string[], options: ConnectionFlags): Promise<
 }
 
 /**
+ * `rock sandbox commit ID TAG [--username U --password-stdin]`: an image of the sandbox, pushed
+ * when the tag names a registry; the password is read from stdin only (never a flag, so it stays
+ * out of the process list and shell history). Prints the tag.
+ */
+export function commitSandbox(
+  id: string,
+  tag: string,
+  options: ConnectionFlags & { username?: string; passwordStdin?: boolean },
+): Promise<void> {
+  return runCli(async () => {
+    if (options.passwordStdin && !options.username) {
+      throw new ConfigError("--password-stdin needs --username");
+    }
+    if (options.username && !options.passwordStdin) {
+      throw new ConfigError("--username needs --password-stdin (the password comes on stdin)");
+    }
+    const password = options.passwordStdin
+      ? (await new Response(Deno.stdin.readable).text()).replace(/\r?\n$/, "")
+      : undefined;
+    const { baseUrl, headers } = await connection(options);
+    const credentials = options.username && password !== undefined
+      ? { username: options.username, password }
+      : undefined;
+    await new AdminClient(baseUrl, { headers }).commit(id, tag, credentials);
+    console.log(tag);
+  });
+}
+
+/**
  * `rock sandbox logs ID [--tail N]`. For a stopped or failed sandbox whose logs are still there,
  * one more line on stderr says why and since when it stopped; when they are gone, the error does.
  */

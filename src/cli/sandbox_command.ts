@@ -201,6 +201,20 @@ export function addSandbox(program: Command): void {
     });
 
   sandbox
+    .command("commit")
+    .description(
+      "make an image of the sandbox as it is now; pushed when the tag names a registry",
+    )
+    .argument("<id>", "sandbox id")
+    .argument("<tag>", "image tag, e.g. 127.0.0.1:5000/team/env:v2")
+    .option("--username <user>", "registry user for the push")
+    .option("--password-stdin", "read the registry password from stdin", false)
+    .action(async (id, tag, _options, command) => {
+      const { commitSandbox } = await import("./sandbox.ts");
+      await commitSandbox(id, tag, command.optsWithGlobals());
+    });
+
+  sandbox
     .command("logs")
     .description("print the last lines the sandbox's rocklet wrote")
     .argument("<id>", "sandbox id")

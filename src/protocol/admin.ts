@@ -102,6 +102,48 @@ export type StartRequest = z.output<typeof StartRequest>;
 /** Query or body carrying just a sandbox id. */
 export const SandboxIdRequest = z.object({ "sandbox_id": sandboxId });
 
+/**
+ * POST /commit: an image of the sandbox, pushed when the tag names a registry or credentials
+ * come; `async` (rock's, as ROCK's later versions do) answers at once with the status.
+ */
+export const CommitRequest = z.object({
+  "sandbox_id": sandboxId,
+  "image_tag": z.string().min(1),
+  "username": z.string().nullish(),
+  "password": z.string().nullish(),
+  "async": z.boolean().default(false),
+});
+
+/** A commit's status (`GET /commit/{sandbox_id}`, and `POST /commit` with `async`). */
+export interface CommitStatus {
+  /** The sandbox committed. */
+  sandbox_id: string;
+  /** The image made. */
+  image_tag: string;
+  /** Where it is. */
+  phase: "RUNNING" | "SUCCEEDED" | "FAILED";
+  /** Epoch ms. */
+  started_at: number;
+  /** Epoch ms, or null while running. */
+  completed_at: number | null;
+  /** 0 when it succeeded, 1 when it failed, null while running. */
+  exit_code: number | null;
+  /** Whether it is pushed (the tag names a registry, or credentials came with it). */
+  pushed: boolean;
+  /** The stage that failed. */
+  failed_stage: "commit" | "login" | "push" | null;
+  /** Why, as ROCK's later versions say it. */
+  error_code:
+    | "SANDBOX_NOT_FOUND"
+    | "COMMIT_CONFLICT"
+    | "LOGIN_FAILED"
+    | "COMMIT_FAILED"
+    | "PUSH_FAILED"
+    | null;
+  /** Why it failed, in words (never holding the password). */
+  error: string | null;
+}
+
 /** POST /warmup/tasks: the image to fetch where sandboxes run (ROCK's default python:3.11). */
 export const WarmupRequest = z.object({ "image": z.string().min(1).default("python:3.11") });
 

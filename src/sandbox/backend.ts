@@ -139,6 +139,35 @@ export interface WarmingBackend extends Backend {
   warm(image: string, options?: { signal?: AbortSignal }): Promise<"present" | "pulled">;
 }
 
+/** Credentials for one registry call; never logged or stored. */
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+/** A backend that can make an image of a sandbox and push it (docker commit, docker push). */
+export interface CommittingBackend extends Backend {
+  /**
+   * Makes image `image` of sandbox `sandboxId`'s file system as it is now.
+   * @throws {SandboxNotFoundError} when this backend has no such sandbox.
+   */
+  commit(sandboxId: string, image: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Pushes `image` to the registry its name gives, logged in with `credentials` for this push
+   * only when given.
+   * @throws {RegistryLoginError} when the login fails; a RockError when the push does.
+   */
+  push(
+    image: string,
+    options?: { credentials?: RegistryCredentials; signal?: AbortSignal },
+  ): Promise<void>;
+}
+
+/** True when `backend` can commit and push sandboxes' images. */
+export function isCommitting(backend: Backend): backend is CommittingBackend {
+  return typeof (backend as Partial<CommittingBackend>).commit === "function";
+}
+
 /** True when `backend` can fetch images ahead of time. */
 export function isWarming(backend: Backend): backend is WarmingBackend {
   return typeof (backend as Partial<WarmingBackend>).warm === "function";

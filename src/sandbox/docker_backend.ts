@@ -4,9 +4,16 @@
  * app and SSH ports on a random loopback port. Waiting for the rocklet is the manager's job.
  */
 import { hostname } from "node:os";
-import { BadRequestError, CancelledError, errorMessage, RockError } from "../common/errors.ts";
+import {
+  BadRequestError,
+  CancelledError,
+  errorMessage,
+  RockError,
+  SandboxNotFoundError,
+} from "../common/errors.ts";
 import type { Logger } from "../common/log.ts";
 import {
+  type CommittingBackend,
   DEPLOYMENT_LABEL,
   type DockerBackendConfig,
   type ExitListener,
@@ -16,6 +23,7 @@ import {
   type PhaseStatus,
   type PlaceHooks,
   type Placement,
+  type RegistryCredentials,
   type RenamableBackend,
   ROCKLET_PORT,
   SANDBOX_LABEL,
@@ -108,7 +116,7 @@ export function dockerRunArgs(
 
 /** Runs sandboxes as docker containers. */
 export class DockerBackend
-  implements RenamableBackend, LoggingBackend, WatchingBackend, WarmingBackend {
+  implements RenamableBackend, LoggingBackend, WatchingBackend, WarmingBackend, CommittingBackend {
   /** Always "docker". */
   readonly type = "docker" as const;
   readonly #docker: DockerCli;
@@ -161,6 +169,34 @@ export class DockerBackend
     const started = await early;
     if (started.ok) return await this.#runContainer(spec, hooks, early);
     return await this.#runContainer(spec, hooks);
+  }
+
+  /**
+   * Makes image `image` of this admin's container of the sandbox (`docker commit`).
+   * @throws {SandboxNotFoundError} when this admin has no container of that sandbox.
+   */
+  async commit(sandboxId: string, image: string, options: { signal?: AbortSignal } = {}) {
+    const container = await this.#owned(sandboxId);
+    if (!container) {
+      throw new SandboxNotFoundError(
+        `Cannot commit sandbox "${sandboxId}": this admin has no container of it`,
+        { extraInfo: { sandbox_id: sandboxId } },
+      );
+    }
+    await this.#docker.commit(container.Id, image, { ...options, timeoutMs: 30 * 60_000 });
+  }
+
+  /**
+   * Pushes `image` to the registry its name gives; with credentials, logged in for this push
+   * only (a private docker config, removed after).
+   */
+  async push(
+    image: string,
+    options: { credentials?: RegistryCredentials; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const { credentials, signal } = options;
+    const login = credentials ? { registry: registryOf(image), ...credentials } : undefined;
+    await this.#docker.push(image, { login, signal });
   }
 
   /**

@@ -156,6 +156,9 @@ const STDERR_TAIL_LINES = 10;
 /** `docker run` could not publish a port: the host port was taken. */
 export class PortTakenError extends RockError {}
 
+/** `docker login` refused the credentials (or could not reach the registry). */
+export class RegistryLoginError extends RockError {}
+
 /** `docker run --pull=never` found no such image here; it created nothing. */
 export class ImageMissingError extends RockError {}
 
@@ -424,17 +427,41 @@ export class DockerCli {
   }
 
   /**
-   * Pulls `image` (default timeout 30 minutes). With `options.login`, `docker login` and the pull
-   * run with a private docker config (DOCKER_CONFIG: a fresh temporary directory, mode 0700,
-   * removed afterwards whatever happens), so the credentials serve this pull only and never
-   * reach the user's docker config. The password goes through stdin only.
-   * @throws {RockError} with docker's stderr tail (password masked) when login or pull fails.
+   * Pulls `image` (default timeout 30 minutes), with `options.login` as #withRegistry says.
+   * @throws {RegistryLoginError} when the login fails (password masked).
+   * @throws {RockError} with docker's stderr tail when the pull fails.
    */
   async pull(image: string, options: PullOptions = {}): Promise<void> {
+    await this.#withRegistry(["pull", "--quiet", image], options);
+  }
+
+  /**
+   * Pushes `image` (default timeout 30 minutes), with `options.login` as #withRegistry says.
+   * @throws {RegistryLoginError} when the login fails (password masked).
+   * @throws {RockError} with docker's stderr tail when the push fails.
+   */
+  async push(image: string, options: PullOptions = {}): Promise<void> {
+    await this.#withRegistry(["push", "--quiet", image], options);
+  }
+
+  /**
+   * Makes image `image` of container `container`'s file system as it is now (`docker commit`).
+   * @throws {RockError} with docker's stderr tail when it fails.
+   */
+  async commit(container: string, image: string, options: DockerCallOptions = {}): Promise<void> {
+    await this.exec(["commit", container, image], options);
+  }
+
+  /**
+   * Runs `args` (a pull or push) against a registry. With `options.login`, `docker login` and the
+   * call run with a private docker config (DOCKER_CONFIG: a fresh temporary directory, mode
+   * 0700, removed afterwards whatever happens), so the credentials serve this call only and
+   * never reach the user's docker config. The password goes through stdin only.
+   */
+  async #withRegistry(args: string[], options: PullOptions): Promise<void> {
     const { login, ...call } = options;
-    const pull = ["pull", "--quiet", image];
     if (!login) {
-      await this.exec(pull, withDefaults({ timeoutMs: 30 * 60_000 }, call));
+      await this.exec(args, withDefaults({ timeoutMs: 30 * 60_000 }, call));
       return;
     }
     // Without the user's config the CLI would not know its context: name the engine directly.
@@ -446,10 +473,17 @@ export class DockerCli {
     try {
       await Deno.chmod(config, 0o700);
       const env = { ...call.env, DOCKER_CONFIG: config, DOCKER_HOST: host };
-      const args = ["login", "--username", login.username, "--password-stdin"];
-      if (login.registry) args.push(login.registry);
-      await this.exec(args, { ...call, env, stdin: login.password });
-      await this.exec(pull, withDefaults({ timeoutMs: 30 * 60_000 }, { ...call, env }));
+      const loginArgs = ["login", "--username", login.username, "--password-stdin"];
+      if (login.registry) loginArgs.push(login.registry);
+      try {
+        await this.exec(loginArgs, { ...call, env, stdin: login.password });
+      } catch (error) {
+        const passOn = !(error instanceof RockError) || error instanceof UnavailableError ||
+          error instanceof CancelledError;
+        if (passOn) throw error;
+        throw new RegistryLoginError(error.message, { extraInfo: error.extraInfo, cause: error });
+      }
+      await this.exec(args, withDefaults({ timeoutMs: 30 * 60_000 }, { ...call, env }));
     } finally {
       await Deno.remove(config, { recursive: true });
     }

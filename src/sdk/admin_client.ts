@@ -4,6 +4,7 @@
  * Deno and Node (web-standard fetch and streams only).
  */
 import type {
+  CommitStatus,
   ListResponse,
   LogsResponse,
   StartResponse,
@@ -131,6 +132,37 @@ export class AdminClient {
   /** POST /stop */
   stop(sandboxId: string): Promise<string> {
     return this.#post("/stop", { sandbox_id: sandboxId });
+  }
+
+  /**
+   * POST /commit: an image of the sandbox named `imageTag`, pushed when the tag names a registry
+   * (logged in with `credentials` for that push only). Resolves when it is done.
+   */
+  commit(
+    sandboxId: string,
+    imageTag: string,
+    credentials?: { username: string; password: string },
+  ): Promise<string> {
+    return this.#post("/commit", { sandbox_id: sandboxId, image_tag: imageTag, ...credentials });
+  }
+
+  /** POST /commit with `async`: starts the commit and answers its status at once. */
+  commitAsync(
+    sandboxId: string,
+    imageTag: string,
+    credentials?: { username: string; password: string },
+  ): Promise<CommitStatus> {
+    return this.#post("/commit", {
+      sandbox_id: sandboxId,
+      image_tag: imageTag,
+      ...credentials,
+      async: true,
+    });
+  }
+
+  /** GET /commit/{sandbox_id}: the sandbox's last commit. */
+  getCommitStatus(sandboxId: string): Promise<CommitStatus> {
+    return this.#call(`/commit/${encodeURIComponent(sandboxId)}`, { method: "GET" }, sandboxId);
   }
 
   /** POST /sandboxes/batch */

@@ -54,6 +54,7 @@ export {
 } from "./errors.ts";
 export type { FileErrorKind, RockErrorOptions } from "./errors.ts";
 export type {
+  CommitStatus,
   ListResponse,
   LogsResponse,
   PhaseInfo,

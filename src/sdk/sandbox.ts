@@ -11,7 +11,7 @@
  * ```
  */
 import { basename } from "node:path";
-import type { StatusResponse } from "../protocol/admin.ts";
+import type { CommitStatus, StatusResponse } from "../protocol/admin.ts";
 import type { CommandResponse, UploadResponse } from "../protocol/rocklet.ts";
 import { type WithDefaults, withDefaults } from "../common/options.ts";
 import { pollUntil } from "../common/poll.ts";
@@ -223,6 +223,30 @@ export class Sandbox implements AsyncDisposable {
   async stop(): Promise<void> {
     if (!this.#id) return;
     await this.client.stop(this.#id);
+  }
+
+  /**
+   * Makes image `imageTag` of the sandbox as it is now; pushed when the tag names a registry,
+   * logged in with `credentials` for that push only. Resolves when it is done.
+   */
+  async commit(
+    imageTag: string,
+    credentials?: { username: string; password: string },
+  ): Promise<void> {
+    await this.client.commit(this.sandboxId, imageTag, credentials);
+  }
+
+  /** Starts a commit (as commit()) and returns its status at once; see getCommitStatus(). */
+  commitAsync(
+    imageTag: string,
+    credentials?: { username: string; password: string },
+  ): Promise<CommitStatus> {
+    return this.client.commitAsync(this.sandboxId, imageTag, credentials);
+  }
+
+  /** The status of the sandbox's last commit. */
+  getCommitStatus(): Promise<CommitStatus> {
+    return this.client.getCommitStatus(this.sandboxId);
   }
 
   /** Stops the sandbox, ignoring errors (for `await using`). */

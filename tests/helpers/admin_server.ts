@@ -8,6 +8,7 @@ import { SandboxManager } from "../../src/admin/manager.ts";
 import { type SandboxRecord, SandboxStore } from "../../src/admin/store.ts";
 import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
 import { Warmups } from "../../src/admin/warmup.ts";
+import { Commits } from "../../src/admin/commits.ts";
 import { type Backend, isRenamable } from "../../src/sandbox/backend.ts";
 import { createBackend } from "../../src/sandbox/factory.ts";
 import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
@@ -128,12 +129,14 @@ export async function startAdminServer(
   if (options.sweepIntervalMs !== undefined) manager.startSweeper(options.sweepIntervalMs);
   pool?.fill();
   const warmups = new Warmups(backend);
+  const commits = new Commits(backend);
   const app = createAdminApp({
     manager,
     timeZone: "Asia/Shanghai",
     maxBatch: options.maxBatch,
     gemImage: options.gemImage,
     warmups,
+    commits,
     logger: options.logger,
   });
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
@@ -149,6 +152,7 @@ export async function startAdminServer(
     async [Symbol.asyncDispose]() {
       await server.shutdown();
       await warmups.close();
+      await commits.close();
       await manager.close();
       // The kubernetes backend's watch and proxy (and its own stand-in).
       if (Symbol.asyncDispose in real) await (real as AsyncDisposable)[Symbol.asyncDispose]();
