@@ -121,6 +121,11 @@ export class Leadership {
     return lease !== undefined && lease.live && !(await this.#gone(lease.holder));
   }
 
+  /** Resolves once the onChange calls made so far have finished. */
+  async settled(): Promise<void> {
+    await this.#changes;
+  }
+
   /** The id of the live leader, if any. */
   async leader(): Promise<string | undefined> {
     const lease = await this.#deps.leases.get(LEADER_LEASE);
