@@ -143,6 +143,7 @@ export class Leadership {
     const { leases, self } = this.#deps;
     if (this.#leader) {
       this.#leader = false;
+      this.#logger.info("Stopped being leader", { admin_id: self.id, reason: "stopping" });
       this.#change(false);
     }
     await this.#changes;
