@@ -45,7 +45,7 @@ import {
 import { parseJsonObject, parseWire } from "../protocol/validate.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 import type { SandboxManager, StartMetadata } from "./manager.ts";
-import type { Scheduler } from "./scheduler/scheduler.ts";
+import type { TaskRunRecord } from "./store.ts";
 import { isoInZone } from "../common/time.ts";
 import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
 import { stopInfo } from "./stop_reason.ts";
@@ -56,8 +56,10 @@ import { commitError, type Commits } from "./commits.ts";
 /** What the admin app needs. */
 export interface AdminAppDeps {
   manager: SandboxManager;
-  /** The scheduler, when enabled: its tasks are listed at /scheduler/tasks. */
-  scheduler?: Scheduler;
+  /** The scheduler's runs, when it is enabled: listed at /scheduler/tasks. */
+  scheduler?: { list(): Promise<TaskRunRecord[]> };
+  /** This admin among admins sharing the store: the leader runs the scheduler. */
+  leadership?: { readonly adminId: string; leader(): Promise<string | undefined> };
   /** ROCK_TIME_ZONE for wire times. */
   timeZone: string;
   /** Largest batch or page (ROCK's batch_get_status_max_count, 2000). */
@@ -267,10 +269,20 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     return { logs, ...stopInfo(record, timeZone) } satisfies LogsResponse;
   });
   route("get", "/scheduler/tasks", "list scheduler tasks", async () => {
-    if (!deps.scheduler) return { enabled: false, tasks: [] };
+    // Which admin answers and which one leads (runs the tasks), when admins share the store.
+    const leader = await deps.leadership?.leader();
+    const admins = deps.leadership
+      ? {
+        admin_id: deps.leadership.adminId,
+        leader: leader ?? null,
+        is_leader: leader === deps.leadership.adminId,
+      }
+      : {};
+    if (!deps.scheduler) return { enabled: false, ...admins, tasks: [] };
     const tasks = await deps.scheduler.list();
     return {
       enabled: true,
+      ...admins,
       tasks: tasks.map((t) => ({
         ...t,
         last_run: t.last_run === null ? null : isoInZone(new Date(t.last_run), timeZone),

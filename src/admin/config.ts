@@ -33,6 +33,7 @@ export const AdminConfigFile = z.strictObject({
     data_dir: z.string().min(1).optional(),
     db_url: z.string().min(1).optional(),
     db_auth_token: z.string().min(1).optional(),
+    lease_seconds: z.number().positive().optional(),
     server: z.strictObject({
       header_timeout_seconds: z.number().positive().optional(),
       idle_timeout_seconds: z.number().positive().optional(),
@@ -74,6 +75,9 @@ export const AdminConfigFile = z.strictObject({
       name: z.string().min(1).optional(),
     })).optional(),
   }).optional(),
+  local: z.strictObject({
+    work_root: z.string().min(1).optional(),
+  }).optional(),
   docker: z.strictObject({
     binary: z.string().min(1).optional(),
     publish_ip: z.literal("127.0.0.1").optional(),
@@ -110,6 +114,13 @@ export interface AdminConfig {
   dataDir: string;
   dbUrl: string;
   dbAuthToken?: string;
+  /**
+   * How long the leader's lease (and each admin's own) lasts without renewal, in seconds
+   * (admin.lease_seconds, default 15): a killed leader's duties move to another admin within it.
+   */
+  leaseSeconds: number;
+  /** Where the local backend keeps sandboxes' work dirs (default `<data dir>/sandboxes`). */
+  localWorkRoot: string;
   defaultImage: string;
   /** The image GEM sandboxes start from (ROCK_ENVHUB_DEFAULT_DOCKER_IMAGE, runtime.gem_image). */
   gemImage: string;
@@ -221,6 +232,11 @@ export async function loadAdminConfig(
     dbUrl: flags.db ?? env.ROCK_ADMIN_DB_URL ?? file.admin?.db_url ??
       `file:${join(dataDir, "rock.db")}`,
     dbAuthToken: env.ROCK_ADMIN_DB_AUTH_TOKEN ?? file.admin?.db_auth_token,
+    leaseSeconds: file.admin?.lease_seconds ?? 15,
+    localWorkRoot: (file.local?.work_root ?? join(dataDir, "sandboxes")).replace(
+      /^~(?=\/|$)/,
+      home,
+    ),
     defaultImage: file.runtime?.default_image ?? "python:3.11",
     gemImage: env.ROCK_ENVHUB_DEFAULT_DOCKER_IMAGE || file.runtime?.gem_image ||
       file.runtime?.default_image || "python:3.11",
@@ -276,7 +292,7 @@ export function backendConfigOf(
   const { launcher, deploymentId } = options;
   const local: LocalBackendConfig = {
     type: "local",
-    workRoot: join(config.dataDir, "sandboxes"),
+    workRoot: config.localWorkRoot,
     launcher,
   };
   const docker: DockerBackendConfig = {

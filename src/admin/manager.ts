@@ -33,7 +33,7 @@ import { RockletClient, type RockletDeadlines } from "../sdk/rocklet_client.ts";
 import { Admission, type Release } from "./admission.ts";
 import type { Billing } from "./billing.ts";
 import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
-import type { WarmPool } from "./warm_pool.ts";
+import { poolOwner, type WarmPool } from "./warm_pool.ts";
 import { toStatusResponse } from "./sandbox_info.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
 import type { SandboxTable } from "./store/sandboxes.ts";
@@ -115,6 +115,13 @@ export interface ManagerDeps {
   pool?: WarmPool;
   /** Placement slots (default: one made from the settings); share it with the pool. */
   admission?: Admission;
+  /** This admin's id, written into the rows it places (default: a random one). */
+  adminId?: string;
+  /**
+   * Whether another admin sharing the store is alive (default: none is). Reconcile leaves the
+   * sandboxes of live admins alone and takes over those of gone ones.
+   */
+  isAdminAlive?: (adminId: string) => Promise<boolean>;
 }
 
 /** A start waited longer than the queue timeout for a placement slot. */
@@ -166,6 +173,8 @@ export class SandboxManager {
   /** Clients of sandboxes recently seen running (see rocklet()). */
   readonly #routes = new Map<string, RockletClient>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  readonly #adminId: string;
+  readonly #isAdminAlive: (adminId: string) => Promise<boolean>;
 
   /** Creates the manager; call reconcile() once, then startWatching() and startSweeper(). */
   constructor(deps: ManagerDeps) {
@@ -178,6 +187,8 @@ export class SandboxManager {
     this.#now = deps.now ?? Date.now;
     this.#fetch = deps.fetch;
     this.#pool = deps.pool;
+    this.#adminId = deps.adminId ?? crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+    this.#isAdminAlive = deps.isAdminAlive ?? (() => Promise.resolve(false));
   }
 
   get #traits(): BackendTraits {
@@ -241,6 +252,7 @@ export class SandboxManager {
       stop_time: null,
       stop_reason: null,
       failure_reason: null,
+      admin_id: this.#adminId,
     };
     // A full queue refuses before anything is written.
     this.#admission.assertRoom(id);
@@ -645,6 +657,10 @@ export class SandboxManager {
     }
     this.#stopping.add(id);
     try {
+      // Another admin's sandbox becomes this one's first: the admin that placed it then takes
+      // its end for this stop, not for a death (see #died).
+      const owner = record.admin_id ?? null;
+      if (owner !== this.#adminId) await this.#store.claim(id, owner, this.#adminId);
       await this.#backend.remove(id);
       const now = this.#now();
       const changed = await this.#store.update(id, {
@@ -749,8 +765,8 @@ export class SandboxManager {
   /**
    * Sandbox `exit.sandboxId` died: a running one becomes failed with why (stop time, billing
    * and removal of its remains as a stop's); a pending one's wait for its rocklet ends with a
-   * failed start. Deaths of sandboxes being stopped, of ones no longer active and of an earlier
-   * sandbox of the same id (another handle) are no news.
+   * failed start. Deaths of sandboxes being stopped, of ones no longer active, of an earlier
+   * sandbox of the same id (another handle) and of another live admin's are no news here.
    */
   async #died(exit: SandboxExit): Promise<void> {
     const id = exit.sandboxId;
@@ -759,6 +775,9 @@ export class SandboxManager {
     if (record?.state !== "running" && record?.state !== "pending") return;
     // Not placed yet: the backend's place() reports a container that ends at once itself.
     if (record.handle === null || (exit.handle !== "" && exit.handle !== record.handle)) return;
+    // Another live admin's sandbox: that admin records its death, or is stopping it.
+    const owner = record.admin_id;
+    if (owner && owner !== this.#adminId && await this.#isAdminAlive(owner)) return;
     const reason = diedReason(exit);
     const placing = this.#placing.get(id);
     if (record.state === "pending" && placing) {
@@ -798,7 +817,7 @@ export class SandboxManager {
     return expired.map((r) => r.sandbox_id);
   }
 
-  /** Runs sweepExpired() every `intervalMs`. */
+  /** Runs sweepExpired() every `intervalMs` (on the leader only, when admins share a store). */
   startSweeper(intervalMs: number): void {
     this.#sweeper ??= setInterval(() => {
       this.sweepExpired().catch((error) =>
@@ -807,17 +826,27 @@ export class SandboxManager {
     }, intervalMs);
   }
 
+  /** Stops the sweeper (this admin no longer leads). */
+  stopSweeper(): void {
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
   /**
-   * Makes the store and the backend agree after an admin (re)start: rows whose sandbox is gone
-   * become stopped (failed if they never ran), labelled sandboxes without a live row are removed,
-   * and pending rows whose sandbox exists are waited for again.
+   * Makes the store and the backend agree after an admin (re)start or when it becomes the leader:
+   * rows whose sandbox is gone become stopped (failed if they never ran), pending rows whose
+   * sandbox exists are waited for again, and, with `orphans` (the leader), labelled sandboxes
+   * without a live row are removed. Rows of other live admins are theirs and left alone; rows of
+   * gone admins are taken over (one admin wins each).
    */
-  async reconcile(): Promise<ReconcileReport> {
+  async reconcile(options: { orphans?: boolean } = {}): Promise<ReconcileReport> {
     const report: ReconcileReport = { marked: [], removed: [], resumed: [] };
     const listed = new Map((await this.#backend.list()).map((s) => [s.sandboxId, s]));
     const active = await this.#store.listByState([...ACTIVE]);
     const activeIds = new Set(active.map((r) => r.sandbox_id));
+    const alive = this.#aliveCache();
     for (const record of active) {
+      if (!(await this.#takeOver(record, alive))) continue;
       const found = listed.get(record.sandbox_id);
       if (found?.running && found.placement) {
         if (record.state === "pending") {
@@ -840,7 +869,7 @@ export class SandboxManager {
       if (found) await this.#backend.remove(record.sandbox_id);
     }
     for (const id of listed.keys()) {
-      if (!activeIds.has(id)) {
+      if (options.orphans !== false && !activeIds.has(id) && !(await this.#othersPool(id, alive))) {
         report.removed.push(id);
         await this.#backend.remove(id);
       }
@@ -852,15 +881,53 @@ export class SandboxManager {
   }
 
   /**
-   * Removes sandboxes the backend lists that no active row owns (and that are not the warm
-   * pool's or being placed); returns their ids.
+   * Whether this admin may reconcile `record`: its own row no placement of this admin holds, or
+   * a row of an admin that is gone (or of none), taken over now.
+   */
+  async #takeOver(
+    record: SandboxRecord,
+    alive: (adminId: string) => Promise<boolean>,
+  ): Promise<boolean> {
+    const owner = record.admin_id ?? null;
+    if (owner === this.#adminId) {
+      // Pending rows of this admin are being placed by it (their placement has the last word).
+      return record.state !== "pending";
+    }
+    if (owner !== null && await alive(owner)) return false;
+    return await this.#store.claim(record.sandbox_id, owner, this.#adminId);
+  }
+
+  /** isAdminAlive, asked once per admin for one pass. */
+  #aliveCache(): (adminId: string) => Promise<boolean> {
+    const known = new Map<string, Promise<boolean>>();
+    return (adminId) => {
+      if (adminId === this.#adminId) return Promise.resolve(true);
+      let answer = known.get(adminId);
+      if (!answer) known.set(adminId, answer = this.#isAdminAlive(adminId));
+      return answer;
+    };
+  }
+
+  /** True when `id` is a warm-pool sandbox of this admin or of another live one. */
+  async #othersPool(id: string, alive: (adminId: string) => Promise<boolean>): Promise<boolean> {
+    if (this.#pool?.owns(id)) return true;
+    const owner = poolOwner(id);
+    return owner !== undefined && await alive(owner);
+  }
+
+  /**
+   * Removes sandboxes the backend lists that no active row owns (and that are not a live admin's
+   * warm pool's or being placed); returns their ids.
    */
   async removeOrphans(): Promise<string[]> {
     const listed = await this.#backend.list();
     const active = new Set((await this.#store.listByState([...ACTIVE])).map((r) => r.sandbox_id));
-    const orphans = listed.map((s) => s.sandboxId).filter((id) =>
-      !active.has(id) && !this.#placing.has(id) && !this.#pool?.owns(id)
-    );
+    const alive = this.#aliveCache();
+    const orphans: string[] = [];
+    for (const { sandboxId: id } of listed) {
+      if (active.has(id) || this.#placing.has(id) || await this.#othersPool(id, alive)) continue;
+      orphans.push(id);
+    }
     for (const id of orphans) await this.#backend.remove(id);
     if (orphans.length > 0) this.#logger.info("Removed orphan sandboxes", { removed: orphans });
     return orphans;
@@ -888,8 +955,7 @@ export class SandboxManager {
    * running).
    */
   async close(): Promise<void> {
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
+    this.stopSweeper();
     await this.#watch?.[Symbol.asyncDispose]();
     this.#watch = undefined;
     await Promise.all([...this.#deaths]);

@@ -1,11 +1,12 @@
 /**
  * The admin's state in libsql, one table module each: sandboxes (kept after stop as history),
- * billing records and scheduler runs, plus the deployment id. An embedded file by default, or a
+ * billing records, scheduler runs and leases (several admins), plus the deployment id. An embedded file by default, or a
  * remote libsql server shared by several admins.
  */
 import type { Client } from "@libsql/client";
 import { openLibsql } from "../common/libsql.ts";
 import { BillingTable } from "./store/billing.ts";
+import { LeaseTable } from "./store/leases.ts";
 import { MIGRATIONS } from "./store/migrations.ts";
 import { SandboxTable } from "./store/sandboxes.ts";
 import { SchedulerRunTable } from "./store/scheduler_runs.ts";
@@ -13,6 +14,7 @@ import { SchedulerRunTable } from "./store/scheduler_runs.ts";
 export type { BillingRecord } from "./store/billing.ts";
 export type { ListFilters, SandboxRecord } from "./store/sandboxes.ts";
 export type { TaskRunRecord } from "./store/scheduler_runs.ts";
+export type { Lease, LeaseHolder } from "./store/leases.ts";
 
 /** The libsql-backed store. Open with `SandboxStore.open()`. */
 export class SandboxStore {
@@ -23,12 +25,15 @@ export class SandboxStore {
   readonly billing: BillingTable;
   /** Each scheduled task's counters and last run. */
   readonly schedulerRuns: SchedulerRunTable;
+  /** Leases of admins sharing the database (the leader's, each admin's own). */
+  readonly leases: LeaseTable;
 
   private constructor(db: Client) {
     this.#db = db;
     this.sandboxes = new SandboxTable(db);
     this.billing = new BillingTable(db);
     this.schedulerRuns = new SchedulerRunTable(db);
+    this.leases = new LeaseTable(db);
   }
 
   /**

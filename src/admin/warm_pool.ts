@@ -2,7 +2,9 @@
  * A warm pool: sandboxes placed ahead of demand for configured specs (image, memory, cpus), their
  * rocklets already answering. A matching start takes one, renames it to the requested id and is
  * running at once; the pool refills in the background. Pooled sandboxes have no rows: an admin
- * restart removes them as orphans and fills the pool anew.
+ * restart removes them as orphans and fills the pool anew. Their ids name the admin that placed
+ * them (`rock-pool-<admin id>-<random>`), so admins sharing a store never take or remove another
+ * live admin's pooled sandboxes.
  */
 import { type Logger, silentLogger } from "../common/log.ts";
 import { memoryBytes } from "../protocol/admin.ts";
@@ -32,6 +34,13 @@ export interface WarmPoolDeps {
   fetch?: (request: Request) => Promise<Response>;
   /** Placement slots shared with the manager's starts: refills take only slots no start waits for. */
   admission?: Admission;
+  /** The admin that owns the pool, named in its sandboxes' ids (default "0"). */
+  adminId?: string;
+}
+
+/** The admin a warm-pool sandbox id names (see WarmPool), if `id` is one. */
+export function poolOwner(id: string): string | undefined {
+  return /^rock-pool-([0-9a-z]+)-[0-9a-f]+$/.exec(id)?.[1];
 }
 
 interface Slot {
@@ -83,7 +92,8 @@ export class WarmPool {
     const run = (async () => {
       const logger = this.#deps.logger ?? silentLogger;
       while (!this.#closed && slot.ready.length < slot.spec.size) {
-        const id = `rock-pool-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+        const random = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+        const id = `rock-pool-${this.#deps.adminId ?? "0"}-${random}`;
         this.#placing.add(id);
         let release: Release | undefined;
         try {

@@ -12,6 +12,7 @@ import {
   backendConfigOf,
   loadAdminConfig,
 } from "../admin/config.ts";
+import { Leadership, thisAdmin } from "../admin/leadership.ts";
 import { admissionFor, SandboxManager } from "../admin/manager.ts";
 import { SandboxStore } from "../admin/store.ts";
 import { processEnvironment, readCommonSettings } from "../common/config.ts";
@@ -105,6 +106,8 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
       const disposable = backend as AsyncDisposable;
       cleanups.unshift(async () => await disposable[Symbol.asyncDispose]());
     }
+    // This admin among those sharing the database (see Leadership).
+    const self = await thisAdmin();
     // One set of placement slots for starts and warm-pool refills (refills take spare ones).
     const admission = admissionFor(config);
     const pool = config.warmPool.length > 0 && isRenamable(backend)
@@ -114,8 +117,13 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         startupTimeoutMs: config.startupTimeoutSeconds * 1000,
         logger,
         admission,
+        adminId: self.id,
       })
       : undefined;
+    // Admins sharing the database: rows and pooled sandboxes of live ones are theirs.
+    let leadership: Leadership | undefined;
+    const isAdminAlive = (adminId: string) =>
+      leadership?.isAlive(adminId) ?? Promise.resolve(false);
     const manager = new SandboxManager({
       store,
       backend,
@@ -133,21 +141,35 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         timeZone: config.timeZone,
         touchIntervalMs: 5000,
       },
+      adminId: self.id,
+      isAdminAlive,
     });
     cleanups.unshift(() => manager.close());
     const warmups = new Warmups(backend, { logger });
     cleanups.unshift(() => warmups.close());
     const commits = new Commits(backend, { logger });
     cleanups.unshift(() => commits.close());
-    await manager.reconcile();
-    manager.startWatching();
-    pool?.fill();
-    const scheduler = config.scheduler.enabled
-      ? new Scheduler(
-        await Promise.all(config.scheduler.tasks.map(async (task) => ({
-          task: await loadTask(task, config.configFile ? dirname(config.configFile) : Deno.cwd()),
-          taskClass: task.task_class,
-        }))),
+    // Loaded at start, so a bad task fails the start; run by the leader only.
+    const tasks = config.scheduler.enabled
+      ? await Promise.all(config.scheduler.tasks.map(async (task) => ({
+        task: await loadTask(task, config.configFile ? dirname(config.configFile) : Deno.cwd()),
+        taskClass: task.task_class,
+      })))
+      : undefined;
+    let scheduler: Scheduler | undefined;
+    // The leader's duties: removal of sandboxes no live admin owns, expiry, scheduled tasks.
+    const lead = async (leader: boolean) => {
+      if (!leader) {
+        manager.stopSweeper();
+        await scheduler?.close();
+        scheduler = undefined;
+        return;
+      }
+      await manager.reconcile({ orphans: true });
+      manager.startSweeper(config.sweepIntervalSeconds * 1000);
+      if (!tasks) return;
+      scheduler = new Scheduler(
+        tasks,
         {
           manager,
           store,
@@ -157,14 +179,29 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
           dataDir: config.dataDir,
         },
         createLogger("scheduler", { level: settings.logLevel, timeZone: config.timeZone }),
-      )
-      : undefined;
-    await scheduler?.start();
-    if (scheduler) cleanups.unshift(() => scheduler.close());
-    manager.startSweeper(config.sweepIntervalSeconds * 1000);
+      );
+      await scheduler.start();
+    };
+    leadership = new Leadership({
+      leases: store.leases,
+      self,
+      ttlMs: config.leaseSeconds * 1000,
+      onChange: lead,
+      logger,
+    });
+    const leases = leadership;
+    await leases.start();
+    // Before the manager's close: the duties stop and the leases go at once on shutdown.
+    cleanups.unshift(() => leases.close());
+    // A follower reconciles only what gone admins left; the leader did all of it in lead().
+    if (!leases.isLeader) await manager.reconcile({ orphans: false });
+    await leases.settled();
+    manager.startWatching();
+    pool?.fill();
     app.resolve(
       createAdminApp({
-        scheduler,
+        scheduler: tasks ? store.schedulerRuns : undefined,
+        leadership: leases,
         manager,
         timeZone: config.timeZone,
         maxBatch: config.maxBatch,

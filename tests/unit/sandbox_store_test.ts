@@ -23,7 +23,9 @@ Deno.test("SandboxStore migration 4 adds stop_reason and fills it in for rows st
     const db = createClient({ url });
     await db.batch([
       "ALTER TABLE sandboxes DROP COLUMN stop_reason",
-      "DELETE FROM schema_version WHERE version = 4",
+      "ALTER TABLE sandboxes DROP COLUMN admin_id",
+      "DROP TABLE leases",
+      "DELETE FROM schema_version WHERE version >= 4",
     ], "write");
     db.close();
 

@@ -67,4 +67,17 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       ELSE COALESCE(failure_reason, 'stop requested') END
     WHERE state IN ('stopped', 'failed')`,
   ],
+  [
+    // Several admins on one database: who placed each sandbox, and the leases (the leader's and
+    // each admin's own, which says it is alive).
+    "ALTER TABLE sandboxes ADD COLUMN admin_id TEXT",
+    `CREATE TABLE leases (
+      name TEXT PRIMARY KEY,
+      holder TEXT NOT NULL,
+      host TEXT NOT NULL,
+      pid INTEGER NOT NULL,
+      start_ticks INTEGER,
+      expires_at INTEGER NOT NULL
+    )`,
+  ],
 ];

@@ -33,6 +33,8 @@ export interface SandboxRecord {
   /** Why it stopped or failed ("stop requested", "expired: ...", "start failed: ..."). */
   stop_reason: string | null;
   failure_reason: string | null;
+  /** The admin that placed it (or last took it over), when several admins share the store. */
+  admin_id?: string | null;
 }
 
 /** Filters of a list call: exact matches. */
@@ -68,6 +70,7 @@ const COLUMNS = [
   "stop_time",
   "failure_reason",
   "stop_reason",
+  "admin_id",
 ] as const;
 
 function toRecord(row: Row): SandboxRecord {
@@ -136,6 +139,19 @@ export class SandboxTable {
       args.push(...whenState);
     }
     const result = await this.#db.execute({ sql, args });
+    return result.rowsAffected > 0;
+  }
+
+  /**
+   * Makes admin `to` the owner of active sandbox `id` if admin `from` (null: nobody) still owns
+   * it; returns whether it did. Two admins taking over one sandbox: one wins.
+   */
+  async claim(id: string, from: string | null, to: string): Promise<boolean> {
+    const result = await this.#db.execute({
+      sql: `UPDATE sandboxes SET admin_id = ? WHERE sandbox_id = ? AND admin_id IS ?
+              AND state IN ('pending', 'running')`,
+      args: [to, id, from],
+    });
     return result.rowsAffected > 0;
   }
 
