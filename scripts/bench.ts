@@ -21,13 +21,17 @@
  * Memory section (scripts/bench_memory.ts, only with `--scale`): host memory per idle sandbox
  * over 50 sandboxes beside 50 bare `sleep infinity` containers.
  *
+ * Kubernetes section (scripts/bench_kubernetes.ts; skipped with the reason without docker or
+ * kubectl): start_async -> alive and run_in_session on the kubernetes backend (a stand-in API
+ * server, pods on the local docker engine) in both access modes, beside the docker backend.
+ *
  * Model service section (scripts/bench_model_service.ts): proxy and local-mode latency.
  *
  * Scale section (scripts/bench_scale.ts, with `--scale`): bursts of creates beside bare docker
  * bursts, warm-pool starts, create/stop churn.
  *
  * Options: `--quick` for fewer iterations; `--scale` adds the long runs (50-sandbox throughput,
- * memory, bursts, churn); `--only=rocklet|admin|data-plane|memory|model-service|scale` for one
+ * memory, bursts, churn); `--only=rocklet|admin|data-plane|kubernetes|memory|model-service|scale` for one
  * section.
  */
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
@@ -38,13 +42,22 @@ import { spawnRocklet } from "../tests/helpers/process.ts";
 import { modelServiceSection } from "./bench_model_service.ts";
 import { adminSection } from "./bench_admin.ts";
 import { dataPlaneSection } from "./bench_data_plane.ts";
+import { kubernetesSection } from "./bench_kubernetes.ts";
 import { scaleMemorySection } from "./bench_memory.ts";
 import { scaleSection } from "./bench_scale.ts";
 
 const quick = Deno.args.includes("--quick");
 const scale = Deno.args.includes("--scale");
 const only = Deno.args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length);
-const SECTIONS = ["rocklet", "admin", "data-plane", "memory", "model-service", "scale"];
+const SECTIONS = [
+  "rocklet",
+  "admin",
+  "data-plane",
+  "kubernetes",
+  "memory",
+  "model-service",
+  "scale",
+];
 if (only && !SECTIONS.includes(only)) {
   console.error(`Unknown section "${only}": expected one of ${SECTIONS.join(", ")}`);
   Deno.exit(2);
@@ -196,6 +209,7 @@ const kit = { stats, measure, row };
 if (!only || only === "rocklet") await rockletSection();
 if (!only || only === "admin") await adminSection(quick, kit);
 if (!only || only === "data-plane") await dataPlaneSection({ quick, scale, kit });
+if (!only || only === "kubernetes") await kubernetesSection(quick, kit);
 if (scale && (!only || only === "memory")) await scaleMemorySection();
 if (!only || only === "model-service") await modelServiceSection(quick, kit);
 // The fleet figures take minutes: only with --scale (or --only=scale).

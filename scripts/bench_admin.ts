@@ -67,15 +67,18 @@ function backoff(): () => Promise<void> {
 }
 
 /** The result of a Success envelope. */
-function resultOf(path: string, envelope: Envelope): Envelope["result"] {
+export function resultOf(path: string, envelope: Envelope): Envelope["result"] {
   if (envelope.status !== "Success") {
     throw new Error(`Bench call ${path} failed: ${envelope.error ?? envelope.message}`);
   }
   return envelope.result;
 }
 
-/** Starts sandbox `id` with start_async and polls get_status until it is alive. */
-async function startUntilAlive(api: string, id: string, docker: DockerCli): Promise<void> {
+/**
+ * Starts sandbox `id` with start_async and polls get_status until it is alive; with `docker`
+ * (a docker backend), fails fast when its container is removed under it.
+ */
+export async function startUntilAlive(api: string, id: string, docker?: DockerCli): Promise<void> {
   const begin = performance.now();
   resultOf("/start_async", await post(api, "/start_async", { sandbox_id: id, image: TEST_IMAGE }));
   const wait = backoff();
@@ -90,7 +93,7 @@ async function startUntilAlive(api: string, id: string, docker: DockerCli): Prom
     // A start takes about a second; after 5 s, fail fast if the container (placed: it has ports)
     // was removed under us, as the manager would wait out its whole startup timeout.
     const placed = Object.keys(status.port_mapping ?? {}).length > 0;
-    if (elapsed > 5_000 && placed && !checked) {
+    if (docker && elapsed > 5_000 && placed && !checked) {
       checked = true;
       if (await containerGone(docker, id)) {
         throw lostContainer(id, `not alive after ${elapsed.toFixed(0)} ms`);

@@ -89,6 +89,7 @@ export const AdminConfigFile = z.strictObject({
     context: z.string().min(1).optional(),
     namespace: z.string().min(1).optional(),
     runtime_image: z.string().min(1).optional(),
+    runtime_image_base: z.string().min(1).optional(),
     runtime_image_pull_policy: z.enum(["Always", "IfNotPresent", "Never"]).optional(),
     runtime_class_name: z.string().min(1).optional(),
     node_selector: z.record(z.string(), z.string()).optional(),
@@ -315,37 +316,32 @@ export function backendConfigOf(
 }
 
 /**
- * The kubernetes backend's configuration from the `k8s` section.
- * @throws {ConfigError} when the section names no runtime image.
+ * The kubernetes backend's configuration from the `k8s` section; without `runtime_image` the
+ * backend's factory builds the runtime image of `launcher` with the local docker engine.
  */
 function kubernetesConfigOf(
   k8s: AdminConfig["k8s"],
   launcher: RockletLauncher,
   deploymentId: string,
 ): KubernetesBackendConfig {
-  if (!k8s?.runtime_image) {
-    throw new ConfigError(
-      "The kubernetes backend needs k8s.runtime_image: the image its pods copy the rocklet from " +
-        '(see docs/architecture.md, "Kubernetes backend")',
-    );
-  }
   return {
     type: "kubernetes",
     launcher,
-    runtimeImage: k8s.runtime_image,
-    runtimeImagePullPolicy: k8s.runtime_image_pull_policy,
-    kubectlBinary: k8s.kubectl_binary,
-    kubeconfig: k8s.kubeconfig,
-    context: k8s.context,
-    namespace: k8s.namespace,
-    access: k8s.access,
-    runtimeClassName: k8s.runtime_class_name,
-    nodeSelector: k8s.node_selector,
-    tolerations: k8s.tolerations?.map(({ toleration_seconds, ...rest }) => ({
+    runtimeImage: k8s?.runtime_image,
+    runtimeImageBase: k8s?.runtime_image_base,
+    runtimeImagePullPolicy: k8s?.runtime_image_pull_policy,
+    kubectlBinary: k8s?.kubectl_binary,
+    kubeconfig: k8s?.kubeconfig,
+    context: k8s?.context,
+    namespace: k8s?.namespace,
+    access: k8s?.access,
+    runtimeClassName: k8s?.runtime_class_name,
+    nodeSelector: k8s?.node_selector,
+    tolerations: k8s?.tolerations?.map(({ toleration_seconds, ...rest }) => ({
       ...rest,
       tolerationSeconds: toleration_seconds,
     })),
-    maxLifetimeSeconds: k8s.max_lifetime_seconds,
+    maxLifetimeSeconds: k8s?.max_lifetime_seconds,
     deploymentId,
   };
 }

@@ -9,6 +9,7 @@ import { addAdmin } from "./admin_command.ts";
 import { addAgent } from "./agent_command.ts";
 import { addEnvHub } from "./envhub_command.ts";
 import { exitOnFailure, USAGE_EXIT } from "./exit.ts";
+import { addImage } from "./image_command.ts";
 import { addModelService } from "./model_service_command.ts";
 import { addRocklet } from "./rocklet_command.ts";
 import { addSandbox } from "./sandbox_command.ts";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   addSandbox(program);
   addEnvHub(program);
   addAgent(program);
+  addImage(program);
   return program;
 }
 

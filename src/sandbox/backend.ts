@@ -347,8 +347,13 @@ export interface KubernetesBackendConfig {
   type: "kubernetes";
   /** What the runtime image holds and how the rocklet starts from it (see runtime_image.ts). */
   launcher: RockletLauncher;
-  /** The rock runtime image the init container copies the rocklet from. */
-  runtimeImage: string;
+  /**
+   * The rock runtime image the init container copies the rocklet from (default: createBackend()
+   * builds `launcher`'s with the local docker engine, or finds it built, see runtime_image.ts).
+   */
+  runtimeImage?: string;
+  /** Base of the runtime image createBackend() builds when none is named (needs sh and cp). */
+  runtimeImageBase?: string;
   /** Pull policy of the runtime image (default "IfNotPresent"). */
   runtimeImagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   /** The kubectl executable (default "kubectl"). */

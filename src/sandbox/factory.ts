@@ -5,11 +5,18 @@
  */
 import type { Logger } from "../common/log.ts";
 import { ConfigError } from "../common/errors.ts";
-import type { AutoBackendConfig, Backend, BackendConfig, DockerBackendConfig } from "./backend.ts";
+import type {
+  AutoBackendConfig,
+  Backend,
+  BackendConfig,
+  DockerBackendConfig,
+  KubernetesBackendConfig,
+} from "./backend.ts";
 import { DockerBackend } from "./docker_backend.ts";
 import { DockerCli } from "./docker_cli.ts";
 import { KubernetesBackend } from "./kubernetes_backend.ts";
 import { LocalBackend } from "./local_backend.ts";
+import { buildRuntimeImage } from "./runtime_image.ts";
 
 /** Seams of the factory (each defaults to the real thing). */
 export interface BackendDeps {
@@ -33,7 +40,11 @@ export interface CreatedBackend {
 
 /**
  * Builds the backend `config` describes; `auto` picks docker when its engine answers, else local.
- * @throws {ConfigError} when the docker backend is asked for and no engine answers.
+ * kubernetes builds its runtime image when none is named and waits until the cluster answers.
+ * @throws {ConfigError} when the docker backend is asked for and no engine answers, or the
+ *   kubernetes backend's kubeconfig is missing, or it names no runtime image and no engine
+ *   answers to build one.
+ * @throws {RockError} with kubectl's complaint when the cluster cannot be reached.
  */
 export async function createBackend(
   config: BackendConfig | AutoBackendConfig,
@@ -52,9 +63,21 @@ export async function createBackend(
       return { backend: new DockerBackend(config, { docker, logger: deps.logger }), docker };
     }
     case "kubernetes": {
+      // kubectl would only say its context is missing.
+      if (config.kubeconfig && !(await Deno.stat(config.kubeconfig).catch(() => undefined))) {
+        throw new ConfigError(
+          `Cannot use the kubernetes backend: kubeconfig "${config.kubeconfig}" does not exist`,
+        );
+      }
+      const runtimeImage = config.runtimeImage ?? await localRuntimeImage(config, deps);
       // Checks the cluster answers, then starts the one watch (and the proxy for api-proxy).
-      const backend = new KubernetesBackend(config, { logger: deps.logger });
-      await backend.start();
+      const backend = new KubernetesBackend({ ...config, runtimeImage }, { logger: deps.logger });
+      try {
+        await backend.start();
+      } catch (error) {
+        await backend[Symbol.asyncDispose]();
+        throw error;
+      }
       return { backend };
     }
     case "auto": {
@@ -72,6 +95,31 @@ export async function createBackend(
       return { backend: new LocalBackend(config.local), docker, fallback };
     }
   }
+}
+
+/**
+ * The runtime image of the kubernetes backend's launcher, built with the local docker engine
+ * unless an image of its tag is there (`rock image build-runtime` builds the same one).
+ * @throws {ConfigError} when no docker engine answers to build it.
+ */
+async function localRuntimeImage(
+  config: KubernetesBackendConfig,
+  deps: BackendDeps,
+): Promise<string> {
+  const docker = deps.docker ?? new DockerCli();
+  if (!(await docker.available())) {
+    throw new ConfigError(
+      "Cannot use the kubernetes backend: it needs k8s.runtime_image (the image its pods copy " +
+        `the rocklet from, see "rock image build-runtime"), or a docker engine to build it, and ` +
+        `"${docker.binary} info" does not answer`,
+    );
+  }
+  const tag = await buildRuntimeImage(config.launcher, {
+    docker,
+    base: config.runtimeImageBase,
+  });
+  deps.logger?.info("Kubernetes runtime image ready", { image: tag });
+  return tag;
 }
 
 function dockerCliOf(config: DockerBackendConfig): DockerCli {

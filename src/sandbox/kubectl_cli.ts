@@ -370,12 +370,22 @@ export function commandName(args: string[]): string {
   return ["kubectl", ...words.slice(0, count)].join(" ");
 }
 
+/** A klog line ("E1126 04:06:37.576551   26061 memcache.go:265] ..."): kubectl's own retries. */
+const KLOG_LINE = /^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]+\] /;
+
+/** `stderr` without klog lines when it says something else too (the line kubectl ends with). */
+function withoutKlogLines(stderr: string): string {
+  const lines = stderr.split("\n");
+  const plain = lines.filter((line) => line.trim() !== "" && !KLOG_LINE.test(line));
+  return plain.length > 0 ? plain.join("\n") : stderr;
+}
+
 /**
  * The error for a kubectl run that exited non-zero: an UnavailableError when it could not reach
  * the API server, else a KubectlError typed by the Status reason it printed.
  */
 export function kubectlFailure(args: string[], result: KubectlResult): RockError {
-  const evidence = tail(result.stderr);
+  const evidence = tail(withoutKlogLines(result.stderr));
   const name = commandName(args);
   const message = `Cannot run "${name}": exit code ${result.code}${colon(evidence)}`;
   const reason = SERVER_REASON.exec(result.stderr)?.[1] ?? "";

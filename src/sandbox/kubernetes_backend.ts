@@ -6,7 +6,7 @@
  * grows with creates, not with sandboxes times polls. The rocklet is reached at the pod IP, or
  * through a `kubectl proxy` the backend starts and restarts (access "api-proxy").
  */
-import { CancelledError, RockError } from "../common/errors.ts";
+import { CancelledError, ConfigError, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import type {
   ExitListener,
@@ -79,7 +79,11 @@ export class KubernetesBackend
   #proxyPort = 0;
 
   /** Creates the backend; nothing runs until the first call (or start()). */
+  /** @throws {ConfigError} when `config` names no runtime image (createBackend() builds one). */
   constructor(config: KubernetesBackendConfig, deps: KubernetesBackendDeps = {}) {
+    if (!config.runtimeImage) {
+      throw new ConfigError("Cannot use the kubernetes backend: no runtime image is named");
+    }
     this.#config = config;
     this.#kubectl = deps.kubectl ?? new KubectlCli({
       binary: config.kubectlBinary,

@@ -209,7 +209,7 @@ export async function waitRunning(api: string, id: string, timeoutMs = 60_000): 
  * that) and waits until it runs; returns its id.
  */
 export async function startSandbox(
-  admin: AdminServer,
+  admin: Pick<AdminServer, "api">,
   label: string,
   extra: Record<string, unknown> = {},
 ): Promise<string> {

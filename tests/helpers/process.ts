@@ -93,12 +93,12 @@ export async function commandLines(): Promise<string[]> {
 }
 
 /**
- * Runs `rock admin start --port 0 --data-dir <dataDir>` from source, with `--config` when given
- * and any `extra` flags.
+ * Runs `rock admin start --port 0 --data-dir <dataDir>` from source, with `--config` when given,
+ * any `extra` flags and more environment (`env`).
  */
 export function spawnAdmin(
   dataDir: string,
-  options: { config?: string; extra?: string[] } = {},
+  options: { config?: string; extra?: string[]; env?: Record<string, string> } = {},
 ): Promise<ServedChild> {
   return spawnServer([
     "run",
@@ -112,5 +112,5 @@ export function spawnAdmin(
     "--data-dir",
     dataDir,
     ...(options.extra ?? []),
-  ]);
+  ], { env: options.env });
 }
