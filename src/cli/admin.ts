@@ -121,9 +121,10 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
       })
       : undefined;
     // Admins sharing the database: rows and pooled sandboxes of live ones are theirs.
-    let leadership: Leadership | undefined;
+    // Set once the leases start (they need the manager, which needs this).
+    const leadership: { current?: Leadership } = {};
     const isAdminAlive = (adminId: string) =>
-      leadership?.isAlive(adminId) ?? Promise.resolve(false);
+      leadership.current?.isAlive(adminId) ?? Promise.resolve(false);
     const manager = new SandboxManager({
       store,
       backend,
@@ -182,14 +183,14 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
       );
       await scheduler.start();
     };
-    leadership = new Leadership({
+    const leases = new Leadership({
       leases: store.leases,
       self,
       ttlMs: config.leaseSeconds * 1000,
       onChange: lead,
       logger,
     });
-    const leases = leadership;
+    leadership.current = leases;
     await leases.start();
     // Before the manager's close: the duties stop and the leases go at once on shutdown.
     cleanups.unshift(() => leases.close());

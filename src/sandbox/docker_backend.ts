@@ -175,7 +175,11 @@ export class DockerBackend
    * Makes image `image` of this admin's container of the sandbox (`docker commit`).
    * @throws {SandboxNotFoundError} when this admin has no container of that sandbox.
    */
-  async commit(sandboxId: string, image: string, options: { signal?: AbortSignal } = {}) {
+  async commit(
+    sandboxId: string,
+    image: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     const container = await this.#owned(sandboxId);
     if (!container) {
       throw new SandboxNotFoundError(

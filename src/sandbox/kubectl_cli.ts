@@ -91,9 +91,6 @@ export class KubectlConflictError extends KubectlError {}
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** The Status reason kubectl prints: `Error from server (NotFound): pods "x" not found`. */
 const SERVER_REASON = /Error from server \((\w+)\)/;
-/** What kubectl says when it cannot reach the API server at all. */
-const UNREACHABLE =
-  /Unable to connect to the server|The connection to the server .* was refused|no such host|i\/o timeout|dial tcp/i;
 /** Flags of kubectl that take a value (left out of a command's name). */
 const GLOBAL_FLAGS = new Set(["--kubeconfig", "--context", "--namespace", "-n", "-o", "-l", "-f"]);
 
@@ -188,8 +185,13 @@ export class KubectlCli {
    */
   async exec(args: string[], options: KubectlCallOptions = {}): Promise<string> {
     const result = await this.call(args, options);
-    if (result.code !== 0) throw kubectlFailure(args, result);
-    return result.stdout;
+    if (result.code === 0) return result.stdout;
+    // No Status from the server: ask it something trivial to tell "unreachable" from the rest.
+    const answered = statusReason(result.stderr) !== "" ||
+      (await this.call(["get", "--raw", "/version", "--request-timeout=5s"], {
+          signal: options.signal,
+        }).catch(() => undefined))?.code === 0;
+    throw kubectlFailure(args, result, answered);
   }
 
   /** Runs `kubectl <args> -o json` and parses what it prints. */
@@ -381,16 +383,29 @@ function withoutKlogLines(stderr: string): string {
 }
 
 /**
- * The error for a kubectl run that exited non-zero: an UnavailableError when it could not reach
- * the API server, else a KubectlError typed by the Status reason it printed.
+ * The Status reason in kubectl's `Error from server (Reason): ...` line: the API's own
+ * machine-readable reason (NotFound, AlreadyExists, Conflict, ...), or "" when there is none.
  */
-export function kubectlFailure(args: string[], result: KubectlResult): RockError {
+function statusReason(stderr: string): string {
+  return SERVER_REASON.exec(stderr)?.[1] ?? "";
+}
+
+/**
+ * The error for a kubectl run that exited non-zero: an UnavailableError when the API server did
+ * not answer (`answered` false: it gave no Status and did not answer a check either), else a
+ * KubectlError typed by the Status reason it printed.
+ */
+export function kubectlFailure(
+  args: string[],
+  result: KubectlResult,
+  answered = true,
+): RockError {
   const evidence = tail(withoutKlogLines(result.stderr));
   const name = commandName(args);
   const message = `Cannot run "${name}": exit code ${result.code}${colon(evidence)}`;
-  const reason = SERVER_REASON.exec(result.stderr)?.[1] ?? "";
+  const reason = statusReason(result.stderr);
   const extraInfo = { command: name, exit_code: result.code, stderr: evidence, reason };
-  if (!reason && UNREACHABLE.test(result.stderr)) {
+  if (!reason && !answered) {
     return new UnavailableError(message, { extraInfo });
   }
   const type = reason === "NotFound"
