@@ -54,9 +54,11 @@ async function migrate(
   const current = Number(
     (await db.execute(`SELECT MAX(version) AS v FROM ${versionTable}`)).rows[0]?.v ?? 0,
   );
-  for (let version = current + 1; version <= migrations.length; version++) {
+  for (const [index, statements] of migrations.entries()) {
+    const version = index + 1;
+    if (version <= current) continue;
     await db.batch([
-      ...migrations[version - 1],
+      ...statements,
       { sql: `INSERT INTO ${versionTable} (version) VALUES (?)`, args: [version] },
     ], "write");
   }

@@ -136,7 +136,11 @@ export class EnvStore {
           request.extra_spec === null ? null : JSON.stringify(request.extra_spec),
         ],
       });
-      return toEnvInfo(result.rows[0]);
+      const row = result.rows[0];
+      if (row === undefined) {
+        throw new RockError(`Cannot register environment "${request.env_name}": no row returned`);
+      }
+      return toEnvInfo(row);
     });
   }
 

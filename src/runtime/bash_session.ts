@@ -125,7 +125,7 @@ export function syntaxDetails(
   const first = /line (\d+):/.exec(diagnostics);
   return {
     line: near ? Number(near[1]) : first ? Number(first[1]) : null,
-    unexpected_token: near ? near[2] : null,
+    unexpected_token: near?.[2] ?? null,
     unexpected_end: /unexpected (EOF|end of file)/.test(diagnostics),
   };
 }

@@ -27,19 +27,20 @@ export interface ExecuteOptions {
  * empty script and an empty list leaves `-c` without its argument (sh exits 2).
  * @throws {RockError} `builtins.IndexError` for an empty list without `shell`, as ROCK raises.
  */
-function argvOf(command: Command): string[] {
+function argvOf(command: Command): [string, ...string[]] {
   const { shell } = command;
   if (typeof command.command === "string") {
     return shell ? ["/bin/sh", "-c", command.command] : [command.command];
   }
   if (shell) return ["/bin/sh", "-c", ...command.command];
-  if (command.command.length === 0) {
+  const [program, ...args] = command.command;
+  if (program === undefined) {
     throw new BadRequestError("Cannot execute command: the argument list is empty", {
       status: 511,
       classPath: "builtins.IndexError",
     });
   }
-  return command.command;
+  return [program, ...args];
 }
 
 async function collect(stream: ReadableStream<Uint8Array>, into: CappedText): Promise<void> {

@@ -389,7 +389,10 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
           hostIp: this.#publishIp,
           hostName: this.#hostName,
           portMapping: Object.fromEntries(
-            PUBLISHED_PORTS.map((port) => [String(port), hostPorts[port]]),
+            PUBLISHED_PORTS.flatMap((port) => {
+              const hostPort = hostPorts[port];
+              return hostPort === undefined ? [] : [[String(port), hostPort]];
+            }),
           ),
           handle: id,
         };
@@ -526,16 +529,19 @@ const PORT_ATTEMPTS = 5;
  */
 function freeHostPorts(ip: string): Record<number, number> | undefined {
   const listeners: Deno.Listener[] = [];
+  const hostPorts: Record<number, number> = {};
   try {
-    for (const _ of PUBLISHED_PORTS) listeners.push(Deno.listen({ hostname: ip, port: 0 }));
+    for (const port of PUBLISHED_PORTS) {
+      const listener = Deno.listen({ hostname: ip, port: 0 });
+      listeners.push(listener);
+      hostPorts[port] = (listener.addr as Deno.NetAddr).port;
+    }
   } catch {
     return undefined;
   } finally {
     for (const listener of listeners) listener.close();
   }
-  return Object.fromEntries(
-    PUBLISHED_PORTS.map((port, i) => [port, (listeners[i].addr as Deno.NetAddr).port]),
-  );
+  return hostPorts;
 }
 
 /** A container of another admin (or none of rock's) has the sandbox's name. */

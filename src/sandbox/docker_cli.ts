@@ -371,7 +371,7 @@ export class DockerCli {
       options,
     );
     const rows = out.split("\n").filter((line) => line.trim() !== "").map((line) => {
-      const [id, names = ""] = line.trim().split(" ");
+      const [id = "", names = ""] = line.trim().split(" ");
       return { id, names: names.split(",") };
     });
     return containers.filter((wanted) =>
@@ -668,7 +668,7 @@ function commandName(args: string[]): string {
     "builder",
   ]);
   const words = args.filter((arg) => !arg.startsWith("-"));
-  const count = groups.has(words[0]) ? 2 : 1;
+  const count = groups.has(words[0] ?? "") ? 2 : 1;
   return ["docker", ...words.slice(0, count)].join(" ");
 }
 
@@ -742,6 +742,7 @@ export function runTarget(args: string[]): RunTarget {
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
+    if (arg === undefined) break;
     if (!arg.startsWith("-")) {
       target.image = arg;
       break;

@@ -153,7 +153,7 @@ export class ContainerExitWatch implements AsyncDisposable {
 
   /** The exit of container `id` from its `die` event and what came before it. */
   #exitOf(id: string, attributes: Record<string, string>): SandboxExit {
-    const exit: SandboxExit = { sandboxId: attributes.name, handle: id };
+    const exit: SandboxExit = { sandboxId: attributes.name ?? "", handle: id };
     if (/^\d+$/.test(attributes.exitCode ?? "")) exit.exitCode = Number(attributes.exitCode);
     const signal = this.#killed.get(id);
     if (signal !== undefined && signal > 0) exit.signal = signal;

@@ -363,6 +363,7 @@ export function commandName(args: string[]): string {
   const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
+    if (arg === undefined) break;
     if (GLOBAL_FLAGS.has(arg)) i++;
     else if (!arg.startsWith("-")) words.push(arg);
   }

@@ -26,7 +26,7 @@ export interface RockletLauncher {
   /** Environment a container needs. */
   containerEnv(): Record<string, string>;
   /** Entrypoint argv inside a container, serving on `0.0.0.0:port`. */
-  containerCommand(port: number): string[];
+  containerCommand(port: number): [string, ...string[]];
   /**
    * Environment of a sandbox's rocklet on this host (local backend): `ROCK_CLI`, the command that
    * runs the full `rock` executable (e.g. `rock model-service ...`).

@@ -39,11 +39,13 @@ export async function buildRuntimeImage(
       throw new RockError(`Cannot build the runtime image: "${mount.target}" is not under /rock`);
     }
   }
-  const stats = await Promise.all(mounts.map((m) => Deno.stat(m.source)));
+  const stated = await Promise.all(
+    mounts.map(async (m) => ({ ...m, stat: await Deno.stat(m.source) })),
+  );
   // A split bundle's directory is named by its sources' hash: its path stands for its content.
   const identity = JSON.stringify([
     base,
-    mounts.map((m, i) => [m.source, m.target, stats[i].size, stats[i].mtime?.getTime()]),
+    stated.map((m) => [m.source, m.target, m.stat.size, m.stat.mtime?.getTime()]),
   ]);
   const digest = new Uint8Array(
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(identity)),

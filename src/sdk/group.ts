@@ -71,6 +71,7 @@ export class SandboxGroup implements AsyncDisposable {
     const worker = async () => {
       while (next < size) {
         const member = this.members[next++];
+        if (member === undefined) break;
         for (let attempt = 0; attempt <= retries; attempt++) {
           member.attempts = attempt + 1;
           const sandbox = new Sandbox(configFor?.(member.index) ?? shared);

@@ -198,10 +198,14 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
 
   test("runInSession() timeout kills every process the command started and spares earlier jobs", async (rt) => {
     await rt.createSession({ session: "s" });
-    const [earlier, background, foreground, nohup, detached, orphan] = Array.from(
-      { length: 6 },
-      uniqueSleep,
-    );
+    const [earlier, background, foreground, nohup, detached, orphan] = [
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+    ];
     await rt.runInSession({ session: "s", command: `${earlier} &` });
     try {
       await rejects(

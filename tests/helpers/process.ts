@@ -41,7 +41,8 @@ export async function spawnServer(
   (async () => {
     while (!(await reader.read()).done) { /* discard */ }
   })().catch(() => {});
-  return { url: /listening on (http:\S+)/.exec(text)![1], child, stderr };
+  const [, url = ""] = /listening on (http:\S+)/.exec(text) ?? [];
+  return { url, child, stderr };
 }
 
 /** Runs `rock rocklet` from source on a free loopback port. */

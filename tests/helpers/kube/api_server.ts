@@ -483,7 +483,7 @@ export function apiApp(options: ApiAppOptions): Hono {
           }]`,
         );
       }
-      container = containers[0].name;
+      container = containers[0]?.name ?? "";
     }
     if (!names.includes(container)) {
       throw badRequest(`container ${container} is not valid for pod ${target.name}`);
@@ -501,7 +501,7 @@ export function apiApp(options: ApiAppOptions): Hono {
   async function proxy(target: Target, c: Context): Promise<Response> {
     // NAME, NAME:PORT or SCHEME:NAME:PORT.
     const parts = target.name!.split(":");
-    const [podName, port] = parts.length === 3
+    const [podName = "", port = "80"] = parts.length === 3
       ? [parts[1], parts[2]]
       : parts.length === 2
       ? [parts[0], parts[1]]

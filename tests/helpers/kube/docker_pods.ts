@@ -533,7 +533,7 @@ export class DockerPodRuntime implements PodRuntime {
       `rock-kube-pod=${record.namespace}.${record.name}`,
     ];
     if (role === "joined") {
-      args.push("--network", `container:${record.containers.get(spec.containers[0].name)}`);
+      args.push("--network", `container:${record.containers.get(spec.containers[0]?.name ?? "")}`);
     } else {
       args.push("--hostname", record.name.slice(0, 63));
     }
@@ -614,7 +614,7 @@ export class DockerPodRuntime implements PodRuntime {
       );
       const allEnded = states.every((inspect) => inspect && !inspect.State.Running);
       const ready = states.every((inspect, index) =>
-        inspect?.State.Running && record.ready.get(spec.containers[index].name)
+        inspect?.State.Running && record.ready.get(spec.containers[index]?.name ?? "")
       );
       const before = JSON.stringify(pod.status);
       const status = structuredClone(pod.status) as Status;
