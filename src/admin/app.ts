@@ -50,14 +50,14 @@ import { createGemRoutes, GEM_API } from "./gem_routes.ts";
 export interface AdminAppDeps {
   manager: SandboxManager;
   /** The scheduler, when enabled: its tasks are listed at /scheduler/tasks. */
-  scheduler?: Scheduler;
+  scheduler?: Scheduler | undefined;
   /** ROCK_TIME_ZONE for wire times. */
   timeZone: string;
   /** Largest batch or page (ROCK's batch_get_status_max_count, 2000). */
-  maxBatch?: number;
+  maxBatch?: number | undefined;
   /** The image GEM sandboxes start from (default: the manager's default image). */
-  gemImage?: string;
-  logger?: Logger;
+  gemImage?: string | undefined;
+  logger?: Logger | undefined;
 }
 
 /** What the admin's handlers find in their context: the request's id (see request_id.ts). */

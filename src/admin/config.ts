@@ -109,7 +109,7 @@ export interface AdminConfig {
   backend: BackendChoice;
   dataDir: string;
   dbUrl: string;
-  dbAuthToken?: string;
+  dbAuthToken?: string | undefined;
   defaultImage: string;
   /** The image GEM sandboxes start from (ROCK_ENVHUB_DEFAULT_DOCKER_IMAGE, runtime.gem_image). */
   gemImage: string;
@@ -118,7 +118,7 @@ export interface AdminConfig {
   defaultAutoClearMinutes: number;
   startupTimeoutSeconds: number;
   /** Most placements at once (undefined: the manager's default from the cores). */
-  startConcurrency?: number;
+  startConcurrency?: number | undefined;
   /** Most starts waiting (default 1000). */
   startQueueLimit: number;
   /** Longest wait in the start queue from the create, in seconds (default 600). */
@@ -137,7 +137,7 @@ export interface AdminConfig {
   /** Bounds on the API's connections and the shutdown grace (admin.server, ROCK_SERVER_*). */
   server: ServerLimits;
   /** The YAML file read, if any. */
-  configFile?: string;
+  configFile?: string | undefined;
 }
 
 /** Flags of `rock admin start` that override configuration. */

@@ -33,7 +33,7 @@ export interface EnvHubSettings {
   /** libsql URL of the registry. */
   dbUrl: string;
   /** ROCK_ENVHUB_DB_AUTH_TOKEN: token of a remote libsql server. */
-  dbAuthToken?: string;
+  dbAuthToken?: string | undefined;
   /** Image of the default row; empty skips the row (as ROCK does). */
   defaultImage: string;
 }

@@ -41,7 +41,7 @@ export interface BashSessionOptions {
   /** Files sourced at start. */
   startupSource?: string[];
   /** Run the shell as this user (through `su`); only when the rocklet runs as root. */
-  remoteUser?: string | null;
+  remoteUser?: string | null | undefined;
   /** How long start-up may take, in milliseconds. */
   startupTimeoutMs: number;
   /** Cap on one command's output, in bytes. */

@@ -18,7 +18,7 @@ export interface ExecuteOptions {
   /** Cap on each of stdout and stderr, in bytes. */
   maxOutputBytes: number;
   /** Aborts the call and kills the process tree. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -77,7 +77,7 @@ export async function executeCommand(
   try {
     child = new Deno.Command(argv[0], {
       args: argv.slice(1),
-      cwd: command.cwd ?? undefined,
+      ...(command.cwd === null || command.cwd === undefined ? {} : { cwd: command.cwd }),
       env,
       clearEnv: true,
       stdin: "null",

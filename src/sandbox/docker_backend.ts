@@ -44,7 +44,7 @@ export interface DockerBackendDeps {
   /** Name of this host, reported in placements (default: `os.hostname()`). */
   hostName?: string;
   /** Where a dropped events stream is reported (default: nowhere). */
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 /** Container ports every sandbox publishes. */
@@ -68,9 +68,9 @@ export function containerRequest(
     launcher: RockletLauncher;
     publishIp: string;
     extraRunArgs?: string[];
-    deploymentId?: string;
+    deploymentId?: string | undefined;
     /** The host port of each published container port (default: docker picks free ones). */
-    hostPorts?: Record<number, number>;
+    hostPorts?: Record<number, number> | undefined;
   },
 ): ContainerRequest {
   const { launcher, publishIp } = options;
@@ -114,8 +114,8 @@ export class DockerBackend implements RenamableBackend, LoggingBackend, Watching
   readonly #publishIp: string;
   readonly #extraRunArgs: string[];
   readonly #hostName: string;
-  readonly #deploymentId?: string;
-  readonly #logger?: Logger;
+  readonly #deploymentId?: string | undefined;
+  readonly #logger?: Logger | undefined;
   /** Event streams of the watches in progress (see watch()). */
   readonly #watches = new Set<ContainerExitWatch>();
 

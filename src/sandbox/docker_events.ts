@@ -28,7 +28,7 @@ export interface ContainerExitWatchOptions {
   owns(attributes: Record<string, string>): boolean;
   /** Told of each owned container that dies while it is not being removed, and of gaps. */
   listener: ExitListener;
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 /** The events read: how a container ends, and `destroy` to forget it. */

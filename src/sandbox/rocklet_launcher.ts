@@ -62,7 +62,7 @@ export interface BundleFiles {
    * The directory of the slim bundle's files when it is split (its entry plus chunks it loads
    * on first use, such as the zip library): mounted whole in containers.
    */
-  rockletDir?: string;
+  rockletDir?: string | undefined;
   /** The full bundle (every role and command). */
   full: string;
   /** A shell script running the full bundle in a container (mounted at /rock/bin/rock). */

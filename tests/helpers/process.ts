@@ -22,9 +22,9 @@ export async function spawnServer(
 ): Promise<ServedChild> {
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: options.cwd,
-    env: options.env,
-    clearEnv: options.clearEnv,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    env: options.env ?? {},
+    clearEnv: options.clearEnv ?? false,
     stdout: "piped",
     stderr: "piped",
   })
@@ -67,9 +67,9 @@ export async function runRock(
 ): Promise<RockRun> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, ...args],
-    env: options.env,
-    clearEnv: options.clearEnv,
-    cwd: options.cwd,
+    env: options.env ?? {},
+    clearEnv: options.clearEnv ?? false,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(60_000),

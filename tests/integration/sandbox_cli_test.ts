@@ -25,7 +25,7 @@ interface Run {
 /** Runs `rock sandbox <args>` with no config file unless `env` names one. */
 async function rock(
   args: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
+  options: { stdin?: string; env?: Record<string, string> | undefined } = {},
 ): Promise<Run> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, "sandbox", ...args],

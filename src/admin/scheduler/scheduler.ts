@@ -20,11 +20,11 @@ import {
 /** One `scheduler.tasks[]` entry, as in ROCK's config. */
 export interface TaskConfig {
   task_class: string;
-  enabled?: boolean;
+  enabled?: boolean | undefined;
   interval_seconds: number;
-  params?: Record<string, unknown>;
+  params?: Record<string, unknown> | undefined;
   /** Name in the task list (default: the class name). */
-  name?: string;
+  name?: string | undefined;
 }
 
 type TaskClass = new (options: TaskOptions) => BaseTask;

@@ -38,11 +38,11 @@ export interface SandboxRecord {
 
 /** Filters of a list call: exact matches. */
 export interface ListFilters {
-  user_id?: string;
-  experiment_id?: string;
-  namespace?: string;
-  image?: string;
-  state?: string;
+  user_id?: string | undefined;
+  experiment_id?: string | undefined;
+  namespace?: string | undefined;
+  image?: string | undefined;
+  state?: string | undefined;
 }
 
 const JSON_COLUMNS = new Set(["port_mapping", "phases"]);

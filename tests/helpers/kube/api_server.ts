@@ -43,7 +43,7 @@ export interface PodRuntime {
   logs(
     pod: KubeObject,
     container: string,
-    options: { tailLines?: number; follow: boolean; signal: AbortSignal },
+    options: { tailLines?: number | undefined; follow: boolean; signal: AbortSignal },
   ): Promise<ReadableStream<Uint8Array> | string>;
 }
 
@@ -62,9 +62,9 @@ export interface ApiAppOptions {
 /** A parsed resource path: `/api/v1/namespaces/NS/pods/NAME/SUB/REST`. */
 interface Target {
   type: ResourceType;
-  namespace?: string;
-  name?: string;
-  subresource?: string;
+  namespace?: string | undefined;
+  name?: string | undefined;
+  subresource?: string | undefined;
   rest: string;
 }
 

@@ -25,8 +25,8 @@ export function testRuntimeImage(launcher?: RockletLauncher): Promise<string> {
 /** Options of testKubeBackend. */
 export interface TestKubeOptions {
   access?: KubeAccess;
-  deploymentId?: string;
-  launcher?: RockletLauncher;
+  deploymentId?: string | undefined;
+  launcher?: RockletLauncher | undefined;
   /** The stand-in to use (default: a new one, closed with the backend). */
   standIn?: KubeStandIn;
   /** More of the backend's config. */

@@ -105,7 +105,7 @@ export interface DockerPodRuntimeOptions {
   store: ObjectStore;
   /** Labels the runtime's docker objects. */
   serverId: string;
-  docker?: DockerCli;
+  docker?: DockerCli | undefined;
 }
 
 /** Runs the stand-in's pods on docker. */
@@ -793,7 +793,7 @@ export class DockerPodRuntime implements PodRuntime {
   async logs(
     pod: KubeObject,
     container: string,
-    options: { tailLines?: number; follow: boolean; signal: AbortSignal },
+    options: { tailLines?: number | undefined; follow: boolean; signal: AbortSignal },
   ): Promise<ReadableStream<Uint8Array> | string> {
     const record = this.#pods.get(`${pod.metadata.namespace}/${pod.metadata.name}`);
     const name = record?.containers.get(container);
