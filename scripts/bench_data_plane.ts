@@ -154,6 +154,9 @@ async function throughput(
 /** Prints each layer, and what the admin and the rocklet add, against their targets. */
 function printLayers(kit: BenchKit, label: string, layers: Record<string, Stats>): void {
   const { bash, alive, direct, root, admin } = layers;
+  if (!bash || !alive || !direct || !root || !admin) {
+    throw new Error(`Bench layers missing: got ${Object.keys(layers).join(", ")}`);
+  }
   console.log(kit.row("raw bash: here-document + eval", bash));
   console.log(kit.row("rocklet GET /is_alive", alive));
   console.log(kit.row("rocklet run_in_session `true` (direct)", direct, alive));
@@ -228,7 +231,7 @@ async function benchThroughput(
     const bodies = ids.map((id) =>
       JSON.stringify({ sandbox_id: id, session: "t", command: "true" })
     );
-    const run = (i: number) => postJson(`${admin.api}/run_in_session`, bodies[i]);
+    const run = (i: number) => postJson(`${admin.api}/run_in_session`, bodies[i] ?? "");
     await throughput(count, 0.5, run);
     const commands = await throughput(count, seconds, run);
     const root = await throughput(count, seconds, () => getText(`${admin.url}/`));

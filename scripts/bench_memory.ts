@@ -128,7 +128,7 @@ async function startSandboxes(
 
 /** The median of `values`. */
 function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 }
 
 /** `median MiB (rounds: a, b, c)` of `key` over `rounds`. */

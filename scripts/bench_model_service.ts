@@ -44,7 +44,8 @@ async function serve(env: Record<string, string>, args: string[]): Promise<Serve
   (async () => {
     while (!(await reader.read()).done) { /* drain */ }
   })().catch(() => {});
-  return { url: /listening on (http:\S+)/.exec(text)![1], child };
+  const [, url = ""] = /listening on (http:\S+)/.exec(text) ?? [];
+  return { url, child };
 }
 
 async function stop(served: Served): Promise<void> {

@@ -21,7 +21,9 @@ async function pooled<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[
     Array.from({ length: Math.min(limit, tasks.length) }, async () => {
       while (next < tasks.length) {
         const index = next++;
-        results[index] = await tasks[index]();
+        const task = tasks[index];
+        if (task === undefined) break;
+        results[index] = await task();
       }
     }),
   );

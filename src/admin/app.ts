@@ -57,20 +57,20 @@ import { commitError, type Commits } from "./commits.ts";
 export interface AdminAppDeps {
   manager: SandboxManager;
   /** The scheduler's runs, when it is enabled: listed at /scheduler/tasks. */
-  scheduler?: { list(): Promise<TaskRunRecord[]> };
+  scheduler?: { list(): Promise<TaskRunRecord[]> } | undefined;
   /** This admin among admins sharing the store: the leader runs the scheduler. */
-  leadership?: { readonly adminId: string; leader(): Promise<string | undefined> };
+  leadership?: { readonly adminId: string; leader(): Promise<string | undefined> } | undefined;
   /** ROCK_TIME_ZONE for wire times. */
   timeZone: string;
   /** Largest batch or page (ROCK's batch_get_status_max_count, 2000). */
-  maxBatch?: number;
+  maxBatch?: number | undefined;
   /** The image GEM sandboxes start from (default: the manager's default image). */
-  gemImage?: string;
+  gemImage?: string | undefined;
   /** Warm-ups (`/warmup/tasks`); without, a warm-up request is refused. */
-  warmups?: Warmups;
+  warmups?: Warmups | undefined;
   /** Commits (`/commit`); without, a commit request is refused. */
-  commits?: Commits;
-  logger?: Logger;
+  commits?: Commits | undefined;
+  logger?: Logger | undefined;
 }
 
 /** What the admin's handlers find in their context: the request's id (see request_id.ts). */

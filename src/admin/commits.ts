@@ -31,7 +31,7 @@ export class CommitFailedError extends RockError {}
 export interface CommitRequest {
   sandboxId: string;
   imageTag: string;
-  credentials?: RegistryCredentials;
+  credentials?: RegistryCredentials | undefined;
 }
 
 /** The admin's commits. */

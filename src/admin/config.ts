@@ -114,7 +114,7 @@ export interface AdminConfig {
   backend: BackendChoice;
   dataDir: string;
   dbUrl: string;
-  dbAuthToken?: string;
+  dbAuthToken?: string | undefined;
   /**
    * How long the leader's lease (and each admin's own) lasts without renewal, in seconds
    * (admin.lease_seconds, default 15): a killed leader's duties move to another admin within it.
@@ -130,7 +130,7 @@ export interface AdminConfig {
   defaultAutoClearMinutes: number;
   startupTimeoutSeconds: number;
   /** Most placements at once (undefined: the manager's default from the cores). */
-  startConcurrency?: number;
+  startConcurrency?: number | undefined;
   /** Most starts waiting (default 1000). */
   startQueueLimit: number;
   /** Longest wait in the start queue from the create, in seconds (default 600). */
@@ -149,18 +149,18 @@ export interface AdminConfig {
   /** Bounds on the API's connections and the shutdown grace (admin.server, ROCK_SERVER_*). */
   server: ServerLimits;
   /** The YAML file read, if any. */
-  configFile?: string;
+  configFile?: string | undefined;
 }
 
 /** Flags of `rock admin start` that override configuration. */
 export interface AdminFlags {
-  env?: string;
-  config?: string;
-  host?: string;
-  port?: number;
-  backend?: BackendChoice;
-  dataDir?: string;
-  db?: string;
+  env?: string | undefined;
+  config?: string | undefined;
+  host?: string | undefined;
+  port?: number | undefined;
+  backend?: BackendChoice | undefined;
+  dataDir?: string | undefined;
+  db?: string | undefined;
 }
 
 /** Reads and validates a YAML file. */

@@ -49,10 +49,10 @@ import {
 
 /** Start metadata from request headers. */
 export interface StartMetadata {
-  user_id?: string;
-  experiment_id?: string;
-  namespace?: string;
-  cluster_name?: string;
+  user_id?: string | undefined;
+  experiment_id?: string | undefined;
+  namespace?: string | undefined;
+  cluster_name?: string | undefined;
 }
 
 /** Settings of the manager. */
@@ -72,13 +72,13 @@ export interface ManagerSettings {
   /** Expiry is written at most this often per sandbox, in milliseconds. */
   touchIntervalMs: number;
   /** Bounds on calls to rocklets (default DEFAULT_ROCKLET_DEADLINES). */
-  rockletDeadlines?: Partial<RockletDeadlines>;
+  rockletDeadlines?: Partial<RockletDeadlines> | undefined;
   /** Most placements at once (default: defaultStartConcurrency()); the rest queue. */
-  startConcurrency?: number;
+  startConcurrency?: number | undefined;
   /** Most starts waiting in the queue; more are refused with 4000 (default 1000). */
-  startQueueLimit?: number;
+  startQueueLimit?: number | undefined;
   /** Longest wait in the queue, from the create, in milliseconds (default 600 s). */
-  queueTimeoutMs?: number;
+  queueTimeoutMs?: number | undefined;
 }
 
 /** The admission the settings describe. */
@@ -106,13 +106,13 @@ export interface ManagerDeps {
   backend: Backend;
   billing: Billing;
   settings: ManagerSettings;
-  logger?: Logger;
+  logger?: Logger | undefined;
   /** Clock in epoch ms (tests move it). */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** fetch for rocklet clients. */
-  fetch?: (request: Request) => Promise<Response>;
+  fetch?: ((request: Request) => Promise<Response>) | undefined;
   /** Ready sandboxes to hand out to matching starts; the manager closes it. */
-  pool?: WarmPool;
+  pool?: WarmPool | undefined;
   /** Placement slots (default: one made from the settings); share it with the pool. */
   admission?: Admission;
   /** This admin's id, written into the rows it places (default: a random one). */
@@ -155,8 +155,8 @@ export class SandboxManager {
   readonly #settings: ManagerSettings;
   readonly #logger: Logger;
   readonly #now: () => number;
-  readonly #fetch?: (request: Request) => Promise<Response>;
-  readonly #pool?: WarmPool;
+  readonly #fetch?: ((request: Request) => Promise<Response>) | undefined;
+  readonly #pool?: WarmPool | undefined;
   /** Who may place now; the rest wait in its queue. */
   readonly #admission: Admission;
   /** Placements in progress, so stop can cancel them and close can wait for them. */

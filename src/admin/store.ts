@@ -4,6 +4,7 @@
  * remote libsql server shared by several admins.
  */
 import type { Client } from "@libsql/client";
+import { RockError } from "../common/errors.ts";
 import { openLibsql } from "../common/libsql.ts";
 import { BillingTable } from "./store/billing.ts";
 import { LeaseTable } from "./store/leases.ts";
@@ -61,7 +62,9 @@ export class SandboxStore {
       args: [crypto.randomUUID().replaceAll("-", "").slice(0, 16)],
     });
     const result = await this.#db.execute("SELECT value FROM meta WHERE key = 'deployment_id'");
-    return String(result.rows[0].value);
+    const row = result.rows[0];
+    if (row === undefined) throw new RockError("Cannot read the deployment id: no row in meta");
+    return String(row.value);
   }
 
   /** Closes the connection. */

@@ -36,14 +36,13 @@ export type IniSections = Record<string, Record<string, string>>;
 export function parseIni(text: string, file: string): IniSections {
   const sections: IniSections = {};
   let current: Record<string, string> | undefined;
-  const lines = text.split(/\r?\n/);
-  for (let index = 0; index < lines.length; index++) {
-    const line = lines[index].trim();
+  for (const [index, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
     if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
     const where = `${file}:${index + 1}`;
-    const section = /^\[([^\]]+)\]$/.exec(line);
-    if (section) {
-      current = sections[section[1].trim()] ??= {};
+    const section = /^\[([^\]]+)\]$/.exec(line)?.[1];
+    if (section !== undefined) {
+      current = sections[section.trim()] ??= {};
       continue;
     }
     const separator = line.search(/[=:]/);

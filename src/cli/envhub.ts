@@ -33,7 +33,7 @@ export interface EnvHubSettings {
   /** libsql URL of the registry. */
   dbUrl: string;
   /** ROCK_ENVHUB_DB_AUTH_TOKEN: token of a remote libsql server. */
-  dbAuthToken?: string;
+  dbAuthToken?: string | undefined;
   /** Image of the default row; empty skips the row (as ROCK does). */
   defaultImage: string;
 }
@@ -47,16 +47,16 @@ export interface EnvHubSettings {
  */
 export function toLibsqlUrl(url: string, home: string): string {
   const trimmed = url.trim();
-  const sqlite = /^sqlite(\+pysqlite)?:\/\/(.*)$/i.exec(trimmed);
+  const sqlite = /^sqlite(?:\+pysqlite)?:\/\/(.*)$/i.exec(trimmed)?.[1];
   let libsql = trimmed;
-  if (sqlite) {
-    if (sqlite[2] === "" || sqlite[2] === "/:memory:") return ":memory:";
-    if (!sqlite[2].startsWith("/")) {
+  if (sqlite !== undefined) {
+    if (sqlite === "" || sqlite === "/:memory:") return ":memory:";
+    if (!sqlite.startsWith("/")) {
       throw new ConfigError(
         `Invalid EnvHub database URL "${url}": expected sqlite:///PATH (three slashes)`,
       );
     }
-    libsql = `file:${sqlite[2].slice(1)}`;
+    libsql = `file:${sqlite.slice(1)}`;
   }
   if (libsql.startsWith("file:")) {
     return libsql.replace(/^file:~(?=\/)/, `file:${home}`);
@@ -91,7 +91,8 @@ export function resolveEnvHubSettings(
 async function ensureDatabaseDir(dbUrl: string): Promise<void> {
   if (!dbUrl.startsWith("file:")) return;
   const path = dbUrl.startsWith("file://") ? fileURLToPath(dbUrl) : dbUrl.slice("file:".length);
-  const dir = dirname(path.split("?")[0]);
+  const [file = path] = path.split("?");
+  const dir = dirname(file);
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (error) {

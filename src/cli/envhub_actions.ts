@@ -113,9 +113,10 @@ function printTable(envs: EnvInfo[]): void {
   for (const env of envs) {
     rows.push([env.env_name, env.image, env.owner, env.tags.join(","), env.update_at]);
   }
-  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
   for (const row of rows) {
-    console.log(row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd());
+    console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd());
   }
 }
 

@@ -175,9 +175,11 @@ export function listSandboxes(options: ListOptions): Promise<void> {
     for (const item of page.items) {
       rows.push([item.sandbox_id, item.state, item.image, item.user_id, item.create_time]);
     }
-    const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+    const widths = rows[0]?.map((_, column) =>
+      Math.max(...rows.map((row) => row[column]?.length ?? 0))
+    ) ?? [];
     for (const row of rows) {
-      console.log(row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd());
+      console.log(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd());
     }
     if (page.has_more) {
       console.error(

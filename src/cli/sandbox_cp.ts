@@ -24,12 +24,12 @@ type Side = { sandboxId: string; path: string } | { sandboxId?: undefined; path:
 
 /** `ID:PATH` names a sandbox path; anything else (`./a:b`, `/x`) is local. */
 export function parseSide(text: string): Side {
-  const match = /^([a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}):(.*)$/s.exec(text);
-  if (!match) return { path: text };
-  if (match[2] === "") {
-    throw new ConfigError(`Cannot copy "${text}": give a path after "${match[1]}:"`);
+  const [, sandboxId, path] = /^([a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}):(.*)$/s.exec(text) ?? [];
+  if (sandboxId === undefined || path === undefined) return { path: text };
+  if (path === "") {
+    throw new ConfigError(`Cannot copy "${text}": give a path after "${sandboxId}:"`);
   }
-  return { sandboxId: match[1], path: match[2] };
+  return { sandboxId, path };
 }
 
 /** `rock sandbox cp SRC DST`. */

@@ -16,8 +16,9 @@ export function checkPort(value: string): number {
 export function checkSize(value: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(value.trim());
   if (!match) throw new Error(`expected a size such as 10m or 1048576, got "${value}"`);
-  const power = " kmgt".indexOf(match[2].toLowerCase() || " ");
-  const bytes = Math.floor(Number(match[1]) * 1024 ** power);
+  const [, digits, unit = ""] = match;
+  const power = " kmgt".indexOf(unit.toLowerCase() || " ");
+  const bytes = Math.floor(Number(digits) * 1024 ** power);
   if (bytes <= 0) throw new Error(`expected a size above zero, got "${value}"`);
   return bytes;
 }

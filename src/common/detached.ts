@@ -20,8 +20,8 @@ export function spawnDetached(
 ): Deno.ChildProcess {
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", 'exec "$@" >> "$ROCK_DETACHED_LOG" 2>&1', "rock-detached", ...argv],
-    cwd: options.cwd,
-    clearEnv: options.clearEnv,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    clearEnv: options.clearEnv ?? false,
     env: { ...options.env, ROCK_DETACHED_LOG: logPath },
     stdin: "null",
     stdout: "null",

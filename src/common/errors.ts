@@ -21,19 +21,19 @@ export const Codes = {
 /** Options accepted by every RockError constructor. */
 export interface RockErrorOptions {
   /** ROCK code (4xxx bad request, 5xxx internal, 6xxx command error). */
-  code?: number;
+  code?: number | undefined;
   /** HTTP status a server answers with. */
-  status?: number;
+  status?: number | undefined;
   /** Python class path as ROCK reports it (`rockletexception.class_path`, the envelope's). */
-  classPath?: string;
+  classPath?: string | undefined;
   /** Structured details (`extra_info` on the wire). */
-  extraInfo?: Record<string, unknown>;
+  extraInfo?: Record<string, unknown> | undefined;
   /** The underlying error. */
-  cause?: unknown;
+  cause?: unknown | undefined;
   /** The sandbox the call was about (set by the SDK). */
-  sandboxId?: string;
+  sandboxId?: string | undefined;
   /** The start phase that failed (`image_pull`, `docker_run`), for start failures. */
-  phase?: string;
+  phase?: string | undefined;
 }
 
 /** Base of every error rock raises on purpose. */
@@ -47,9 +47,9 @@ export class RockError extends Error {
   /** Structured details (`extra_info` on the wire). */
   readonly extraInfo: Record<string, unknown>;
   /** The sandbox the call was about, when known. */
-  readonly sandboxId?: string;
+  readonly sandboxId?: string | undefined;
   /** The start phase that failed, for start failures. */
-  readonly phase?: string;
+  readonly phase?: string | undefined;
 
   /** Creates an error; defaults to an internal error (code 5000, HTTP 500). */
   constructor(message: string, options: RockErrorOptions = {}) {
@@ -369,11 +369,11 @@ export interface WireError {
   /** The message. */
   message: string;
   /** ROCK's class path, when the server sent one. */
-  class_path?: string | null;
+  class_path?: string | null | undefined;
   /** Structured details, when the server sent them. */
-  extra_info?: Record<string, unknown> | null;
+  extra_info?: Record<string, unknown> | null | undefined;
   /** ROCK's code, when the server sent one. */
-  code?: number | null;
+  code?: number | null | undefined;
 }
 
 /** The class for ROCK code `code` when the class path names none (null: InternalServerError). */

@@ -9,7 +9,7 @@ import { errorMessage, RockError } from "./errors.ts";
 /** How to open one store's database. */
 export interface OpenLibsqlOptions {
   /** Token of a remote libsql server. */
-  authToken?: string;
+  authToken?: string | undefined;
   /** The database in messages: `the state database`. */
   what: string;
   /**
@@ -28,7 +28,10 @@ export interface OpenLibsqlOptions {
 export async function openLibsql(url: string, options: OpenLibsqlOptions): Promise<Client> {
   let db: Client | undefined;
   try {
-    db = createClient({ url, authToken: options.authToken });
+    db = createClient({
+      url,
+      ...(options.authToken === undefined ? {} : { authToken: options.authToken }),
+    });
     if (url.startsWith("file:")) {
       await db.execute("PRAGMA journal_mode = WAL");
       await db.execute("PRAGMA synchronous = NORMAL");
@@ -54,9 +57,11 @@ async function migrate(
   const current = Number(
     (await db.execute(`SELECT MAX(version) AS v FROM ${versionTable}`)).rows[0]?.v ?? 0,
   );
-  for (let version = current + 1; version <= migrations.length; version++) {
+  for (const [index, statements] of migrations.entries()) {
+    const version = index + 1;
+    if (version <= current) continue;
     await db.batch([
-      ...migrations[version - 1],
+      ...statements,
       { sql: `INSERT INTO ${versionTable} (version) VALUES (?)`, args: [version] },
     ], "write");
   }

@@ -15,7 +15,7 @@ export type WithDefaults<T, K extends keyof T> =
  * @example
  * ```ts
  * import { withDefaults } from "./options.ts";
- * const options: { tail?: number; follow?: boolean } = { tail: undefined };
+ * const options: { tail?: number | undefined; follow?: boolean } = { tail: undefined };
  * withDefaults({ tail: 200 }, options); // { tail: 200 }
  * ```
  */

@@ -12,7 +12,7 @@ export interface PollOptions {
   /** Give up after this long, in milliseconds (default: never). */
   timeoutMs?: number;
   /** Stops waiting: pollUntil() rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**

@@ -19,7 +19,7 @@ export async function readProcessInfo(pid: number): Promise<ProcessInfo | undefi
     const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
     // The command name (field 2) may hold spaces and parentheses: parse after the last ")".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: fields[0], startTicks: Number(fields[19]) };
+    return { state: fields[0] ?? "", startTicks: Number(fields[19]) };
   } catch {
     return undefined;
   }

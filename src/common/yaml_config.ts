@@ -25,9 +25,10 @@ export async function readYamlConfig<S extends z.ZodType>(
   }
   const result = schema.safeParse(value);
   if (!result.success) {
-    const issue = result.error.issues[0];
-    const key = [...issue.path, ...(issue.code === "unrecognized_keys" ? [issue.keys[0]] : [])]
-      .join(".");
+    const [issue] = result.error.issues;
+    if (issue === undefined) throw new ConfigError(`Invalid config file "${path}"`);
+    const unrecognized = issue.code === "unrecognized_keys" ? issue.keys.slice(0, 1) : [];
+    const key = [...issue.path, ...unrecognized].join(".");
     throw new ConfigError(
       `Invalid config file "${path}": ${key ? `key "${key}": ` : ""}${issue.message}`,
     );

@@ -29,11 +29,11 @@ export class EnvNotFoundError extends RockError {
 /** Options of `EnvStore.open()`. */
 export interface EnvStoreOptions {
   /** Token of a remote libsql server. */
-  authToken?: string;
+  authToken?: string | undefined;
   /** Time zone of `create_at` / `update_at` (default Asia/Shanghai). */
   timeZone?: string;
   /** The clock (default: the system's). */
-  now?: () => Date;
+  now?: (() => Date) | undefined;
 }
 
 /**
@@ -89,7 +89,7 @@ function toEnvInfo(row: Row): EnvInfo {
 /** The libsql-backed registry. Open with `EnvStore.open()`. */
 export class EnvStore {
   readonly #db: Client;
-  readonly #timeZone?: string;
+  readonly #timeZone?: string | undefined;
   readonly #now: () => Date;
 
   private constructor(db: Client, options: EnvStoreOptions) {
@@ -136,7 +136,11 @@ export class EnvStore {
           request.extra_spec === null ? null : JSON.stringify(request.extra_spec),
         ],
       });
-      return toEnvInfo(result.rows[0]);
+      const row = result.rows[0];
+      if (row === undefined) {
+        throw new RockError(`Cannot register environment "${request.env_name}": no row returned`);
+      }
+      return toEnvInfo(row);
     });
   }
 

@@ -14,7 +14,7 @@ export interface ExchangeTailOptions {
   /** Byte offset to start reading at (default 0; must be at a line start). */
   offset?: number;
   /** Fallback poll interval in ms when no file-system event comes (default 100). */
-  pollIntervalMs?: number;
+  pollIntervalMs?: number | undefined;
   /** Watch the file system (default true); false polls only. */
   watch?: boolean;
 }

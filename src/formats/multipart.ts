@@ -465,7 +465,8 @@ class ByteSource {
 /** Boyer-Moore-Horspool shift table of a needle shorter than 256 bytes. */
 function skipTable(needle: Uint8Array): Uint8Array {
   const table = new Uint8Array(256).fill(needle.length);
-  for (let i = 0; i < needle.length - 1; i++) table[needle[i]] = needle.length - 1 - i;
+  // i < needle.length: the index is in bounds.
+  for (let i = 0; i < needle.length - 1; i++) table[needle[i]!] = needle.length - 1 - i;
   return table;
 }
 
@@ -482,13 +483,14 @@ function findSequence(
   const stop = end - needle.length;
   let i = from;
   while (i <= stop) {
-    const byte = hay[i + last];
+    // i + last < end <= hay.length: in bounds; a byte indexes the 256-entry table.
+    const byte = hay[i + last]!;
     if (byte === lastByte) {
       let j = 0;
       while (j < last && hay[i + j] === needle[j]) j++;
       if (j === last) return i;
     }
-    i += skip[byte];
+    i += skip[byte]!;
   }
   return -1;
 }
@@ -496,6 +498,7 @@ function findSequence(
 /** Start of the longest suffix of hay that is a proper prefix of needle, or hay.length. */
 function partialMatchStart(hay: Uint8Array, needle: Uint8Array): number {
   const first = needle[0];
+  if (first === undefined) return hay.length;
   let i = hay.indexOf(first, Math.max(0, hay.length - needle.length + 1));
   while (i !== -1) {
     let j = 1;
@@ -592,10 +595,10 @@ function parseHeaderValue(header: string): { value: string; params: Map<string, 
 
 /** Decodes an RFC 8187 value (`UTF-8''%E2%82%AC.txt`); undefined when not UTF-8 or malformed. */
 function decodeExtendedValue(value: string): string | undefined {
-  const match = /^([^']*)'[^']*'(.*)$/.exec(value);
-  if (match === null || match[1].toLowerCase() !== "utf-8") return undefined;
+  const [, charset, encoded] = /^([^']*)'[^']*'(.*)$/.exec(value) ?? [];
+  if (charset?.toLowerCase() !== "utf-8" || encoded === undefined) return undefined;
   try {
-    return decodeURIComponent(match[2]);
+    return decodeURIComponent(encoded);
   } catch {
     return undefined;
   }
@@ -610,7 +613,8 @@ function checkBoundary(boundary: string): void {
 
 /** Concatenates chunks whose lengths sum to total. */
 function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
+  const [only] = chunks;
+  if (chunks.length === 1 && only !== undefined) return only;
   const result = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {

@@ -80,7 +80,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 type Attempt =
   | { kind: "answer"; status: number; headers: Headers; text: string }
   | { kind: "stream"; response: Response }
-  | { kind: "retryable"; status: number; body: string; retryAfter?: number }
+  | { kind: "retryable"; status: number; body: string; retryAfter?: number | undefined }
   | { kind: "failed"; error: string };
 
 /** Forwards chat completions with routing, retries, timeouts and streaming. */
@@ -130,7 +130,11 @@ export class LlmProxy {
    */
   async forward(
     request: ChatCompletionRequest,
-    options: { headers: Headers; signal?: AbortSignal; trajectory?: TrajectoryWriter },
+    options: {
+      headers: Headers;
+      signal?: AbortSignal | undefined;
+      trajectory?: TrajectoryWriter | undefined;
+    },
   ): Promise<Response> {
     const url = `${this.route(request.model)}/chat/completions`;
     const streaming = request.stream === true;

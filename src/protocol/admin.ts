@@ -76,7 +76,10 @@ const UNITS: Record<string, number> = { b: 0, k: 1, kb: 1, m: 2, mb: 2, g: 3, gb
 export function memoryBytes(memory: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(memory);
   if (!match) return Number.NaN;
-  return Math.round(Number(match[1]) * 1024 ** UNITS[(match[2] || "b").toLowerCase()]);
+  const [, digits, unit] = match;
+  const power = UNITS[(unit || "b").toLowerCase()];
+  if (power === undefined) return Number.NaN;
+  return Math.round(Number(digits) * 1024 ** power);
 }
 
 /** Docker-compatible sandbox ids (also container names). */

@@ -48,7 +48,7 @@ export interface UploadOptions {
   /** Treat the data as a zip archive and extract it into `targetPath`. */
   unzip?: boolean;
   /** Name reported back as `file_name` (defaults to the target's base name). */
-  fileName?: string;
+  fileName?: string | undefined;
 }
 
 /** A file streamed out of the sandbox. */

@@ -41,7 +41,7 @@ export interface BashSessionOptions {
   /** Files sourced at start. */
   startupSource?: string[];
   /** Run the shell as this user (through `su`); only when the rocklet runs as root. */
-  remoteUser?: string | null;
+  remoteUser?: string | null | undefined;
   /** How long start-up may take, in milliseconds. */
   startupTimeoutMs: number;
   /** Cap on one command's output, in bytes. */
@@ -125,7 +125,7 @@ export function syntaxDetails(
   const first = /line (\d+):/.exec(diagnostics);
   return {
     line: near ? Number(near[1]) : first ? Number(first[1]) : null,
-    unexpected_token: near ? near[2] : null,
+    unexpected_token: near?.[2] ?? null,
     unexpected_end: /unexpected (EOF|end of file)/.test(diagnostics),
   };
 }

@@ -18,7 +18,7 @@ export interface ExecuteOptions {
   /** Cap on each of stdout and stderr, in bytes. */
   maxOutputBytes: number;
   /** Aborts the call and kills the process tree. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -27,19 +27,20 @@ export interface ExecuteOptions {
  * empty script and an empty list leaves `-c` without its argument (sh exits 2).
  * @throws {RockError} `builtins.IndexError` for an empty list without `shell`, as ROCK raises.
  */
-function argvOf(command: Command): string[] {
+function argvOf(command: Command): [string, ...string[]] {
   const { shell } = command;
   if (typeof command.command === "string") {
     return shell ? ["/bin/sh", "-c", command.command] : [command.command];
   }
   if (shell) return ["/bin/sh", "-c", ...command.command];
-  if (command.command.length === 0) {
+  const [program, ...args] = command.command;
+  if (program === undefined) {
     throw new BadRequestError("Cannot execute command: the argument list is empty", {
       status: 511,
       classPath: "builtins.IndexError",
     });
   }
-  return command.command;
+  return [program, ...args];
 }
 
 async function collect(stream: ReadableStream<Uint8Array>, into: CappedText): Promise<void> {
@@ -62,7 +63,7 @@ export async function executeCommand(
   // merge_output_streams: one pipe for both, so their lines keep the order they were written
   // in. Deno gives a child two pipes or none, so a shell joins them (`exec 2>&1`) and then
   // becomes the command itself.
-  const argv = command.merge_output_streams
+  const argv: [string, ...string[]] = command.merge_output_streams
     ? ["/bin/sh", "-c", 'exec 2>&1; exec "$@"', "rock-execute", ...named]
     : named;
   const env = command.env
@@ -82,7 +83,7 @@ export async function executeCommand(
   try {
     child = new Deno.Command(argv[0], {
       args: argv.slice(1),
-      cwd: command.cwd ?? undefined,
+      ...(command.cwd === null || command.cwd === undefined ? {} : { cwd: command.cwd }),
       env,
       clearEnv: true,
       stdin: "null",

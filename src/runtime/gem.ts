@@ -167,7 +167,7 @@ export class GemEnvs {
   readonly #python: string | undefined;
 
   /** `python`: the interpreter (default ROCK_GEM_PYTHON, else python3, else python on PATH). */
-  constructor(options: { python?: string } = {}) {
+  constructor(options: { python?: string | undefined } = {}) {
     this.#python = options.python ?? (Deno.env.get("ROCK_GEM_PYTHON") || undefined);
   }
 

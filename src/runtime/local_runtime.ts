@@ -40,11 +40,11 @@ import { GemEnvs } from "./gem.ts";
 /** Settings of a LocalRuntime. */
 export interface LocalRuntimeOptions {
   /** Environment copied into sessions with `env_enable` and given to `/execute`. */
-  baseEnv?: Record<string, string>;
+  baseEnv?: Record<string, string> | undefined;
   /** Cap on one command's output, in bytes (default 10 MiB). */
-  maxOutputBytes?: number;
+  maxOutputBytes?: number | undefined;
   /** The python GEM environments run with (default ROCK_GEM_PYTHON, else python3 or python). */
-  gemPython?: string;
+  gemPython?: string | undefined;
 }
 
 /** Runs everything on this machine as the current user. */

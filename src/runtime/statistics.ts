@@ -39,14 +39,14 @@ export async function readStatistics(sampleMs = 100): Promise<StatisticsResponse
     })
       .output();
     const cols = new TextDecoder().decode(stdout).trim().split("\n").pop()!.split(/\s+/);
-    disk = Number.parseFloat(cols[4]) || 0;
+    disk = Number.parseFloat(cols[4] ?? "") || 0;
   } catch {
     // df missing: report 0.
   }
 
   let net = 0;
   for (const line of (await readOr("/proc/net/dev")).split("\n").slice(2)) {
-    const [name, rest] = line.split(":");
+    const [name = "", rest] = line.split(":");
     if (!rest || name.trim() === "lo") continue;
     const cols = rest.trim().split(/\s+/).map(Number);
     net += (cols[0] ?? 0) + (cols[8] ?? 0);

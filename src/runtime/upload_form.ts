@@ -16,7 +16,7 @@ import {
 export interface UploadForm {
   fields: Record<string, string>;
   file: ReadableStream<Uint8Array>;
-  fileName?: string;
+  fileName?: string | undefined;
 }
 
 /**
@@ -31,7 +31,7 @@ export async function receiveUpload<T>(
 ): Promise<T> {
   if (!request.body) throw new BadRequestError("Invalid upload request: the body is empty");
   const fields: Record<string, string> = {};
-  let spooled: { path: string; fileName?: string } | undefined;
+  let spooled: { path: string; fileName?: string | undefined } | undefined;
   let result: { value: T } | undefined;
   try {
     const boundary = multipartBoundary(request.headers.get("content-type"));

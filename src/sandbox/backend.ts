@@ -39,8 +39,8 @@ export interface SandboxSpec {
   /** Extra environment for the sandbox. */
   env?: Record<string, string>;
   /** Registry credentials for the pull (docker); never logged or stored. */
-  registryUsername?: string;
-  registryPassword?: string;
+  registryUsername?: string | undefined;
+  registryPassword?: string | undefined;
 }
 
 /**
@@ -82,7 +82,7 @@ export interface ListedSandbox {
   /** True when the container or process is running. */
   running: boolean;
   /** Where its rocklet answers, when running. */
-  placement?: Placement;
+  placement?: Placement | undefined;
 }
 
 /** Hooks a backend calls while placing. */
@@ -90,7 +90,7 @@ export interface PlaceHooks {
   /** Called on every phase change, in order. */
   onPhase(update: PhaseUpdate): void;
   /** Aborts placement (the backend cleans up what it made). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** A place where sandboxes run. */
@@ -159,7 +159,7 @@ export interface CommittingBackend extends Backend {
    */
   push(
     image: string,
-    options?: { credentials?: RegistryCredentials; signal?: AbortSignal },
+    options?: { credentials?: RegistryCredentials | undefined; signal?: AbortSignal | undefined },
   ): Promise<void>;
 }
 
@@ -305,15 +305,15 @@ export type BackendConfig =
     /** How to get the rocklet into the container. */
     launcher: RockletLauncher;
     /** The docker executable (default "docker"). */
-    dockerBinary?: string;
+    dockerBinary?: string | undefined;
     /** Host address ports are published on (always 127.0.0.1 here). */
-    publishIp?: string;
+    publishIp?: string | undefined;
     /** Extra `docker run` arguments. */
-    extraRunArgs?: string[];
+    extraRunArgs?: string[] | undefined;
     /** Timeout of one docker command, in milliseconds (pulls excepted). */
-    commandTimeoutMs?: number;
+    commandTimeoutMs?: number | undefined;
     /** Deployment id: containers get it as a label and list() only returns those. */
-    deploymentId?: string;
+    deploymentId?: string | undefined;
   }
   | KubernetesBackendConfig;
 
@@ -335,11 +335,11 @@ export type KubeAccess = "pod-ip" | "api-proxy";
 
 /** A toleration of a pod (Kubernetes' fields). */
 export interface KubeToleration {
-  key?: string;
-  operator?: "Exists" | "Equal";
-  value?: string;
-  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
-  tolerationSeconds?: number;
+  key?: string | undefined;
+  operator?: "Exists" | "Equal" | undefined;
+  value?: string | undefined;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute" | undefined;
+  tolerationSeconds?: number | undefined;
 }
 
 /** Configuration of the kubernetes backend: one Pod per sandbox, driven through kubectl. */
@@ -351,35 +351,35 @@ export interface KubernetesBackendConfig {
    * The rock runtime image the init container copies the rocklet from (default: createBackend()
    * builds `launcher`'s with the local docker engine, or finds it built, see runtime_image.ts).
    */
-  runtimeImage?: string;
+  runtimeImage?: string | undefined;
   /** Base of the runtime image createBackend() builds when none is named (needs sh and cp). */
-  runtimeImageBase?: string;
+  runtimeImageBase?: string | undefined;
   /** Pull policy of the runtime image (default "IfNotPresent"). */
-  runtimeImagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  runtimeImagePullPolicy?: "Always" | "IfNotPresent" | "Never" | undefined;
   /** The kubectl executable (default "kubectl"). */
-  kubectlBinary?: string;
+  kubectlBinary?: string | undefined;
   /** Kubeconfig file (default: kubectl's own). */
-  kubeconfig?: string;
+  kubeconfig?: string | undefined;
   /** Kubeconfig context (default: its current one). */
-  context?: string;
+  context?: string | undefined;
   /** Namespace of the pods (default: the context's). */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Environment of every kubectl run (tests point KUBECONFIG and KUBECACHEDIR here). */
-  kubectlEnv?: Record<string, string>;
+  kubectlEnv?: Record<string, string> | undefined;
   /** How the admin reaches rocklets (default "pod-ip"). */
-  access?: KubeAccess;
+  access?: KubeAccess | undefined;
   /** The pods' runtimeClassName (gVisor, Kata), when set. */
-  runtimeClassName?: string;
+  runtimeClassName?: string | undefined;
   /** The pods' nodeSelector, when set. */
-  nodeSelector?: Record<string, string>;
+  nodeSelector?: Record<string, string> | undefined;
   /** The pods' tolerations, when set. */
-  tolerations?: KubeToleration[];
+  tolerations?: KubeToleration[] | undefined;
   /** Hard lifetime of a pod in seconds (`activeDeadlineSeconds`), enforced by the kubelet. */
-  maxLifetimeSeconds?: number;
+  maxLifetimeSeconds?: number | undefined;
   /** Longest a placement may take until the container runs, in milliseconds (default 600 000). */
-  placeTimeoutMs?: number;
+  placeTimeoutMs?: number | undefined;
   /** Timeout of one kubectl call, in milliseconds (default 60 000). */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
   /** Deployment id: pods get it as a label and list() only returns those. */
-  deploymentId?: string;
+  deploymentId?: string | undefined;
 }

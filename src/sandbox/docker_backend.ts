@@ -53,7 +53,7 @@ export interface DockerBackendDeps {
   /** Name of this host, reported in placements (default: `os.hostname()`). */
   hostName?: string;
   /** Where a dropped events stream is reported (default: nowhere). */
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 /** Container ports every sandbox publishes. */
@@ -77,9 +77,9 @@ export function containerRequest(
     launcher: RockletLauncher;
     publishIp: string;
     extraRunArgs?: string[];
-    deploymentId?: string;
+    deploymentId?: string | undefined;
     /** The host port of each published container port (default: docker picks free ones). */
-    hostPorts?: Record<number, number>;
+    hostPorts?: Record<number, number> | undefined;
   },
 ): ContainerRequest {
   const { launcher, publishIp } = options;
@@ -124,8 +124,8 @@ export class DockerBackend
   readonly #publishIp: string;
   readonly #extraRunArgs: string[];
   readonly #hostName: string;
-  readonly #deploymentId?: string;
-  readonly #logger?: Logger;
+  readonly #deploymentId?: string | undefined;
+  readonly #logger?: Logger | undefined;
   /** Event streams of the watches in progress (see watch()). */
   readonly #watches = new Set<ContainerExitWatch>();
 
@@ -196,7 +196,8 @@ export class DockerBackend
    */
   async push(
     image: string,
-    options: { credentials?: RegistryCredentials; signal?: AbortSignal } = {},
+    options: { credentials?: RegistryCredentials | undefined; signal?: AbortSignal | undefined } =
+      {},
   ): Promise<void> {
     const { credentials, signal } = options;
     const login = credentials ? { registry: registryOf(image), ...credentials } : undefined;
@@ -441,7 +442,10 @@ export class DockerBackend
           hostIp: this.#publishIp,
           hostName: this.#hostName,
           portMapping: Object.fromEntries(
-            PUBLISHED_PORTS.map((port) => [String(port), hostPorts[port]]),
+            PUBLISHED_PORTS.flatMap((port) => {
+              const hostPort = hostPorts[port];
+              return hostPort === undefined ? [] : [[String(port), hostPort]];
+            }),
           ),
           handle: id,
         };
@@ -578,16 +582,19 @@ const PORT_ATTEMPTS = 5;
  */
 function freeHostPorts(ip: string): Record<number, number> | undefined {
   const listeners: Deno.Listener[] = [];
+  const hostPorts: Record<number, number> = {};
   try {
-    for (const _ of PUBLISHED_PORTS) listeners.push(Deno.listen({ hostname: ip, port: 0 }));
+    for (const port of PUBLISHED_PORTS) {
+      const listener = Deno.listen({ hostname: ip, port: 0 });
+      listeners.push(listener);
+      hostPorts[port] = (listener.addr as Deno.NetAddr).port;
+    }
   } catch {
     return undefined;
   } finally {
     for (const listener of listeners) listener.close();
   }
-  return Object.fromEntries(
-    PUBLISHED_PORTS.map((port, i) => [port, (listeners[i].addr as Deno.NetAddr).port]),
-  );
+  return hostPorts;
 }
 
 /** A container of another admin (or none of rock's) has the sandbox's name. */

@@ -15,9 +15,9 @@ import { binaryExists, callKill, colon, followChild } from "./tool_process.ts";
 /** Options of a DockerCli. */
 export interface DockerCliOptions {
   /** The docker executable (default "docker", found on PATH). */
-  binary?: string;
+  binary?: string | undefined;
   /** Timeout of one call in milliseconds (default 60 000). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * The Engine API client for the frequent calls (inspect, create and start, rename, remove,
    * list), or false for the CLI only. Default: the engine socket the CLI would reach, when
@@ -90,7 +90,7 @@ export interface DockerCallOptions {
   /** Timeout of this call in milliseconds (default: the CLI's). */
   timeoutMs?: number;
   /** Aborts the call: docker gets SIGKILL and the call throws a CancelledError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Text fed to docker's stdin (e.g. a password for `--password-stdin`); masked in errors. */
   stdin?: string;
   /** Environment variables set for this call only (on top of the process's). */
@@ -107,7 +107,7 @@ export interface RegistryLogin {
 /** Options of a pull. */
 export interface PullOptions extends DockerCallOptions {
   /** Log in for this pull only, through a private docker config removed afterwards. */
-  login?: RegistryLogin;
+  login?: RegistryLogin | undefined;
 }
 
 /** What a docker call printed and how it exited. */
@@ -374,7 +374,7 @@ export class DockerCli {
       options,
     );
     const rows = out.split("\n").filter((line) => line.trim() !== "").map((line) => {
-      const [id, names = ""] = line.trim().split(" ");
+      const [id = "", names = ""] = line.trim().split(" ");
       return { id, names: names.split(",") };
     });
     return containers.filter((wanted) =>
@@ -702,7 +702,7 @@ function commandName(args: string[]): string {
     "builder",
   ]);
   const words = args.filter((arg) => !arg.startsWith("-"));
-  const count = groups.has(words[0]) ? 2 : 1;
+  const count = groups.has(words[0] ?? "") ? 2 : 1;
   return ["docker", ...words.slice(0, count)].join(" ");
 }
 
@@ -776,6 +776,7 @@ export function runTarget(args: string[]): RunTarget {
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
+    if (arg === undefined) break;
     if (!arg.startsWith("-")) {
       target.image = arg;
       break;

@@ -27,8 +27,8 @@ export interface EngineCallOptions {
   body?: unknown;
   /** Query parameters. */
   query?: Record<string, string>;
-  signal?: AbortSignal;
-  timeoutMs?: number;
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -100,7 +100,7 @@ export class DockerEngine {
         client: this.#client,
         signal,
         headers: options.body === undefined ? {} : { "content-type": "application/json" },
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        body: options.body === undefined ? null : JSON.stringify(options.body),
       });
       const text = await response.text();
       return { status: response.status, body: text ? parseJson(text) : undefined };

@@ -28,7 +28,7 @@ export interface ContainerExitWatchOptions {
   owns(attributes: Record<string, string>): boolean;
   /** Told of each owned container that dies while it is not being removed, and of gaps. */
   listener: ExitListener;
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 /** The events read: how a container ends, and `destroy` to forget it. */
@@ -153,7 +153,7 @@ export class ContainerExitWatch implements AsyncDisposable {
 
   /** The exit of container `id` from its `die` event and what came before it. */
   #exitOf(id: string, attributes: Record<string, string>): SandboxExit {
-    const exit: SandboxExit = { sandboxId: attributes.name, handle: id };
+    const exit: SandboxExit = { sandboxId: attributes.name ?? "", handle: id };
     if (/^\d+$/.test(attributes.exitCode ?? "")) exit.exitCode = Number(attributes.exitCode);
     const signal = this.#killed.get(id);
     if (signal !== undefined && signal > 0) exit.signal = signal;

@@ -16,17 +16,17 @@ import { binaryExists, callKill, colon, followChild } from "./tool_process.ts";
 /** Where kubectl points and how long a call may take. */
 export interface KubectlOptions {
   /** The kubectl executable (default "kubectl", found on PATH). */
-  binary?: string;
+  binary?: string | undefined;
   /** A kubeconfig file (default: kubectl's own, KUBECONFIG or ~/.kube/config). */
-  kubeconfig?: string;
+  kubeconfig?: string | undefined;
   /** A context of the kubeconfig (default: its current context). */
-  context?: string;
+  context?: string | undefined;
   /** The namespace of every namespaced call (default: the context's). */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Timeout of one call in milliseconds (default 60 000). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Environment set for every kubectl run (on top of the process's). */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
 }
 
 /** Options of one kubectl call. */
@@ -34,7 +34,7 @@ export interface KubectlCallOptions {
   /** Timeout of this call in milliseconds (default: the wrapper's). */
   timeoutMs?: number;
   /** Aborts the call: kubectl gets SIGKILL and the call throws a CancelledError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Text fed to kubectl's stdin (a manifest for `-f -`). */
   stdin?: string;
 }
@@ -100,7 +100,7 @@ export class KubectlCli {
   readonly #global: string[];
   readonly #timeoutMs: number;
   readonly #env: Record<string, string>;
-  readonly #namespace?: string;
+  readonly #namespace?: string | undefined;
   #spawned = 0;
 
   /** Creates a client; nothing runs until the first call. */
@@ -365,6 +365,7 @@ export function commandName(args: string[]): string {
   const words: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
+    if (arg === undefined) break;
     if (GLOBAL_FLAGS.has(arg)) i++;
     else if (!arg.startsWith("-")) words.push(arg);
   }

@@ -40,7 +40,7 @@ import { abortableSleep } from "./tool_process.ts";
 export interface KubernetesBackendDeps {
   /** The kubectl wrapper (default: one built from the config). */
   kubectl?: KubectlCli;
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 /**

@@ -178,9 +178,9 @@ export interface PodProgress {
   pulled: boolean;
   /** The sandbox container runs and the pod has an IP. */
   running: boolean;
-  podIP?: string;
+  podIP?: string | undefined;
   /** The node's name (`spec.nodeName`) or its IP. */
-  node?: string;
+  node?: string | undefined;
 }
 
 function statusOf(pod: KubeObject): PodStatus {

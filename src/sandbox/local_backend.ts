@@ -248,8 +248,10 @@ export class LocalBackend implements LoggingBackend, WatchingBackend {
     this.#rocklets.set(id, rocklet);
     rocklet.child?.status.then((status) => {
       const exit: SandboxExit = { sandboxId: id, handle: String(rocklet.pid) };
-      if (status.signal) exit.signal = (constants.signals as Record<string, number>)[status.signal];
-      else exit.exitCode = status.code;
+      if (status.signal) {
+        const signal = (constants.signals as Record<string, number>)[status.signal];
+        if (signal !== undefined) exit.signal = signal;
+      } else exit.exitCode = status.code;
       this.#ended(rocklet, exit);
     }, () => {});
   }

@@ -26,7 +26,7 @@ export interface RockletLauncher {
   /** Environment a container needs. */
   containerEnv(): Record<string, string>;
   /** Entrypoint argv inside a container, serving on `0.0.0.0:port`. */
-  containerCommand(port: number): string[];
+  containerCommand(port: number): [string, ...string[]];
   /**
    * Environment of a sandbox's rocklet on this host (local backend): `ROCK_CLI`, the command that
    * runs the full `rock` executable (e.g. `rock model-service ...`).
@@ -62,7 +62,7 @@ export interface BundleFiles {
    * The directory of the slim bundle's files when it is split (its entry plus chunks it loads
    * on first use, such as the zip library): mounted whole in containers.
    */
-  rockletDir?: string;
+  rockletDir?: string | undefined;
   /** The full bundle (every role and command). */
   full: string;
   /** A shell script running the full bundle in a container (mounted at /rock/bin/rock). */

@@ -21,11 +21,11 @@ export interface RuntimeImageOptions {
   /** The docker CLI that builds (and pushes). */
   docker: DockerCli;
   /** Base image; it needs /bin/sh and cp (default DEFAULT_RUNTIME_BASE). */
-  base?: string;
+  base?: string | undefined;
   /** Tag of the image (default `rock-runtime:<hash of its files>`). */
-  tag?: string;
+  tag?: string | undefined;
   /** Push the image after the build. */
-  push?: boolean;
+  push?: boolean | undefined;
 }
 
 /**

@@ -26,9 +26,9 @@ import { multipartBody } from "./multipart_body.ts";
 /** Options of an AdminClient. */
 export interface AdminClientOptions {
   /** Headers sent with every request (X-User-Id, ROUTE-KEY, ...). */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** The fetch to use (default: globalThis.fetch). */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
 }
 
 /** The admin URL used when none is given: $ROCK_BASE_URL, else http://localhost:8080. */
@@ -94,7 +94,7 @@ export class AdminClient {
       method: "POST",
       body: JSON.stringify(body),
       headers: { "content-type": "application/json" },
-      signal,
+      signal: signal ?? null,
     }, typeof body.sandbox_id === "string" ? body.sandbox_id : undefined);
   }
 

@@ -11,9 +11,9 @@ export const DEFAULT_ENVHUB_URL = "http://localhost:8081";
 /** Options of an EnvHubClient. */
 export interface EnvHubClientOptions {
   /** Headers sent with every request. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** The fetch to use (default: globalThis.fetch). */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
 }
 
 /** What `EnvHubClient.register()` sends. */
@@ -23,21 +23,21 @@ export interface RegisterEnvOptions {
   /** Docker image. */
   image: string;
   /** Owner (default ""). */
-  owner?: string;
+  owner?: string | undefined;
   /** Description (default ""). */
-  description?: string;
+  description?: string | undefined;
   /** Tags (default none). */
-  tags?: string[];
+  tags?: string[] | undefined;
   /** Free-form settings (default null). */
-  extraSpec?: Record<string, unknown> | null;
+  extraSpec?: Record<string, unknown> | null | undefined;
 }
 
 /** Filters of `EnvHubClient.list()`; absent or empty ones match everything. */
 export interface ListEnvsFilter {
   /** Only environments of exactly this owner. */
-  owner?: string;
+  owner?: string | undefined;
   /** Only environments carrying any of these tags. */
-  tags?: string[];
+  tags?: string[] | undefined;
 }
 
 /** Formats a `detail` from rock (a string) or FastAPI (a list of `{loc, msg}`) as one line. */

@@ -11,11 +11,11 @@ import { defaultAdminUrl } from "./admin_client.ts";
 /** Options of GemEnv.make(). */
 export interface GemEnvOptions {
   /** The admin (default defaultAdminUrl(): $ROCK_BASE_URL, else http://localhost:8080). */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /** Headers sent with every request. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** The fetch to use (default: globalThis.fetch). */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
 }
 
 /** A GEM environment in a sandbox of its own. */

@@ -5,13 +5,13 @@ import { Sandbox, type SandboxConfig } from "./sandbox.ts";
 /** How a group is created: a SandboxConfig plus the group's own settings (ROCK's defaults). */
 export interface SandboxGroupConfig extends Omit<SandboxConfig, "sandboxId"> {
   /** How many sandboxes (default 2). */
-  size?: number;
+  size?: number | undefined;
   /** How many start at once (default 2). */
-  startConcurrency?: number;
+  startConcurrency?: number | undefined;
   /** How many times a failed start is retried (default 3). */
-  startRetryTimes?: number;
+  startRetryTimes?: number | undefined;
   /** Builds the config of sandbox `index` (default: the group's config as is). */
-  configFor?: (index: number) => SandboxConfig;
+  configFor?: ((index: number) => SandboxConfig) | undefined;
 }
 
 /** A SandboxGroupConfig with the group's defaults applied. */
@@ -27,7 +27,7 @@ export interface GroupMember {
   /** The started sandbox, when it started. */
   sandbox?: Sandbox;
   /** The last start error, when it did not. */
-  error?: Error;
+  error?: Error | undefined;
   /** How many starts were tried. */
   attempts: number;
 }
@@ -71,6 +71,7 @@ export class SandboxGroup implements AsyncDisposable {
     const worker = async () => {
       while (next < size) {
         const member = this.members[next++];
+        if (member === undefined) break;
         for (let attempt = 0; attempt <= retries; attempt++) {
           member.attempts = attempt + 1;
           const sandbox = new Sandbox(configFor?.(member.index) ?? shared);

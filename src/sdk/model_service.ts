@@ -40,33 +40,33 @@ export interface ModelServiceSandbox {
 /** How the model service runs in the sandbox; flags left out use the service's defaults. */
 export interface ModelServiceOptions {
   /** "local" (a trainer answers) or "proxy" (default "local"). */
-  type?: "local" | "proxy";
+  type?: "local" | "proxy" | undefined;
   /** The command prefix that runs rock in the sandbox (default DEFAULT_SANDBOX_ROCK_COMMAND). */
-  rockCommand?: string;
+  rockCommand?: string | undefined;
   /** ROCK_MODEL_SERVICE_DATA_DIR in the sandbox (exchange and trajectory; default /data/logs). */
-  dataDir?: string;
+  dataDir?: string | undefined;
   /** ROCK_MODEL_SERVICE_STATE_DIR in the sandbox (default ~/.rock/model-service). */
-  stateDir?: string;
+  stateDir?: string | undefined;
   /** ROCK_LOGGING_PATH for the server log (default "/data/logs", as ROCK). */
-  loggingPath?: string;
+  loggingPath?: string | undefined;
   /** ROCK_LOGGING_FILE_NAME (default "model_service.log", as ROCK). */
-  loggingFileName?: string;
+  loggingFileName?: string | undefined;
   /** Other variables for every command. */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
   /** `--config-file`: a YAML file in the sandbox with ROCK's ModelServiceConfig keys. */
-  configFile?: string;
+  configFile?: string | undefined;
   /** `--host`: address to bind (the service's default "0.0.0.0"). */
-  host?: string;
+  host?: string | undefined;
   /** `--port`: TCP port (the service's default 8080). */
-  port?: number;
+  port?: number | undefined;
   /** `--proxy-base-url`: one upstream for every model (proxy mode). */
-  proxyBaseUrl?: string;
+  proxyBaseUrl?: string | undefined;
   /** `--retryable-status-codes`: upstream statuses to retry (proxy mode). */
-  retryableStatusCodes?: number[];
+  retryableStatusCodes?: number[] | undefined;
   /** Seconds per upstream attempt. */
-  requestTimeout?: number;
+  requestTimeout?: number | undefined;
   /** Seconds start/stop/watch may take (default 60). */
-  commandTimeout?: number;
+  commandTimeout?: number | undefined;
 }
 
 /** ModelServiceOptions with the defaults applied. */

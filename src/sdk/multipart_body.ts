@@ -40,6 +40,7 @@ export function concatStreams(
     async pull(controller) {
       while (index < parts.length) {
         const part = parts[index];
+        if (part === undefined) break;
         if (part instanceof Uint8Array) {
           index++;
           controller.enqueue(part);

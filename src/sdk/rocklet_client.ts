@@ -83,17 +83,17 @@ export const DEFAULT_ROCKLET_DEADLINES: RockletDeadlines = {
 /** Options of a RockletClient. */
 export interface RockletClientOptions {
   /** The fetch to use (default: globalThis.fetch, which keeps connections alive). */
-  fetch?: (input: Request) => Promise<Response>;
+  fetch?: ((input: Request) => Promise<Response>) | undefined;
   /** Headers sent with every request (e.g. `sandbox_id`, a trace id). */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** Bounds on every call (default DEFAULT_ROCKLET_DEADLINES). */
-  deadlines?: Partial<RockletDeadlines>;
+  deadlines?: Partial<RockletDeadlines> | undefined;
 }
 
 /** How one call is bounded: a whole-call limit in ms (undefined: none) and the caller's signal. */
 interface CallBounds {
-  limitMs?: number;
-  signal?: AbortSignal;
+  limitMs?: number | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /** Rebuilds the error a rocklet reported in a 511 reply (by its class path). */
@@ -112,7 +112,7 @@ export class RockletClient implements RuntimeClient, Runtime {
   /** The rocklet's URL without a trailing slash. */
   readonly baseUrl: string;
   /** The fetch the caller gave, if any (else the global one, called without a Request). */
-  readonly #fetch?: (input: Request) => Promise<Response>;
+  readonly #fetch?: ((input: Request) => Promise<Response>) | undefined;
   readonly #headers: Record<string, string>;
   readonly #deadlines: RockletDeadlines;
 

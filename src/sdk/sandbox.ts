@@ -28,33 +28,33 @@ import { zipDirectory } from "../formats/zip_writer.ts";
 /** How a Sandbox is created; every field has ROCK's default. */
 export interface SandboxConfig {
   /** Admin URL (default: $ROCK_BASE_URL, else http://localhost:8080). */
-  baseUrl?: string;
+  baseUrl?: string | undefined;
   /** Headers sent with every request. */
-  extraHeaders?: Record<string, string>;
+  extraHeaders?: Record<string, string> | undefined;
   /** Image (default "python:3.11"). */
-  image?: string;
+  image?: string | undefined;
   /** Memory, e.g. "8g" (default). */
-  memory?: string;
+  memory?: string | undefined;
   /** CPUs (default 2). */
-  cpus?: number;
+  cpus?: number | undefined;
   /** Pull policy (default "missing"). */
-  pull?: "never" | "always" | "missing";
+  pull?: "never" | "always" | "missing" | undefined;
   /** Stop after this many seconds without a keep-alive (default 300, sent in whole minutes). */
-  autoClearSeconds?: number;
+  autoClearSeconds?: number | undefined;
   /** How long start() waits for the sandbox to be alive, in seconds (default 180). */
-  startupTimeout?: number;
+  startupTimeout?: number | undefined;
   /** Owner, sent as X-User-Id (the admin's default "default"). */
-  userId?: string;
+  userId?: string | undefined;
   /** Experiment, sent as X-Experiment-Id. */
-  experimentId?: string;
+  experimentId?: string | undefined;
   /** Namespace, sent as X-Namespace. */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Cluster, sent as X-Cluster. */
-  cluster?: string;
+  cluster?: string | undefined;
   /** A sandbox id to use instead of a generated one. */
-  sandboxId?: string;
+  sandboxId?: string | undefined;
   /** The fetch to use. */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
 }
 
 /** A sandbox's status (ROCK's StatusResp). */
@@ -63,19 +63,19 @@ export type SandboxStatus = StatusResponse;
 /** Options of arun(). */
 export interface ArunOptions {
   /** Session to run in (default: one the Sandbox creates; nohup: a fresh one). */
-  session?: string;
+  session?: string | undefined;
   /** "normal" (default): one call in the session; "nohup": in the background, waited for. */
-  mode?: "normal" | "nohup";
+  mode?: "normal" | "nohup" | undefined;
   /** Seconds to wait for the command (default 300). */
-  waitTimeout?: number;
+  waitTimeout?: number | undefined;
   /** Throw CommandRockError on a non-zero exit or a timeout (default false). */
-  check?: boolean;
+  check?: boolean | undefined;
   /** nohup: where the output goes (default a temp file in the sandbox). */
-  outputFile?: string;
+  outputFile?: string | undefined;
   /** nohup: return a note instead of the output. */
-  ignoreOutput?: boolean;
+  ignoreOutput?: boolean | undefined;
   /** nohup: return at most this many bytes of output. */
-  responseLimitedBytes?: number;
+  responseLimitedBytes?: number | undefined;
 }
 
 type ArunDefaults = "mode" | "waitTimeout" | "check";
@@ -97,13 +97,13 @@ export interface ArunResult {
 /** Options of createSession(). */
 export interface SessionOptions {
   /** Variables set in the session. */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
   /** Start from the rocklet's environment (default: an empty one, as in ROCK). */
-  envEnable?: boolean;
+  envEnable?: boolean | undefined;
   /** Files sourced when the session starts. */
-  startupSource?: string[];
+  startupSource?: string[] | undefined;
   /** Run the session's shell as this user (the rocklet must run as root). */
-  remoteUser?: string;
+  remoteUser?: string | undefined;
 }
 
 function shellQuote(text: string): string {
@@ -173,7 +173,10 @@ export class Sandbox implements AsyncDisposable {
    * @throws {SandboxStartError} naming the phase that failed, or after startupTimeout.
    */
   async start(
-    options: { onStatus?: (status: SandboxStatus) => void; signal?: AbortSignal } = {},
+    options: {
+      onStatus?: ((status: SandboxStatus) => void) | undefined;
+      signal?: AbortSignal | undefined;
+    } = {},
   ): Promise<this> {
     const headers: Record<string, string> = {};
     if (this.config.userId) headers["X-User-Id"] = this.config.userId;
@@ -268,11 +271,11 @@ export class Sandbox implements AsyncDisposable {
   execute(
     command: string | string[],
     options: {
-      timeout?: number;
-      env?: Record<string, string>;
-      cwd?: string;
-      shell?: boolean;
-      check?: boolean;
+      timeout?: number | undefined;
+      env?: Record<string, string> | undefined;
+      cwd?: string | undefined;
+      shell?: boolean | undefined;
+      check?: boolean | undefined;
     } = {},
   ): Promise<CommandResponse> {
     return this.client.execute({ sandbox_id: this.sandboxId, command, ...options });
@@ -502,7 +505,12 @@ export class Sandbox implements AsyncDisposable {
      */
     executeScript: async (
       content: string,
-      options: { name?: string; waitTimeout?: number; cleanup?: boolean; check?: boolean } = {},
+      options: {
+        name?: string | undefined;
+        waitTimeout?: number | undefined;
+        cleanup?: boolean | undefined;
+        check?: boolean | undefined;
+      } = {},
     ): Promise<ArunResult> => {
       const path = `/tmp/${options.name ?? `rock-script-${randomHex()}.sh`}`;
       await this.writeFile(path, content);

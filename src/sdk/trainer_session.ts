@@ -145,7 +145,7 @@ export class TrainerSession implements AsyncIterable<TrainerRequest>, Disposable
 /** Options of TrainerSession.open. */
 export interface TrainerSessionOptions {
   /** Fallback poll interval in ms (default 100). */
-  pollIntervalMs?: number;
+  pollIntervalMs?: number | undefined;
   /** Clock for meta timestamps (default Date.now). */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }

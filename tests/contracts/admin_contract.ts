@@ -142,7 +142,7 @@ export function defineAdminContract(
         assert.ok(after.result.stop_time);
         const billing = await admin.store.billing.of(id);
         assert.equal(billing.length, 1);
-        assert.ok(billing[0].duration_seconds >= 0);
+        assert.ok((billing[0]?.duration_seconds ?? -1) >= 0);
         const logLines = (await Deno.readTextFile(`${admin.dataDir}/billing.log`)).trim().split(
           "\n",
         );

@@ -190,9 +190,10 @@ export function defineBackendContract(subject: BackendSubject): void {
       const removed = testSandboxId(`contract-${type}-removed`);
       const exits: SandboxExit[] = [];
       try {
-        const [a, b] = await Promise.all(
-          [killed, removed].map((id) => backend.place(contractSpec(id), { onPhase() {} })),
-        );
+        const [a, b] = await Promise.all([
+          backend.place(contractSpec(killed), { onPhase() {} }),
+          backend.place(contractSpec(removed), { onPhase() {} }),
+        ]);
         await Promise.all([waitAlive(a), waitAlive(b)]);
         await using _watch = backend.watch({ onExit: (exit) => exits.push(exit), onGap() {} });
         assert.equal(await backend.check(killed), undefined, "check() of a running sandbox");

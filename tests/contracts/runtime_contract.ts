@@ -29,7 +29,9 @@ export interface RuntimeFixture extends AsyncDisposable {
  * Builds a fresh runtime; `maxOutputBytes` overrides the output cap. Its base environment must
  * hold `ROCK_CONTRACT_PARENT=from-parent` (see contractBaseEnv).
  */
-export type RuntimeFactory = (options?: { maxOutputBytes?: number }) => Promise<RuntimeFixture>;
+export type RuntimeFactory = (
+  options?: { maxOutputBytes?: number | undefined },
+) => Promise<RuntimeFixture>;
 
 const isRoot = Deno.uid() === 0;
 
@@ -90,7 +92,7 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
   ) =>
     Deno.test({
       name: `${label}: ${name}`,
-      ignore: options.ignore,
+      ignore: options.ignore ?? false,
       fn: async () => {
         await using fixture = await factory({ maxOutputBytes: options.maxOutputBytes });
         await fn(fixture.runtime);
@@ -198,10 +200,14 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
 
   test("runInSession() timeout kills every process the command started and spares earlier jobs", async (rt) => {
     await rt.createSession({ session: "s" });
-    const [earlier, background, foreground, nohup, detached, orphan] = Array.from(
-      { length: 6 },
-      uniqueSleep,
-    );
+    const [earlier, background, foreground, nohup, detached, orphan] = [
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+      uniqueSleep(),
+    ];
     await rt.runInSession({ session: "s", command: `${earlier} &` });
     try {
       await rejects(

@@ -151,8 +151,9 @@ export function defineSdkContract(type: TestBackend, register: Register): void {
     }).start();
     assert.equal(group.sandboxes.length, 4);
     assert.deepEqual(group.failures.map((f) => [f.index, f.attempts]), [[2, 2]]);
-    assert.ok(group.failures[0].error instanceof BadRequestRockError);
-    assert.match(group.failures[0].error!.message, /exceeds the maximum/);
+    const [failure] = group.failures;
+    assert.ok(failure?.error instanceof BadRequestRockError);
+    assert.match(failure.error.message, /exceeds the maximum/);
     const statuses = await Promise.all(group.sandboxes.map((s) => s.getStatus()));
     assert.ok(statuses.every((s) => s.state === "running"));
     assert.deepEqual(await group.stop(), []);

@@ -21,7 +21,7 @@ import type { RockletDeadlines } from "../../src/sdk/rocklet_client.ts";
 export interface AdminServer extends AsyncDisposable {
   url: string;
   /** The warm pool, when one was asked for. */
-  pool?: WarmPool;
+  pool?: WarmPool | undefined;
   api: string;
   manager: SandboxManager;
   store: SandboxStore;
@@ -39,7 +39,11 @@ export type TestBackend = "local" | "docker" | "kubernetes";
 export async function testBackend(
   type: TestBackend,
   dataDir: string,
-  options: { deploymentId?: string; launcher?: RockletLauncher; kube?: TestKubeOptions } = {},
+  options: {
+    deploymentId?: string | undefined;
+    launcher?: RockletLauncher | undefined;
+    kube?: TestKubeOptions | undefined;
+  } = {},
 ): Promise<Backend> {
   const { deploymentId } = options;
   const launcher = options.launcher ?? await testRockletLauncher();

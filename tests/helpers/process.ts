@@ -18,13 +18,17 @@ export interface ServedChild {
  */
 export async function spawnServer(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
+  options: {
+    cwd?: string | undefined;
+    env?: Record<string, string> | undefined;
+    clearEnv?: boolean | undefined;
+  } = {},
 ): Promise<ServedChild> {
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    cwd: options.cwd,
-    env: options.env,
-    clearEnv: options.clearEnv,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    env: options.env ?? {},
+    clearEnv: options.clearEnv ?? false,
     stdout: "piped",
     stderr: "piped",
   })
@@ -41,7 +45,8 @@ export async function spawnServer(
   (async () => {
     while (!(await reader.read()).done) { /* discard */ }
   })().catch(() => {});
-  return { url: /listening on (http:\S+)/.exec(text)![1], child, stderr };
+  const [, url = ""] = /listening on (http:\S+)/.exec(text) ?? [];
+  return { url, child, stderr };
 }
 
 /** Runs `rock rocklet` from source on a free loopback port. */
@@ -62,13 +67,17 @@ export interface RockRun {
  */
 export async function runRock(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; clearEnv?: boolean } = {},
+  options: {
+    env?: Record<string, string> | undefined;
+    cwd?: string | undefined;
+    clearEnv?: boolean | undefined;
+  } = {},
 ): Promise<RockRun> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, ...args],
-    env: options.env,
-    clearEnv: options.clearEnv,
-    cwd: options.cwd,
+    env: options.env ?? {},
+    clearEnv: options.clearEnv ?? false,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(60_000),

@@ -39,21 +39,23 @@ export function parseSnippets(file: string, markdown: string): Snippet[] {
   const snippets: Snippet[] = [];
   let heading = "";
   for (let i = 0; i < lines.length; i++) {
-    const fence = /^```(\S*)\s*$/.exec(lines[i]);
+    const line = lines[i];
+    if (line === undefined) break;
+    const fence = /^```(\S*)\s*$/.exec(line);
     if (!fence) {
-      if (/^#+ /.test(lines[i])) heading = lines[i];
+      if (/^#+ /.test(line)) heading = line;
       continue;
     }
     const end = lines.findIndex((line, j) => j > i && /^```\s*$/.test(line));
     if (end < 0) throw new Error(`${file}:${i + 1}: code block without a closing fence`);
     // deno fmt puts a blank line between an HTML comment and the fence that follows it.
     let before = i - 1;
-    while (before >= 0 && lines[before].trim() === "") before--;
+    while (before >= 0 && lines[before]?.trim() === "") before--;
     const marker = /^<!--\s*not run\b:?\s*(.*?)\s*-->\s*$/.exec(lines[before] ?? "");
     snippets.push({
       file,
       line: i + 2,
-      lang: fence[1],
+      lang: fence[1] ?? "",
       heading,
       text: lines.slice(i + 1, end).join("\n") + "\n",
       ...(marker ? { skip: marker[1] } : {}),

@@ -147,8 +147,8 @@ kubeTest(
       assert.equal(run.code, 1, run.stderr);
       const lines = run.stderr.trim().split("\n").filter((line) => line.startsWith("error:"));
       assert.equal(lines.length, 1, run.stderr);
-      assert.match(lines[0], /kubectl/);
-      assert.match(lines[0], /refused/);
+      assert.match(lines[0] ?? "", /kubectl/);
+      assert.match(lines[0] ?? "", /refused/);
       const left = (await commandLines()).filter((line) => line.includes(kubeconfig));
       assert.deepEqual(left, [], "no kubectl of the failed admin is left");
       await Deno.remove(dataDir, { recursive: true });

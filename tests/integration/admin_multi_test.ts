@@ -92,7 +92,11 @@ Deno.test("admins on one database: any serves any sandbox, one leads, a killed o
     assert.equal(run.result.output, "served");
 
     // One scheduler: a task every second runs about once a second, not twice.
-    const runs = async () => (await tasksOf(b)).tasks[0].runs;
+    const runs = async () => {
+      const task = (await tasksOf(b)).tasks[0];
+      assert.ok(task, "the scheduler lists no task");
+      return task.runs;
+    };
     const before = await runs();
     await new Promise((resolve) => setTimeout(resolve, 4000));
     const ran = (await runs()) - before;

@@ -22,7 +22,7 @@ dockerTest(
       await until(() => admin.pool!.readyCount === 1, 60_000, "the pool to fill");
       pooled = (await admin.backend.list()).map((s) => s.sandboxId);
       assert.equal(pooled.length, 1);
-      assert.match(pooled[0], /^rock-pool-/);
+      assert.match(pooled[0] ?? "", /^rock-pool-/);
       try {
         const id = testSandboxId("pool");
         ids.push(id);

@@ -76,8 +76,8 @@ Deno.test("rock agent run: a bad config exits 2 with one line naming the key, an
       assert.equal(run.code, 2, `${name}: ${run.stderr}`);
       const lines = run.stderr.trim().split("\n");
       assert.equal(lines.length, 1, run.stderr);
-      assert.match(lines[0], /^error: /);
-      assert.match(lines[0], pattern, name);
+      assert.match(lines[0] ?? "", /^error: /);
+      assert.match(lines[0] ?? "", pattern, name);
       assert.equal(run.stdout, "");
     }
     const badEnv = await rockAgent(
@@ -152,7 +152,7 @@ hostToolTest(
       ]);
       assert.equal(three.code, 3, three.stderr);
       assert.match(three.stdout, /^prompt: p\ncwd: (\/tmp\/rock_workdir_\w+)\n$/);
-      leftovers.push(/cwd: (\S+)/.exec(three.stdout)![1]);
+      leftovers.push(/cwd: (\S+)/.exec(three.stdout)?.[1] ?? "");
       const kept = /^sandbox (\S+) kept running$/m.exec(three.stderr)?.[1];
       assert.ok(kept, three.stderr);
       page = await admin.manager.list({ state: "running" }, 1, 10);

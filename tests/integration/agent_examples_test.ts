@@ -35,10 +35,12 @@ Deno.test("every examples/agents config validates, with ROCK's agent commands", 
     "swe_agent/rock_agent_config.yaml",
   ]);
   const claude = configs["claude_code/rock_agent_config.yaml"];
+  assert.ok(claude);
   assert.equal(claude.run_cmd, "claude -p ${prompt}");
   assert.equal(claude.runtime_env_config.type, "node");
-  assert.equal(configs["iflow_cli/rock_agent_config.yaml"].run_cmd, "iflow -p ${prompt} --yolo");
+  assert.equal(configs["iflow_cli/rock_agent_config.yaml"]?.run_cmd, "iflow -p ${prompt} --yolo");
   const swe = configs["swe_agent/rock_agent_config.yaml"];
+  assert.ok(swe);
   assert.deepEqual(
     [swe.runtime_env_config.type, swe.runtime_env_config.version, swe.skip_wrap_run_cmd],
     ["python", "3.12", true],
@@ -50,6 +52,7 @@ Deno.test("every examples/agents config validates, with ROCK's agent commands", 
   assert.equal(swe.project_path, "/tmp/testbed");
   for (const mode of ["local", "proxy"] as const) {
     const config = configs[`model_service/${mode}/rock_agent_config.yaml`];
+    assert.ok(config);
     assert.equal(config.run_cmd, "iflow -p ${prompt} --yolo");
     assert.deepEqual(
       [config.model_service_config.enabled, config.model_service_config.type],
@@ -57,7 +60,7 @@ Deno.test("every examples/agents config validates, with ROCK's agent commands", 
     );
   }
   const hello = configs["hello_agent/rock_agent_config.yaml"];
-  assert.equal(hello.working_dir, join(EXAMPLES, "hello_agent", "workdir"));
+  assert.equal(hello?.working_dir, join(EXAMPLES, "hello_agent", "workdir"));
 });
 
 // The example's runtime env is the sandbox's own python3; the local backend's sandbox is this machine.

@@ -347,7 +347,7 @@ dockerTest(
         "image_pull failed",
       ]);
       assert.match(
-        phases[1].message,
+        phases[1]?.message ?? "",
         /^Failed to pull image 127\.0\.0\.1:9\/rock-test\/private:1\. Error: /,
       );
       assert.deepEqual(await containersNamed(id), []);
@@ -390,7 +390,7 @@ dockerTest(
         assert.ok(Date.now() < deadline, "no private docker config appeared");
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      const mode = (await Deno.stat(join(Deno.env.get("TMPDIR") ?? "/tmp", made[0]))).mode;
+      const mode = (await Deno.stat(join(Deno.env.get("TMPDIR") ?? "/tmp", made[0] ?? ""))).mode;
       assert.equal(mode! & 0o777, 0o700);
       controller.abort();
       assert.ok(await outcome instanceof CancelledError, String(await outcome));

@@ -29,7 +29,7 @@ registryTest(
     const pushConfig = await Deno.makeTempDir({ prefix: "rock-test-push-config-" });
     const tempDirsBefore = await privateDockerConfigs();
     await using admin = await startAdminServer("docker");
-    const ids = [testSandboxId("login"), testSandboxId("nologin")];
+    const ids = [testSandboxId("login"), testSandboxId("nologin")] as const;
     try {
       // Push with a login of the test's own, then drop the local tag: only the registry has it.
       await docker.exec(

@@ -382,8 +382,8 @@ function assertFailure(result: Run, code: number, pattern: RegExp, label: string
   assert.equal(result.code, code, `${label}: ${result.stderr}`);
   const lines = result.stderr.trim().split("\n");
   assert.equal(lines.length, 1, `${label}: ${result.stderr}`);
-  assert.match(lines[0], /^error: /, label);
-  assert.match(lines[0], pattern, label);
+  assert.match(lines[0] ?? "", /^error: /, label);
+  assert.match(lines[0] ?? "", pattern, label);
   assert.doesNotMatch(result.stderr, /^\s+at /m, label);
 }
 
@@ -446,9 +446,9 @@ Deno.test("rock envhub start serves ROCK's sqlite:/// path; register, get, ls an
     assert.equal(fromEnv.code, 0, fromEnv.stderr);
     assert.deepEqual(JSON.parse(fromEnv.stdout).map((e: EnvInfo) => e.env_name), ["cli-env"]);
     const table = (await ok("ls")).trim().split("\n");
-    assert.match(table[0], /^NAME\s+IMAGE\s+OWNER\s+TAGS\s+UPDATED$/);
-    assert.match(table[1], /^EnvhubDefaultDockerImage\s+rock-test\/default:1\s+ENVHUB\s+/);
-    assert.match(table[2], /^cli-env\s+img:2\s+dave\s+t1,t2\s+\d{4}-/);
+    assert.match(table[0] ?? "", /^NAME\s+IMAGE\s+OWNER\s+TAGS\s+UPDATED$/);
+    assert.match(table[1] ?? "", /^EnvhubDefaultDockerImage\s+rock-test\/default:1\s+ENVHUB\s+/);
+    assert.match(table[2] ?? "", /^cli-env\s+img:2\s+dave\s+t1,t2\s+\d{4}-/);
     assert.deepEqual(JSON.parse(await ok("ls", "--owner", "nobody", "--json")), []);
 
     assert.equal(await ok("rm", "cli-env"), "cli-env\n");

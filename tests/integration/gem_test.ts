@@ -55,7 +55,7 @@ hostToolTest(
         ["heard 7", 0, false, false],
         ["heard 44", 1, true, false],
       ]);
-      assert.deepEqual(steps[2].info, { step: 3, expected: "44" });
+      assert.deepEqual(steps[2]?.info, { step: 3, expected: "44" });
       assert.deepEqual(await runtime.envClose({ sandbox_id: "s1" }), { sandbox_id: "s1" });
       await assert.rejects(runtime.envStep({ sandbox_id: "s1", action: "1" }), GemEnvNotFoundError);
     } finally {

@@ -52,9 +52,8 @@ dockerTest(
   async () => {
     const docker = new DockerCli();
     const tag = crypto.randomUUID().slice(0, 6);
-    const [oldest, recent, busy] = ["old", "recent", "busy"].map((n) =>
-      `rock-test/cleanup-${n}:${tag}`
-    );
+    const refOf = (n: string) => `rock-test/cleanup-${n}:${tag}`;
+    const [oldest, recent, busy] = [refOf("old"), refOf("recent"), refOf("busy")];
     await using admin = await startAdminServer("docker");
     const busyId = testSandboxId("busy");
     // Only this test's images are candidates: others on the engine (another run's) stay.

@@ -425,10 +425,10 @@ kubeTest(
       (pod) => statusOf(pod).phase === "Failed",
       "Failed",
     );
-    assert.equal(statusOf(pod).containerStatuses?.[0].state.terminated?.reason, "OOMKilled");
+    assert.equal(statusOf(pod).containerStatuses?.[0]?.state.terminated?.reason, "OOMKilled");
     const inspect = await docker.inspectContainers(await containersOf(standIn.dockerLabel));
-    assert.equal(inspect[0].HostConfig.Memory, 64 * 1024 * 1024);
-    assert.equal(inspect[0].HostConfig.NanoCpus, 500_000_000);
+    assert.equal(inspect[0]?.HostConfig.Memory, 64 * 1024 * 1024);
+    assert.equal(inspect[0]?.HostConfig.NanoCpus, 500_000_000);
   },
 );
 
@@ -462,7 +462,7 @@ kubeTest(
       (pod) => statusOf(pod).phase === "Succeeded",
       "Succeeded",
     );
-    assert.equal(statusOf(done).containerStatuses?.[0].state.terminated?.exitCode, 0);
+    assert.equal(statusOf(done).containerStatuses?.[0]?.state.terminated?.exitCode, 0);
     assert.equal((await kubectlOk(standIn, ["logs", "done"])).trim(), "finished");
   },
 );

@@ -68,7 +68,7 @@ Deno.test("examples/model_service/proxy.ts: the openai client gets a completion 
     });
     assert.match(stdout, /^completion: hello from upstream$/m);
     assert.match(stdout, /^stream: one, two \(\d+ chunks\)$/m);
-    assert.equal(upstream.calls[0].headers.get("authorization"), "Bearer sk-example-secret");
+    assert.equal(upstream.calls[0]?.headers.get("authorization"), "Bearer sk-example-secret");
     const traj = await Deno.readTextFile(`${dir}/LLMTraj.jsonl`);
     assert.equal(traj.trim().split("\n").length, 2);
     assert.ok(!traj.includes("sk-example-secret"));

@@ -97,7 +97,7 @@ Deno.test("local mode: 100 agent calls and anti-call-llm turns lose and repeat n
     assert.equal(lines.at(-1)?.kind, "session_end");
     const traj = (await Deno.readTextFile(`${dataDir}/LLMTraj.jsonl`)).trim().split("\n");
     assert.equal(traj.length, 100);
-    assert.equal(JSON.parse(traj[41]).request.messages[0].content, "call 42");
+    assert.equal(JSON.parse(traj[41] ?? "").request.messages[0].content, "call 42");
   });
 });
 
@@ -108,7 +108,7 @@ Deno.test("local mode: concurrent calls get distinct indexes and each its own an
     const seen = new Set<number>();
     for await (const request of session) {
       seen.add(request.index);
-      const content = (request.body.messages as { content: string }[])[0].content;
+      const content = (request.body.messages as { content: string }[])[0]?.content;
       session.respond(request.index, completion(`re: ${content}`));
       if (seen.size === 8) break;
     }

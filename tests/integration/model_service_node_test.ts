@@ -51,7 +51,7 @@ hostToolTest(
       assert.equal(new TextDecoder().decode(run.stdout).trim(), '["from node"]');
       const lines = (await Deno.readTextFile(`${dir}/LLMService.log`)).trim().split("\n");
       assert.match(
-        lines[1],
+        lines[1] ?? "",
         /^LLM_RESPONSE_START\{"choices":\[\]\}LLM_RESPONSE_END\{"timestamp": \d+, "index": 1\}$/,
       );
     } finally {

@@ -40,8 +40,8 @@ Deno.test("openai client through the proxy: a completion and a streamed completi
     model: "test-model",
     messages: [{ role: "user", content: "hello" }],
   });
-  assert.equal(answer.choices[0].message.content, "plain answer");
-  assert.equal(upstream.calls[1].headers.get("authorization"), "Bearer sk-test-key");
+  assert.equal(answer.choices[0]?.message.content, "plain answer");
+  assert.equal(upstream.calls[1]?.headers.get("authorization"), "Bearer sk-test-key");
 
   const stream = await openai.chat.completions.create({
     model: "test-model",
@@ -69,7 +69,7 @@ Deno.test("openai client in local mode: a trainer answers a completion and a str
     const trainer = (async () => {
       for await (const request of session) {
         const messages = request.body.messages as { content: string }[];
-        session.respond(request.index, completion(`trainer says: ${messages[0].content}`));
+        session.respond(request.index, completion(`trainer says: ${messages[0]?.content}`));
         if (request.index === 2) return;
       }
     })();
@@ -77,7 +77,7 @@ Deno.test("openai client in local mode: a trainer answers a completion and a str
       model: "policy",
       messages: [{ role: "user", content: "one" }],
     });
-    assert.equal(answer.choices[0].message.content, "trainer says: one");
+    assert.equal(answer.choices[0]?.message.content, "trainer says: one");
     const stream = await openai.chat.completions.create({
       model: "policy",
       messages: [{ role: "user", content: "two" }],

@@ -80,9 +80,10 @@ Deno.test("proxy retries 429 and 500, then returns the 200 answer and records th
     assert.equal(response.status, 200);
     assert.equal((await response.json()).choices[0].message.content, "third time lucky");
     assert.equal(upstream.calls.length, 3);
-    assert.equal(upstream.calls[0].path, "/v1/chat/completions");
-    assert.equal(upstream.calls[0].body.stream, false, "sent with stream: false, as ROCK");
+    assert.equal(upstream.calls[0]?.path, "/v1/chat/completions");
+    assert.equal(upstream.calls[0]?.body.stream, false, "sent with stream: false, as ROCK");
     const [record] = await traj();
+    assert.ok(record);
     assert.deepEqual(record.request, { ...ASK, stream: false });
     assert.equal((record.response as ReturnType<typeof completion>).id, "chatcmpl-test");
   });
@@ -183,8 +184,9 @@ Deno.test("proxy relays a stream chunk by chunk and records the assembled answer
     for (let r = await reader.read(); !r.done; r = await reader.read()) rest += r.value;
     assert.match(rest, /"content":"lo"/);
     assert.ok(rest.endsWith("data: [DONE]\n\n"));
-    assert.equal(upstream.calls[0].body.stream, true);
+    assert.equal(upstream.calls[0]?.body.stream, true);
     const [record] = await traj();
+    assert.ok(record);
     assert.deepEqual((record.response as { choices: unknown[] }).choices, [
       { index: 0, message: { role: "assistant", content: "Hello" }, finish_reason: "stop" },
     ]);
@@ -256,7 +258,8 @@ Deno.test("proxy forwards Authorization, drops hop-by-hop headers, keeps secrets
     });
     assert.equal(response.status, 200);
     await response.body?.cancel();
-    const headers = upstream.calls[0].headers;
+    const headers = upstream.calls[0]?.headers;
+    assert.ok(headers);
     assert.equal(headers.get("authorization"), "Bearer sk-header-secret");
     assert.equal(headers.get("x-custom"), "kept");
     assert.equal(headers.get("proxy-authorization"), null);

@@ -52,7 +52,7 @@ async function withProxy(
   fn: (service: Service) => Promise<void>,
 ): Promise<void> {
   await using upstream = startFakeUpstream((call) => {
-    const content = answerTo((call.body.messages as { content: string }[])[0].content);
+    const content = answerTo((call.body.messages as { content: string }[])[0]?.content ?? "");
     if (!call.body.stream) return Response.json(completion(content));
     const events = [chunk({ role: "assistant", content }), chunk({}, "stop")];
     return sseResponse(options.finish === false ? events.slice(0, 1) : events, options);
@@ -87,7 +87,7 @@ async function withLocal(
     const trainer = (async () => {
       for (let request; (request = await session.next(stop.signal));) {
         const asked = request.body.messages as { content: string }[];
-        session.respond(request.index, completion(answerTo(asked[0].content)));
+        session.respond(request.index, completion(answerTo(asked[0]?.content ?? "")));
       }
     })();
     try {
@@ -141,8 +141,8 @@ async function askStream(service: Service, content: string): Promise<TrajRecord[
 function assertRecorded(records: TrajRecord[], n: number, append: boolean): void {
   assert.equal(records.length, append ? n : 1, `records after call ${n}`);
   const last = records.at(-1)!;
-  assert.equal(last.request.messages[0].content, `call ${n}`);
-  assert.equal(last.response.choices[0].message.content, answerTo(`call ${n}`));
+  assert.equal(last.request.messages[0]?.content, `call ${n}`);
+  assert.equal(last.response.choices[0]?.message.content, answerTo(`call ${n}`));
 }
 
 const CALLS = 5;
@@ -195,7 +195,7 @@ Deno.test("proxy: concurrent calls each find their record whole in the file when
       await Promise.all(contents.map(async (content, i) => {
         const records = await (i % 2 ? askStream : askJson)(service, content);
         if (append) {
-          assert.ok(records.some((r) => r.request.messages[0].content === content), content);
+          assert.ok(records.some((r) => r.request.messages[0]?.content === content), content);
         } else {
           assert.equal(records.length, 1);
         }

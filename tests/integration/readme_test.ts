@@ -121,7 +121,7 @@ function shellComment(line: string): string {
       quote = c;
     } else if (c === "\\") {
       i++;
-    } else if (c === "#" && (i === 0 || /\s/.test(line[i - 1]))) {
+    } else if (c === "#" && (i === 0 || /\s/.test(line[i - 1] ?? ""))) {
       return line.slice(i + 1);
     }
   }
@@ -130,10 +130,10 @@ function shellComment(line: string): string {
 
 /** The exit code the command starting at `index` promises in its comments (`exit N`), if any. */
 function promisedExit(lines: string[], index: number): number | undefined {
-  for (let i = index; i < lines.length; i++) {
-    const promise = /\bexit ([1-9]\d*)\b/.exec(shellComment(lines[i]));
+  for (const line of lines.slice(index)) {
+    const promise = /\bexit ([1-9]\d*)\b/.exec(shellComment(line));
     if (promise) return Number(promise[1]);
-    if (!lines[i].endsWith("\\")) return undefined;
+    if (!line.endsWith("\\")) return undefined;
   }
   return undefined;
 }
@@ -208,7 +208,7 @@ function judge(snippet: Snippet, run: BlockRun): string[] {
   }
   lines.forEach((_, index) => {
     const promised = promisedExit(lines, index);
-    const isStart = index === 0 || !lines[index - 1].endsWith("\\");
+    const isStart = index === 0 || !lines[index - 1]?.endsWith("\\");
     if (promised !== undefined && isStart && !run.failures.some((f) => f.index === index)) {
       problems.push(`${where(index)} should exit ${promised} but did not fail: ${lines[index]}`);
     }
@@ -235,7 +235,8 @@ async function blockEnv(home: string): Promise<Record<string, string>> {
 /** Whether a block is one of the kinds that must not run here (see SKIPPABLE). */
 function mustSkip(snippet: Snippet): boolean {
   const lines = snippet.text.trim().split("\n");
-  return lines.length === 1 && SKIPPABLE.some((kind) => kind.test(lines[0]));
+  const [only] = lines;
+  return lines.length === 1 && only !== undefined && SKIPPABLE.some((kind) => kind.test(only));
 }
 
 Deno.test("the README skips only the test suite, docker setup and foreground servers", async () => {

@@ -44,7 +44,7 @@ Deno.test("a request id given to the admin is in its response, its log line and 
     for (const requestId of ["req-create-1", "req-run.2", made!]) {
       const admins = lines.filter((line) => line.includes(`"request_id":"${requestId}"`));
       assert.equal(admins.length, 1, lines.join("\n"));
-      assert.match(admins[0], /INFO \[admin\] Request .*"method":"POST"/);
+      assert.match(admins[0] ?? "", /INFO \[admin\] Request .*"method":"POST"/);
     }
     const logs = (await get(admin.api, `/get_logs?sandbox_id=${id}&tail=100`)).result
       .logs as string;

@@ -61,8 +61,8 @@ dockerTest(
       [TEST_IMAGE, "succeeded"],
       ["127.0.0.1:9/rock-test/absent:never", "failed"],
     ]);
-    assert.equal(tasks[0].detail, "already present");
-    assert.ok(tasks[1].detail.length > 0);
+    assert.equal(tasks[0]?.detail, "already present");
+    assert.ok((tasks[1]?.detail.length ?? 0) > 0);
   },
 );
 

@@ -25,7 +25,7 @@ interface Run {
 /** Runs `rock sandbox <args>` with no config file unless `env` names one. */
 async function rock(
   args: string[],
-  options: { stdin?: string; env?: Record<string, string> } = {},
+  options: { stdin?: string; env?: Record<string, string> | undefined } = {},
 ): Promise<Run> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, "sandbox", ...args],
@@ -59,7 +59,7 @@ async function ok(server: AdminServer, ...args: string[]): Promise<string> {
 function assertOneLine(result: Run, label: string): void {
   const lines = result.stderr.trim().split("\n");
   assert.equal(lines.length, 1, `${label}: ${result.stderr}`);
-  assert.match(lines[0], /^error: /, label);
+  assert.match(lines[0] ?? "", /^error: /, label);
   assert.doesNotMatch(result.stderr, /^\s+at /m, label);
 }
 
@@ -103,7 +103,7 @@ Deno.test("rock sandbox start prints the id; status, ls and stop see it through 
     const bobs = JSON.parse(await ok(server, "ls", "--user", "bob", "--json"));
     assert.deepEqual(bobs.map((s: { sandbox_id: string }) => s.sandbox_id), [named]);
     const table = await ok(server, "ls", "--state", "running");
-    assert.match(table.split("\n")[0], /^ID\s+STATE\s+IMAGE\s+USER\s+CREATED$/);
+    assert.match(table.split("\n")[0] ?? "", /^ID\s+STATE\s+IMAGE\s+USER\s+CREATED$/);
     assert.match(table, new RegExp(`${named}\\s+running\\s+python:3\\.11\\s+bob`));
     assert.match(table, new RegExp(`${id}\\s+running\\s+rock-test/cli\\s+default`));
 

@@ -32,7 +32,7 @@ Deno.test("admin, rocklet, envhub and model service refuse a busy port with one 
       const lines = result.stderr.trim().split("\n");
       assert.equal(lines.length, 1, `${what}: ${result.stderr}`);
       assert.match(
-        lines[0],
+        lines[0] ?? "",
         new RegExp(`^error: .*Cannot listen on 127\\.0\\.0\\.1:${port}: address already in use$`),
         what,
       );
@@ -75,7 +75,7 @@ Deno.test("admin --backend auto without a docker engine warns first and reports 
     const stderr = await served.stderr;
     await Deno.remove(dir, { recursive: true });
     // The warning is the first thing the admin prints, and it names the consequence.
-    const first = stderr.trim().split("\n")[0];
+    const [first = ""] = stderr.trim().split("\n");
     assert.match(first, / WARN \[admin\] no docker engine answered "\/nonexistent\/docker info"/);
     assert.match(first, /local backend.*no isolation and no cpu or memory limits/);
   }

@@ -33,7 +33,7 @@ Deno.test("Admission grants at most `concurrency` slots and then serves waiters 
 Deno.test("Admission refuses at once past its queue limit, with a 4000-coded error", async () => {
   const admission = new Admission({ concurrency: 1, queueLimit: 2 });
   const first = await admission.acquire("a");
-  const waiting = [admission.acquire("b"), admission.acquire("c")];
+  const waiting = [admission.acquire("b"), admission.acquire("c")] as const;
   await assert.rejects(admission.acquire("d"), (error: Error) => {
     assert.ok(error instanceof QueueFullError && error instanceof BadRequestError);
     assert.equal((error as QueueFullError).code, 4000);

@@ -49,5 +49,5 @@ Deno.test("createBackend() with auto and no engine warns and falls back to local
   assert.equal(created.docker, docker);
   assert.match(created.fallback ?? "", /^no docker engine answered "\/nonexistent\/docker info"/);
   assert.equal(lines.length, 1);
-  assert.match(lines[0], / WARN \[admin\] no docker engine answered/);
+  assert.match(lines[0] ?? "", / WARN \[admin\] no docker engine answered/);
 });

@@ -61,7 +61,8 @@ Deno.test("SseAssembler assembles tool calls from argument fragments", () => {
     chunk({}, "tool_calls"),
   ]));
   const message = (assembler.result() as { choices: { message: Record<string, unknown> }[] })
-    .choices[0].message;
+    .choices[0]?.message;
+  assert.ok(message);
   assert.deepEqual(message.tool_calls, [
     { id: "call_1", type: "function", function: { name: "ls", arguments: '{"path":"/"}' } },
   ]);

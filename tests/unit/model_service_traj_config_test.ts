@@ -61,10 +61,11 @@ Deno.test("TrajectoryWriter.begin(): a request prepared ahead is written with it
   const logger = { ...silentLogger, error: (message: string) => void errors.push(message) };
   const writer = new TrajectoryWriter(`${dir}/LLMTraj.jsonl`, { append: true, logger });
   try {
-    const request = { messages: [{ role: "user", content: "hi" }], api_key: "sk-1" };
+    const message = { role: "user", content: "hi" };
+    const request = { messages: [message], api_key: "sk-1" };
     const record = writer.begin(request);
     record.prepare();
-    request.messages[0].content = "changed after prepare()";
+    message.content = "changed after prepare()";
     record.write({ choices: [], token: "t" });
     const bigint = writer.begin({ n: 1n });
     bigint.prepare();

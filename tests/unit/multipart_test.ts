@@ -105,8 +105,9 @@ function trickyBytes(length: number, seed: number): Uint8Array {
   ].map((trap) => encoder.encode(trap));
   const positions = seededBytes(64, seed + 7);
   for (let i = 0; i < 32; i++) {
-    const trap = traps[i % traps.length];
-    const at = Math.floor((positions[i * 2] * 256 + positions[i * 2 + 1]) / 65536 * length);
+    const trap = traps[i % traps.length] ?? new Uint8Array();
+    const high = positions[i * 2] ?? 0;
+    const at = Math.floor((high * 256 + (positions[i * 2 + 1] ?? 0)) / 65536 * length);
     if (at + trap.length <= length) bytes.set(trap, at);
   }
   const partial = encoder.encode(`\r\n--${BOUNDARY.slice(0, -2)}`);
@@ -133,13 +134,15 @@ const smallParts: PartSpec[] = [
 function assertSmallParts(parts: ParsedPart[]): void {
   assert.equal(parts.length, 3);
   assert.deepEqual(parts.map((part) => part.name), ["field", "file", "empty"]);
-  assert.equal(new TextDecoder().decode(parts[0].bytes), "value\r\n-- not a boundary");
-  assert.deepEqual(parts[1].bytes, smallParts[1].body);
-  assert.equal(parts[1].filename, "a.bin");
-  assert.equal(parts[1].contentType, "application/octet-stream");
-  assert.equal(parts[2].bytes.length, 0);
-  assert.equal(parts[0].filename, undefined);
-  assert.equal(parts[0].contentType, undefined);
+  const [field, file, empty] = parts;
+  assert.ok(field && file && empty);
+  assert.equal(new TextDecoder().decode(field.bytes), "value\r\n-- not a boundary");
+  assert.deepEqual(file.bytes, smallParts[1]?.body);
+  assert.equal(file.filename, "a.bin");
+  assert.equal(file.contentType, "application/octet-stream");
+  assert.equal(empty.bytes.length, 0);
+  assert.equal(field.filename, undefined);
+  assert.equal(field.contentType, undefined);
 }
 
 Deno.test("multipartBoundary() returns quoted and unquoted boundaries", () => {
@@ -195,7 +198,7 @@ Deno.test("parseMultipart() parses a body delivered one byte at a time", async (
 });
 
 Deno.test("parseMultipart() yields byte-exact binary when delimiter look-alikes cross chunks", async () => {
-  const files = [trickyBytes(300_000, 11), trickyBytes(70_001, 12), trickyBytes(5, 13)];
+  const files = [trickyBytes(300_000, 11), trickyBytes(70_001, 12), trickyBytes(5, 13)] as const;
   const body = buildBody(files.map((bytes, index) => ({
     headers: [`Content-Disposition: form-data; name="f${index}"; filename="f${index}.bin"`],
     body: bytes,
@@ -214,13 +217,17 @@ Deno.test("parseMultipart() yields byte-exact binary when delimiter look-alikes 
     body: files[1],
   }]);
   const [part] = await parseAll(streamOf(oneByte, 1));
+  assert.ok(part);
   assert.equal(await sha256Hex(part.bytes), expected[1]);
 });
 
 Deno.test("parseMultipart() yields byte-exact random parts at random chunk sizes", async () => {
   const random = seededBytes(64, 99);
   for (let round = 0; round < 16; round++) {
-    const files = [trickyBytes(1000 + round * 997, round + 1), seededBytes(round * 13, round + 50)];
+    const files = [
+      trickyBytes(1000 + round * 997, round + 1),
+      seededBytes(round * 13, round + 50),
+    ] as const;
     const body = buildBody(files.map((bytes, index) => ({
       headers: [`Content-Disposition: form-data; name="p${index}"`],
       body: bytes,
@@ -228,13 +235,15 @@ Deno.test("parseMultipart() yields byte-exact random parts at random chunk sizes
     const cuts: number[] = [];
     let offset = 0;
     for (let i = 0; offset < body.length; i++) {
-      offset += 1 + (random[(round + i) % 64] * (round + 1)) % 600;
+      offset += 1 + ((random[(round + i) % 64] ?? 0) * (round + 1)) % 600;
       cuts.push(offset);
     }
     const parts = await parseAll(streamAt(body, cuts));
     assert.equal(parts.length, 2);
-    assert.equal(await sha256Hex(parts[0].bytes), await sha256Hex(files[0]));
-    assert.equal(await sha256Hex(parts[1].bytes), await sha256Hex(files[1]));
+    const [first, second] = parts;
+    assert.ok(first && second);
+    assert.equal(await sha256Hex(first.bytes), await sha256Hex(files[0]));
+    assert.equal(await sha256Hex(second.bytes), await sha256Hex(files[1]));
   }
 });
 
@@ -255,7 +264,9 @@ Deno.test("parseMultipart() drains a part body the consumer did not read", async
     assert.deepEqual(seen.map((part) => part.name), ["skipped", "also-skipped", "read"]);
     assert.equal(text, "kept");
     // A skipped body must not look like a complete (empty) body afterwards.
-    await assert.rejects(readAll(seen[0].body), /requested before this body was read/);
+    const [skipped] = seen;
+    assert.ok(skipped);
+    await assert.rejects(readAll(skipped.body), /requested before this body was read/);
   }
 });
 
@@ -321,7 +332,7 @@ Deno.test("parseMultipart() reads quoted, escaped and extended file names", asyn
       ["\u00e9t\u00e9", undefined],
     ],
   );
-  assert.equal(parts[4].contentType, "text/plain");
+  assert.equal(parts[4]?.contentType, "text/plain");
 });
 
 Deno.test("parseMultipart() accepts a body that starts with the boundary and has no epilogue", async () => {
@@ -330,7 +341,7 @@ Deno.test("parseMultipart() accepts a body that starts with the boundary and has
   );
   const parts = await parseAll(streamOf(body, 7));
   assert.equal(parts.length, 1);
-  assert.equal(new TextDecoder().decode(parts[0].bytes), "hello");
+  assert.equal(new TextDecoder().decode(parts[0]?.bytes), "hello");
 });
 
 Deno.test("parseMultipart() yields nothing for a body with only a closing delimiter", async () => {

@@ -97,6 +97,7 @@ Deno.test("Scheduler records the error of a failing run in the task list", async
   await scheduler.start(60_000);
   await scheduler.runOnce(flaky);
   const [record] = await scheduler.list();
+  assert.ok(record);
   assert.deepEqual([record.task_name, record.status, record.error, record.failures], [
     "flaky",
     "failed",
@@ -133,6 +134,7 @@ export default class HelloTask extends BaseTask {
   await scheduler.start(60_000);
   await scheduler.runOnce(task);
   const [record] = await scheduler.list();
+  assert.ok(record);
   assert.deepEqual([record.status, record.result], ["success", { greeting: "hi", sandboxes: 0 }]);
   await scheduler.close();
 

@@ -51,7 +51,7 @@ async function withBaseUrl<T>(url: string, body: () => Promise<T> | T): Promise<
 }
 
 Deno.test("withDefaults() keeps a default when the option is undefined and drops undefined extras", () => {
-  const options: { tail?: number; follow?: boolean; name?: string } = {
+  const options: { tail?: number | undefined; follow?: boolean; name?: string | undefined } = {
     tail: undefined,
     follow: false,
     name: undefined,

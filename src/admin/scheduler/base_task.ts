@@ -36,11 +36,11 @@ export type TaskResult = Record<string, unknown> | void;
 /** How a task is configured (from the `scheduler.tasks[]` entries). */
 export interface TaskOptions {
   /** Name shown in the task list (default: the class name). */
-  name?: string;
+  name?: string | undefined;
   /** Seconds between runs. */
   intervalSeconds: number;
   /** The task's own parameters. */
-  params?: Record<string, unknown>;
+  params?: Record<string, unknown> | undefined;
 }
 
 /** Extend this and implement runAction(). */

@@ -20,11 +20,11 @@ import {
 /** One `scheduler.tasks[]` entry, as in ROCK's config. */
 export interface TaskConfig {
   task_class: string;
-  enabled?: boolean;
+  enabled?: boolean | undefined;
   interval_seconds: number;
-  params?: Record<string, unknown>;
+  params?: Record<string, unknown> | undefined;
   /** Name in the task list (default: the class name). */
-  name?: string;
+  name?: string | undefined;
 }
 
 type TaskClass = new (options: TaskOptions) => BaseTask;
@@ -76,13 +76,13 @@ export async function loadTask(config: TaskConfig, baseDir = Deno.cwd()): Promis
       `Cannot load scheduler task_class "${spec}": ${(error as Error).message.split("\n")[0]}`,
     );
   }
-  const candidates = [module.default, ...Object.values(module)].filter(isTaskClass);
-  if (candidates.length === 0) {
+  const [type] = [module.default, ...Object.values(module)].filter(isTaskClass);
+  if (type === undefined) {
     throw new ConfigError(
       `Invalid scheduler task_class "${spec}": the module exports no class extending BaseTask with runAction()`,
     );
   }
-  return construct(candidates[0], options, spec);
+  return construct(type, options, spec);
 }
 
 function construct(type: TaskClass, options: TaskOptions, spec: string): BaseTask {

@@ -3,6 +3,7 @@
  * filter. Times are epoch milliseconds here and formatted for the wire elsewhere.
  */
 import type { Client, InStatement, Row } from "@libsql/client";
+import { RockError } from "../../common/errors.ts";
 import type { PhaseInfo, SandboxState } from "../../protocol/admin.ts";
 
 /** A sandbox as stored. */
@@ -39,11 +40,11 @@ export interface SandboxRecord {
 
 /** Filters of a list call: exact matches. */
 export interface ListFilters {
-  user_id?: string;
-  experiment_id?: string;
-  namespace?: string;
-  image?: string;
-  state?: string;
+  user_id?: string | undefined;
+  experiment_id?: string | undefined;
+  namespace?: string | undefined;
+  image?: string | undefined;
+  state?: string | undefined;
 }
 
 const JSON_COLUMNS = new Set(["port_mapping", "phases"]);
@@ -194,7 +195,12 @@ export class SandboxTable {
       },
     ];
     const [count, rows] = await this.#db.batch(statements, "read");
-    return { items: rows.rows.map(toRecord), total: Number(count.rows[0].n) };
+    if (count === undefined || rows === undefined) {
+      throw new RockError(
+        "Cannot list sandboxes: the database answered fewer results than queries",
+      );
+    }
+    return { items: rows.rows.map(toRecord), total: Number(count.rows[0]?.n ?? 0) };
   }
 
   /** Sandboxes in any of `states`. */

@@ -53,7 +53,7 @@ export interface AgentModelServiceConfig {
   /** "local" (a trainer answers through the file protocol) or "proxy" (an upstream LLM). */
   type: "local" | "proxy";
   /** Command that installs the service (ROCK: $ROCK_MODEL_SERVICE_INSTALL_CMD). */
-  install_cmd?: string | null;
+  install_cmd?: string | null | undefined;
   /** Seconds the install may take (default 300). */
   install_timeout: number;
   /** The Python runtime env the service runs in (`type` may be left out). */
@@ -89,7 +89,7 @@ export interface RockAgentConfig {
   /** Instance id (default instance-id-<hex>). */
   instance_id: string;
   /** Directory the agent runs in (created); without it, see use_deploy_working_dir_as_fallback. */
-  project_path?: string | null;
+  project_path?: string | null | undefined;
   /** Without project_path, run in the uploaded working dir (default true). */
   use_deploy_working_dir_as_fallback: boolean;
   /** Bash session of the agent (default agent-session-<hex>). */
@@ -107,7 +107,7 @@ export interface RockAgentConfig {
   /** Seconds between checks that the sandbox still runs (default 30; below agent_run_timeout). */
   agent_run_check_interval: number;
   /** Local directory uploaded into the sandbox (absolute once parsed); `${working_dir}` there. */
-  working_dir?: string | null;
+  working_dir?: string | null | undefined;
   /** The agent's command; `${prompt}` is the prompt, shell-quoted. */
   run_cmd: string;
   /** Run run_cmd with plain `bash -c`, without bin_dir first on the PATH (default false). */
@@ -210,11 +210,11 @@ export const RockAgentConfigSchema = z.strictObject({
 /** How an agent config is read. */
 export interface AgentConfigOptions {
   /** Named in errors (the file). */
-  source?: string;
+  source?: string | undefined;
   /** Relative `working_dir` and `pip` requirement paths resolve here (default: the cwd). */
-  baseDir?: string;
+  baseDir?: string | undefined;
   /** `pre_init_cmds` when the config has none (ROCK: $ROCK_AGENT_PRE_INIT_BASH_CMD_LIST). */
-  preInitCmds?: AgentBashCommandInput[];
+  preInitCmds?: AgentBashCommandInput[] | undefined;
 }
 
 function describe(issues: readonly z.core.$ZodIssue[]): string {

@@ -40,11 +40,11 @@ export type { AgentRunResult } from "./background_process.ts";
 /** How a RockAgent installs and what it plugs in. */
 export interface RockAgentOptions {
   /** Install commands and pip index for runtime envs (see agentSettingsFromEnv()). */
-  runtimeEnv?: RuntimeEnvOptions;
+  runtimeEnv?: RuntimeEnvOptions | undefined;
   /** Makes the model service (default: the SDK's ModelService, run by the sandbox's rock). */
-  modelService?: AgentModelServiceFactory;
+  modelService?: AgentModelServiceFactory | undefined;
   /** Told each step as it starts ("uploading the working dir", "running the agent", ...). */
-  onProgress?: (step: string) => void;
+  onProgress?: ((step: string) => void) | undefined;
 }
 
 function hex(): string {

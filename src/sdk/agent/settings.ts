@@ -47,11 +47,11 @@ export function agentSettingsFromEnv(env: Record<string, string | undefined>): A
     }
     const parsed = z.array(AgentBashCommandSchema).safeParse(value);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
+      const [issue] = parsed.error.issues;
       throw new ConfigError(
-        `Invalid ROCK_AGENT_PRE_INIT_BASH_CMD_LIST: item "${
-          issue.path.join(".")
-        }": ${issue.message}`,
+        `Invalid ROCK_AGENT_PRE_INIT_BASH_CMD_LIST: item "${issue?.path.join(".") ?? ""}": ${
+          issue?.message ?? parsed.error.message
+        }`,
       );
     }
     preInitCmds = parsed.data;

@@ -166,7 +166,7 @@ export abstract class BaseRuntimeEnv<C extends RuntimeEnvConfig> implements Runt
   }
 
   /** `bash -c 'export PATH=<bin_dir>:$PATH && <cmd>'` (`$PATH:<bin_dir>` with append). */
-  wrappedCmd(cmd: string, options: { append?: boolean } = {}): string {
+  wrappedCmd(cmd: string, options: { append?: boolean | undefined } = {}): string {
     const bin = shellQuote(this.binDir);
     const path = options.append ? `$PATH:${bin}` : `${bin}:$PATH`;
     return `bash -c ${shellQuote(`export PATH=${path} && ${cmd}`)}`;

@@ -94,14 +94,14 @@ export interface RuntimeEnvBaseConfig {
   /** Seconds each install step may take (default 600). */
   install_timeout: number;
   /** Run in the work dir after the runtime and packages are installed. */
-  custom_install_cmd?: string | null;
+  custom_install_cmd?: string | null | undefined;
   /** Directory (on the system PATH) that gets symlinks to `extra_symlink_executables`. */
-  extra_symlink_dir?: string | null;
+  extra_symlink_dir?: string | null | undefined;
   /**
    * Executables of `bin_dir` to link into `extra_symlink_dir`; each must exist. Default: the
    * runtime's own (python, python3, pip, pip3 / node, npm, npx), those that exist.
    */
-  extra_symlink_executables?: string[];
+  extra_symlink_executables?: string[] | undefined;
 }
 
 /** A Python runtime env config (`type: python`). */
@@ -111,9 +111,9 @@ export interface PythonRuntimeEnvConfig extends RuntimeEnvBaseConfig {
   /** "3.11", "3.12", "default" (3.11) or "system" (the image's python3; nothing downloaded). */
   version: "3.11" | "3.12" | "default" | "system";
   /** Packages to install (a list), or the local path of a requirements file (a string). */
-  pip?: string[] | string | null;
+  pip?: string[] | string | null | undefined;
   /** Index URL set with `pip config` (default: RuntimeEnvOptions.pipIndexUrl). */
-  pip_index_url?: string | null;
+  pip_index_url?: string | null | undefined;
 }
 
 /** A Node runtime env config (`type: node`). */
@@ -123,9 +123,9 @@ export interface NodeRuntimeEnvConfig extends RuntimeEnvBaseConfig {
   /** "22.18.0", "default" (22.18.0) or "system" (the image's node; nothing downloaded). */
   version: "22.18.0" | "default" | "system";
   /** Registry set with `npm config set registry`. */
-  npm_registry?: string | null;
+  npm_registry?: string | null | undefined;
   /** rock: packages installed with `npm install -g` (ROCK uses custom_install_cmd for this). */
-  npm?: string[] | null;
+  npm?: string[] | null | undefined;
 }
 
 /** A runtime env config (parsed, defaults applied), told apart by `type`. */
@@ -133,8 +133,18 @@ export type RuntimeEnvConfig = PythonRuntimeEnvConfig | NodeRuntimeEnvConfig;
 
 /** A runtime env config as written: `type`, the rest optional. */
 export type RuntimeEnvConfigInput =
-  | ({ type: "python" } & Partial<Omit<PythonRuntimeEnvConfig, "type">>)
-  | ({ type: "node" } & Partial<Omit<NodeRuntimeEnvConfig, "type">>);
+  | (
+    & { type: "python" }
+    & {
+      [K in Exclude<keyof PythonRuntimeEnvConfig, "type">]?: PythonRuntimeEnvConfig[K] | undefined;
+    }
+  )
+  | (
+    & { type: "node" }
+    & {
+      [K in Exclude<keyof NodeRuntimeEnvConfig, "type">]?: NodeRuntimeEnvConfig[K] | undefined;
+    }
+  );
 
 /** Validates a Python runtime env config. */
 export const PythonRuntimeEnvConfigSchema = z.strictObject({
@@ -172,27 +182,27 @@ export interface RuntimeEnvOptions {
    * Install commands by ROCK's variable name (the CLI passes $ROCK_RTENV_*_INSTALL_CMD);
    * missing ones fall back to DEFAULT_INSTALL_COMMANDS.
    */
-  installCommands?: Partial<Record<InstallCommandName, string>>;
+  installCommands?: Partial<Record<InstallCommandName, string>> | undefined;
   /** pip index used when a python config sets no `pip_index_url` ($ROCK_PIP_INDEX_URL). */
-  pipIndexUrl?: string;
+  pipIndexUrl?: string | undefined;
   /** Tries of the install command (default 3, as ROCK). */
-  installAttempts?: number;
+  installAttempts?: number | undefined;
   /** Milliseconds before the second try, doubled for each further one (default 5000). */
-  retryDelayMs?: number;
+  retryDelayMs?: number | undefined;
 }
 
 /** Options of RuntimeEnv.run(). */
 export interface RuntimeEnvRunOptions {
   /** Seconds to wait (default 600). */
-  waitTimeout?: number;
+  waitTimeout?: number | undefined;
   /** Put `bin_dir` after the PATH instead of before it. */
-  append?: boolean;
+  append?: boolean | undefined;
 }
 
 /** Options of RuntimeEnv.init(). */
 export interface RuntimeEnvInitOptions {
   /** Epoch milliseconds by which init must be done; every step's timeout is capped by it. */
-  deadline?: number;
+  deadline?: number | undefined;
 }
 
 /**

@@ -43,7 +43,7 @@ export interface PodRuntime {
   logs(
     pod: KubeObject,
     container: string,
-    options: { tailLines?: number; follow: boolean; signal: AbortSignal },
+    options: { tailLines?: number | undefined; follow: boolean; signal: AbortSignal },
   ): Promise<ReadableStream<Uint8Array> | string>;
 }
 
@@ -62,9 +62,9 @@ export interface ApiAppOptions {
 /** A parsed resource path: `/api/v1/namespaces/NS/pods/NAME/SUB/REST`. */
 interface Target {
   type: ResourceType;
-  namespace?: string;
-  name?: string;
-  subresource?: string;
+  namespace?: string | undefined;
+  name?: string | undefined;
+  subresource?: string | undefined;
   rest: string;
 }
 
@@ -483,7 +483,7 @@ export function apiApp(options: ApiAppOptions): Hono {
           }]`,
         );
       }
-      container = containers[0].name;
+      container = containers[0]?.name ?? "";
     }
     if (!names.includes(container)) {
       throw badRequest(`container ${container} is not valid for pod ${target.name}`);
@@ -501,7 +501,7 @@ export function apiApp(options: ApiAppOptions): Hono {
   async function proxy(target: Target, c: Context): Promise<Response> {
     // NAME, NAME:PORT or SCHEME:NAME:PORT.
     const parts = target.name!.split(":");
-    const [podName, port] = parts.length === 3
+    const [podName = "", port = "80"] = parts.length === 3
       ? [parts[1], parts[2]]
       : parts.length === 2
       ? [parts[0], parts[1]]

@@ -24,13 +24,13 @@ export function testRuntimeImage(launcher?: RockletLauncher): Promise<string> {
 
 /** Options of testKubeBackend. */
 export interface TestKubeOptions {
-  access?: KubeAccess;
-  deploymentId?: string;
-  launcher?: RockletLauncher;
+  access?: KubeAccess | undefined;
+  deploymentId?: string | undefined;
+  launcher?: RockletLauncher | undefined;
   /** The stand-in to use (default: a new one, closed with the backend). */
-  standIn?: KubeStandIn;
+  standIn?: KubeStandIn | undefined;
   /** More of the backend's config. */
-  config?: Partial<KubernetesBackendConfig>;
+  config?: Partial<KubernetesBackendConfig> | undefined;
 }
 
 /** A kubernetes backend on a stand-in; disposing it stops its watch and an own stand-in. */

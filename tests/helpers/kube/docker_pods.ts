@@ -105,7 +105,7 @@ export interface DockerPodRuntimeOptions {
   store: ObjectStore;
   /** Labels the runtime's docker objects. */
   serverId: string;
-  docker?: DockerCli;
+  docker?: DockerCli | undefined;
 }
 
 /** Runs the stand-in's pods on docker. */
@@ -533,7 +533,7 @@ export class DockerPodRuntime implements PodRuntime {
       `rock-kube-pod=${record.namespace}.${record.name}`,
     ];
     if (role === "joined") {
-      args.push("--network", `container:${record.containers.get(spec.containers[0].name)}`);
+      args.push("--network", `container:${record.containers.get(spec.containers[0]?.name ?? "")}`);
     } else {
       args.push("--hostname", record.name.slice(0, 63));
     }
@@ -614,7 +614,7 @@ export class DockerPodRuntime implements PodRuntime {
       );
       const allEnded = states.every((inspect) => inspect && !inspect.State.Running);
       const ready = states.every((inspect, index) =>
-        inspect?.State.Running && record.ready.get(spec.containers[index].name)
+        inspect?.State.Running && record.ready.get(spec.containers[index]?.name ?? "")
       );
       const before = JSON.stringify(pod.status);
       const status = structuredClone(pod.status) as Status;
@@ -793,7 +793,7 @@ export class DockerPodRuntime implements PodRuntime {
   async logs(
     pod: KubeObject,
     container: string,
-    options: { tailLines?: number; follow: boolean; signal: AbortSignal },
+    options: { tailLines?: number | undefined; follow: boolean; signal: AbortSignal },
   ): Promise<ReadableStream<Uint8Array> | string> {
     const record = this.#pods.get(`${pod.metadata.namespace}/${pod.metadata.name}`);
     const name = record?.containers.get(container);

@@ -51,7 +51,7 @@ export function strategicMergePatch(target: Json, patch: Json): Json {
       if (item.$patch === "delete") {
         if (index >= 0) result.splice(index, 1);
       } else if (index >= 0) {
-        result[index] = strategicMergePatch(result[index], item);
+        result[index] = strategicMergePatch(result[index] ?? null, item);
       } else {
         result.push(stripDirectives(item));
       }
@@ -89,18 +89,19 @@ function pointer(path: string): string[] {
 /** The parent container of `path` in `doc` and the last token. */
 function parentOf(doc: Json, path: string): { parent: JsonObject | Json[]; key: string } {
   const tokens = pointer(path);
-  if (tokens.length === 0) throw new PatchError("cannot address the document root");
-  let current: Json = doc;
-  for (const token of tokens.slice(0, -1)) {
+  const key = tokens.pop();
+  if (key === undefined) throw new PatchError("cannot address the document root");
+  let current: Json | undefined = doc;
+  for (const token of tokens) {
     if (Array.isArray(current)) current = current[Number(token)];
     else if (isObject(current)) current = current[token];
-    else current = undefined as unknown as Json;
+    else current = undefined;
     if (current === undefined) throw new PatchError(`doc is missing path: "${path}"`);
   }
   if (!Array.isArray(current) && !isObject(current)) {
     throw new PatchError(`doc is missing path: "${path}"`);
   }
-  return { parent: current, key: tokens[tokens.length - 1] };
+  return { parent: current, key };
 }
 
 function getAt(doc: Json, path: string): Json {

@@ -41,15 +41,20 @@ function splitTerms(text: string): string[] {
 function parseLabelTerm(term: string): Requirement {
   let match = /^([^\s!=()]+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(term);
   if (match) {
-    const values = match[3].split(",").map((value) => value.trim()).filter((v) => v !== "");
-    return { key: match[1], op: match[2] as "in" | "notin", values };
+    const [, key = "", op, list = ""] = match;
+    const values = list.split(",").map((value) => value.trim()).filter((v) => v !== "");
+    return { key, op: op as "in" | "notin", values };
   }
   match = /^([^\s!=()]+)\s*(==|=|!=)\s*([^\s!=()]*)$/.exec(term);
   if (match) {
-    return { key: match[1], op: match[2] === "!=" ? "!=" : "=", values: [match[3]] };
+    const [, key = "", op, value = ""] = match;
+    return { key, op: op === "!=" ? "!=" : "=", values: [value] };
   }
   match = /^(!?)\s*([^\s!=()]+)$/.exec(term);
-  if (match) return { key: match[2], op: match[1] ? "!exists" : "exists", values: [] };
+  if (match) {
+    const [, not, key = ""] = match;
+    return { key, op: not ? "!exists" : "exists", values: [] };
+  }
   throw new SelectorError(`unable to parse requirement: "${term}"`);
 }
 
@@ -57,7 +62,8 @@ function parseLabelTerm(term: string): Requirement {
 function parseFieldTerm(term: string): Requirement {
   const match = /^([^\s!=]+)\s*(==|=|!=)\s*(.*)$/.exec(term);
   if (!match) throw new SelectorError(`invalid selector: '${term}'; can't understand '${term}'`);
-  return { key: match[1], op: match[2] === "!=" ? "!=" : "=", values: [match[3]] };
+  const [, key = "", op, value = ""] = match;
+  return { key, op: op === "!=" ? "!=" : "=", values: [value] };
 }
 
 /** Whether `value` meets `requirement`. */

@@ -10,7 +10,7 @@ import { alreadyExists, conflict, notFound } from "./status.ts";
 /** Metadata every stored object has. */
 export interface ObjectMeta {
   name: string;
-  namespace?: string;
+  namespace?: string | undefined;
   uid: string;
   resourceVersion: string;
   creationTimestamp: string;
@@ -18,7 +18,7 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   deletionTimestamp?: string;
-  deletionGracePeriodSeconds?: number;
+  deletionGracePeriodSeconds?: number | undefined;
   [key: string]: unknown;
 }
 
@@ -38,7 +38,7 @@ export interface WatchEvent {
 
 /** What a list or watch selects: namespace (all when undefined), labels, fields. */
 export interface Selection {
-  namespace?: string;
+  namespace?: string | undefined;
   labels: Matcher;
   fields: Matcher;
 }
@@ -47,8 +47,8 @@ export interface Selection {
 interface Change {
   resourceVersion: number;
   resource: string;
-  before?: KubeObject;
-  after?: KubeObject;
+  before?: KubeObject | undefined;
+  after?: KubeObject | undefined;
 }
 
 interface Watcher {

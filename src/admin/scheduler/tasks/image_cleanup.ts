@@ -14,8 +14,9 @@ import { BaseTask, type TaskContext, type TaskOptions, type TaskResult } from ".
 export function parseDockerSize(text: string): number {
   const match = /^([\d.]+)\s*([kKMGTP]?)B$/.exec(text.trim());
   if (!match) return 0;
-  const power = " kMGTP".indexOf(match[2].toUpperCase() === "K" ? "k" : match[2] || " ");
-  return Math.round(Number(match[1]) * 1000 ** Math.max(0, power));
+  const [, digits, unit = ""] = match;
+  const power = " kMGTP".indexOf(unit.toUpperCase() === "K" ? "k" : unit || " ");
+  return Math.round(Number(digits) * 1000 ** Math.max(0, power));
 }
 
 interface ImageRow {
