@@ -6,7 +6,8 @@
  * quoted here-document whose delimiter is a fresh random nonce, is syntax-checked by parsing it
  * as a function body that is never defined (nothing runs), then runs through `source` of a tiny
  * wrapper so `cd`, variables and functions persist. Its stdin is /dev/null, so a command that
- * reads stdin gets end-of-file instead of hanging the session. After it, bash prints the nonce and
+ * reads stdin gets end-of-file instead of hanging the session (interactive mode and `expect` give it
+ * the session's input instead, see #runForeground). After it, bash prints the nonce and
  * the exit code; the nonce never appears in anything the command can read, so output cannot
  * forge it.
  *
@@ -62,6 +63,12 @@ interface RawResult {
  * functions and loops that enclose the point where the interrupt landed.
  */
 const INT_TRAP = `trap 'trap "return 130 2>/dev/null" DEBUG; return 130 2>/dev/null' INT`;
+
+/**
+ * `expect_string` when an interactive command ended at the shell's prompt rather than at one
+ * of the caller's strings: ROCK's PS1, which is what ROCK answers there.
+ */
+const PROMPT_EXPECT_STRING = "SHELLPS1PREFIX";
 
 /** How long to wait for bash after each escalation step of an interrupt. */
 const INTERRUPT_GRACE_MS = 300;
@@ -134,7 +141,7 @@ export function syntaxDetails(
  * Collects the output of one command until its end marker (nonce, then status, then newline).
  * Only a short window at the end is re-scanned per chunk, so large outputs stay linear.
  */
-class MarkerScanner {
+class MarkerScanner implements OutputSink {
   readonly #nonce: string;
   readonly #text: CappedText;
   #window = "";
@@ -183,6 +190,130 @@ class MarkerScanner {
   }
 }
 
+/** Where a session's output goes while a command runs. */
+interface OutputSink {
+  /** Settles with the output before the end marker and the status after it. */
+  readonly done: Promise<RawResult>;
+  /** Feeds decoded output; returns true once the end marker line is complete. */
+  push(chunk: string): boolean;
+  /** Output received so far and not yet returned. */
+  partial(): string;
+  /** Ends the command early with what arrived so far (the shell exited with `status`). */
+  finish(status: string): void;
+}
+
+/** What one step of a foreground program ended with. */
+type Step =
+  | { kind: "expect"; output: string; match: string }
+  | { kind: "end"; result: RawResult };
+
+/**
+ * Collects the output of a program that stays in the foreground across calls (interactive
+ * mode, or a normal command stopped at a caller's `expect` string). Each step returns the text
+ * since the previous step, up to the first of the caller's strings or the end marker. A string
+ * must match wholly before anything that could be the start of the marker, so output cannot
+ * match inside it.
+ */
+class ForegroundScanner implements OutputSink {
+  readonly #nonce: string;
+  readonly #maxBytes: number;
+  #buffer = "";
+  #result: RawResult | undefined;
+  #waiter: { expect: string[]; resolve: (step: Step) => void } | undefined;
+  readonly done: Promise<RawResult>;
+  #resolve!: (result: RawResult) => void;
+
+  constructor(nonce: string, maxBytes: number) {
+    this.#nonce = nonce;
+    this.#maxBytes = maxBytes;
+    this.done = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  push(chunk: string): boolean {
+    if (this.#result) return true;
+    this.#buffer += chunk;
+    const at = this.#buffer.indexOf(this.#nonce);
+    const end = at < 0 ? -1 : this.#buffer.indexOf("\n", at);
+    if (end >= 0) {
+      this.#end(this.#buffer.slice(at + this.#nonce.length, end), at);
+      return true;
+    }
+    // Unread output beyond twice the cap keeps only its tail (a program printing while no
+    // step reads it).
+    if (this.#buffer.length > 2 * this.#maxBytes) {
+      this.#buffer = this.#buffer.slice(-this.#maxBytes);
+    }
+    this.#check();
+    return false;
+  }
+
+  partial(): string {
+    return this.#buffer;
+  }
+
+  finish(status: string): void {
+    if (!this.#result) this.#end(status, this.#buffer.length);
+  }
+
+  /** Waits for the next step: one of `expect` or the end marker, whichever comes first. */
+  next(expect: string[]): Promise<Step> {
+    const step = new Promise<Step>((resolve) => (this.#waiter = { expect, resolve }));
+    this.#check();
+    return step;
+  }
+
+  #end(status: string, markerAt: number): void {
+    this.#buffer = this.#buffer.slice(0, markerAt);
+    this.#result = { output: this.#buffer, status };
+    this.#check();
+    this.#resolve(this.#result);
+  }
+
+  #check(): void {
+    const waiter = this.#waiter;
+    if (!waiter) return;
+    const searchable = this.#result ? this.#buffer : this.#buffer.slice(0, this.#safeEnd());
+    let best: { at: number; match: string } | undefined;
+    for (const match of waiter.expect) {
+      if (!match) continue;
+      const at = searchable.indexOf(match);
+      if (at >= 0 && (!best || at < best.at)) best = { at, match };
+    }
+    if (best) {
+      this.#waiter = undefined;
+      const output = this.#buffer.slice(0, best.at);
+      this.#buffer = this.#buffer.slice(best.at + best.match.length);
+      waiter.resolve({ kind: "expect", output, match: best.match });
+    } else if (this.#result) {
+      this.#waiter = undefined;
+      const output = this.#buffer;
+      this.#buffer = "";
+      waiter.resolve({ kind: "end", result: { output, status: this.#result.status } });
+    }
+  }
+
+  /** Length of the buffer without the marker or a tail that could be its start. */
+  #safeEnd(): number {
+    const buffer = this.#buffer;
+    const at = buffer.indexOf(this.#nonce);
+    if (at >= 0) return at;
+    for (let k = Math.min(buffer.length, this.#nonce.length - 1); k > 0; k--) {
+      if (buffer.endsWith(this.#nonce.slice(0, k))) return buffer.length - k;
+    }
+    return buffer.length;
+  }
+}
+
+/** A program left in the foreground of a session, reading the session's input. */
+interface Foreground {
+  scanner: ForegroundScanner;
+  /** The shell's children before it started (spared by an interrupt); unknown without /proc. */
+  earlierJobs: number[] | undefined;
+  /** When it started (performance.now()). */
+  started: number;
+  command: string;
+}
+
 /** A one-slot lock: commands in one session run one after another. */
 class SessionLock {
   #tail: Promise<void> = Promise.resolve();
@@ -219,7 +350,9 @@ export class BashSession {
   readonly #options: BashSessionOptions;
   readonly #lock = new SessionLock();
   readonly #encoder = new TextEncoder();
-  #scanner: MarkerScanner | undefined;
+  #scanner: OutputSink | undefined;
+  /** A program started by an earlier call that is still running and reads the session's input. */
+  #foreground: Foreground | undefined;
   /** Pid of bash itself, leader of the process group that interrupts go to. */
   #shellPid: number;
   #exitCode: number | undefined;
@@ -306,17 +439,16 @@ export class BashSession {
   /**
    * Runs one command. Check modes follow ROCK: `raise` throws NonZeroExitCodeError on a
    * non-zero exit, `silent` returns the code, `ignore` returns `exit_code: null`.
+   *
+   * Interactive mode (`is_interactive_command`, `is_interactive_quit`) and `expect` follow ROCK
+   * too: the first such command runs with the session's input as its stdin and may stay in the
+   * foreground; later interactive commands are sent to it as lines. See #runForeground. A
+   * normal command while a program is still in the foreground first waits for it to end (that
+   * wait counts against its timeout; when it runs out, the program is interrupted).
    * @throws {BashSyntaxError} when the command does not parse (nothing ran).
    * @throws {CommandTimeoutError} when `action.timeout` passes; the session stays usable.
    */
   async run(action: BashAction, signal?: AbortSignal): Promise<BashObservation> {
-    if (action.is_interactive_command || action.is_interactive_quit || action.expect.length > 0) {
-      throw new RockError(
-        "Cannot run command: interactive mode (is_interactive_command, is_interactive_quit, " +
-          "expect) is not supported; run the program non-interactively or in nohup mode",
-        { code: 4000, status: 511, classPath: "builtins.NotImplementedError" },
-      );
-    }
     const timeoutMs = typeof action.timeout === "number" ? action.timeout * 1000 : undefined;
     const started = performance.now();
     const release = await this.#lock.acquire(
@@ -327,32 +459,183 @@ export class BashSession {
             "which is busy with another command",
         ),
     );
+    const remaining = () =>
+      timeoutMs === undefined ? undefined : Math.max(1, timeoutMs - (performance.now() - started));
     try {
       this.#assertOpen();
-      const remaining = timeoutMs === undefined
-        ? undefined
-        : Math.max(1, timeoutMs - (performance.now() - started));
+      const interactive = action.is_interactive_command || action.is_interactive_quit;
+      if (this.#foreground && !interactive) {
+        await this.#awaitForeground(this.#foreground, action, remaining(), signal);
+        this.#assertOpen();
+      }
+      if (interactive || action.expect.length > 0) {
+        return await this.#runForeground(action, remaining(), signal);
+      }
       const nonce = newNonce();
       const input = this.#wrap(action.command, nonce);
       // The shell is idle: its children now are the jobs of earlier commands, which an interrupt
       // of this one spares.
       const earlierJobs = childrenOf(this.#shellPid);
-      const result = await this.#exchange(input, nonce, remaining, signal, action, earlierJobs);
+      const result = await this.#exchange(input, nonce, remaining(), signal, action, earlierJobs);
       return this.#observe(action, result);
     } finally {
       release();
     }
   }
 
-  #wrap(command: string, nonce: string): string {
+  /**
+   * Interactive mode and `expect`, as ROCK has them. Without a program in the foreground, the
+   * command runs as usual but with the session's input as its stdin (so `python3 -i` reads the
+   * lines that follow); with one, the command is written to it as a line. Then it waits for the
+   * first of the caller's `expect` strings or the command's end marker (the shell's prompt in
+   * ROCK). A match returns the output before it (`exit_code` 0 in interactive mode, null in
+   * normal mode) and leaves the program in the foreground; the end returns the output, with
+   * the exit code in normal mode. `is_interactive_quit` then waits for the program to end, so
+   * the next command reaches the shell. A timeout interrupts the program; the session stays
+   * usable.
+   */
+  async #runForeground(
+    action: BashAction,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<BashObservation> {
+    const interactive = action.is_interactive_command || action.is_interactive_quit;
+    let foreground: Foreground;
+    let input: string;
+    if (this.#foreground) {
+      foreground = this.#foreground;
+      input = `${action.command}\n`;
+    } else {
+      const nonce = newNonce();
+      foreground = {
+        scanner: new ForegroundScanner(nonce, this.#options.maxOutputBytes),
+        earlierJobs: childrenOf(this.#shellPid),
+        started: performance.now(),
+        command: action.command,
+      };
+      this.#foreground = foreground;
+      this.#scanner = foreground.scanner;
+      input = this.#wrap(action.command, nonce, { sessionInput: true });
+    }
+    try {
+      await this.#stdin.write(this.#encoder.encode(input));
+    } catch {
+      this.#foreground = undefined;
+      this.#assertOpen();
+      throw this.#gone("the shell does not accept input");
+    }
+    const step = await this.#within(foreground.scanner.next(action.expect), timeoutMs, signal);
+    if (step === "timeout" || step === "abort") {
+      throw await this.#interruptForeground(foreground, action, step);
+    }
+    if (step.kind === "expect") {
+      if (action.is_interactive_quit) {
+        await this.#awaitForeground(foreground, action, timeoutMs, signal);
+      }
+      return {
+        session_type: "bash",
+        output: this.#clean(stripAnsi(step.output)).trim(),
+        exit_code: interactive ? 0 : null,
+        failure_reason: "",
+        expect_string: step.match,
+      };
+    }
+    this.#foreground = undefined;
+    if (!interactive || step.result.status === "syntax") return this.#observe(action, step.result);
+    return {
+      session_type: "bash",
+      output: this.#clean(stripAnsi(step.result.output)).trim(),
+      exit_code: 0,
+      failure_reason: "",
+      expect_string: PROMPT_EXPECT_STRING,
+    };
+  }
+
+  /**
+   * Waits for the program in the foreground to end, discarding what it prints; when `timeoutMs`
+   * passes or `signal` aborts first, interrupts it and throws.
+   */
+  async #awaitForeground(
+    foreground: Foreground,
+    action: BashAction,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const outcome = await this.#within(foreground.scanner.done, timeoutMs, signal);
+    if (outcome === "timeout" || outcome === "abort") {
+      throw await this.#interruptForeground(foreground, action, outcome);
+    }
+    if (this.#foreground === foreground) this.#foreground = undefined;
+  }
+
+  /** Interrupts the program in the foreground and returns the error to throw. */
+  async #interruptForeground(
+    foreground: Foreground,
+    action: BashAction,
+    why: "timeout" | "abort",
+  ): Promise<RockError> {
+    await this.#interrupt(
+      foreground.scanner,
+      performance.now() - foreground.started,
+      foreground.earlierJobs,
+    );
+    if (this.#foreground === foreground) this.#foreground = undefined;
+    if (this.#scanner === foreground.scanner) this.#scanner = undefined;
+    const output = stripAnsi(foreground.scanner.partial()).trim();
+    const what = `Command '${action.command}'`;
+    const program = foreground.command === action.command
+      ? ""
+      : ` while '${foreground.command}' ran in the foreground`;
+    if (why === "abort") {
+      return new CancelledError(
+        `${what} was cancelled by the caller${program}; the session was interrupted`,
+      );
+    }
+    return new CommandTimeoutError(
+      `${what} timed out after ${action.timeout} s${program}` +
+        (this.#closed ? `; ${this.#closedReason}` : "; the session was interrupted and is usable"),
+      { extraInfo: { output } },
+    );
+  }
+
+  /** Settles with `promise`, or "timeout" after `timeoutMs`, or "abort" when `signal` aborts. */
+  async #within<T>(
+    promise: Promise<T>,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<T | "timeout" | "abort"> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const stop = new Promise<"timeout" | "abort">((resolve) => {
+      if (timeoutMs !== undefined) timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      if (signal) {
+        onAbort = () => resolve("abort");
+        if (signal.aborted) onAbort();
+        else signal.addEventListener("abort", onAbort, { once: true });
+      }
+    });
+    try {
+      return await Promise.race([promise, stop]);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * The text that runs `command` and prints the end marker. Its stdin is /dev/null, or with
+   * `sessionInput` the session's own input, so an interactive program reads what follows.
+   */
+  #wrap(command: string, nonce: string, options: { sessionInput?: boolean } = {}): string {
     const dir = shellQuote(this.#options.scriptDir);
+    const stdin = options.sessionInput ? "" : " < /dev/null";
     // The here-document delimiter is the nonce too; its lines are taken literally.
     return [
       `IFS= read -r -d '' __rock_src <<'${nonce}'`,
       command,
       nonce,
-      `if source ${dir}/check; then source ${dir}/run; __rock_ec=$?; else __rock_ec=syntax; fi ` +
-      `< /dev/null; trap - DEBUG; source ${dir}/done '${nonce}'`,
+      `if source ${dir}/check; then source ${dir}/run; __rock_ec=$?; else __rock_ec=syntax; fi` +
+      `${stdin}; trap - DEBUG; source ${dir}/done '${nonce}'`,
       "",
     ].join("\n");
   }
@@ -379,18 +662,8 @@ export class BashSession {
       this.#assertOpen();
       throw this.#gone("the shell does not accept input");
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const stop = new Promise<"timeout" | "abort">((resolve) => {
-      if (timeoutMs !== undefined) timer = setTimeout(() => resolve("timeout"), timeoutMs);
-      if (signal) {
-        onAbort = () => resolve("abort");
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
-      }
-    });
     try {
-      const first = await Promise.race([scanner.done, stop]);
+      const first = await this.#within(scanner.done, timeoutMs, signal);
       if (first !== "timeout" && first !== "abort") return first;
       await this.#interrupt(scanner, performance.now() - started, earlierJobs);
       const output = stripAnsi(scanner.partial()).trim();
@@ -409,8 +682,6 @@ export class BashSession {
         { extraInfo: { output } },
       );
     } finally {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener("abort", onAbort);
       if (this.#scanner === scanner) this.#scanner = undefined;
     }
   }
@@ -422,7 +693,7 @@ export class BashSession {
    * the processes started while the command ran.
    */
   async #interrupt(
-    scanner: MarkerScanner,
+    scanner: OutputSink,
     runningForMs: number,
     earlierJobs: number[] | undefined,
   ): Promise<void> {
