@@ -5,12 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { get, post, startAdminServer, waitRunning } from "../helpers/admin_server.ts";
-import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
-import { testKubeBackend } from "../helpers/kube/backend.ts";
+import { TEST_IMAGE, testRockletLauncher, testSandboxId } from "../helpers/docker.ts";
+import { testKubeBackend, testRuntimeImage } from "../helpers/kube/backend.ts";
 import { kubeTest, readPod } from "../helpers/kube/kubectl.ts";
 import { type KubeStandIn, startKubeApiServer } from "../helpers/kube/stand_in.ts";
 import { ClaimConflictError } from "../../src/sandbox/backend.ts";
-import type { KubernetesBackend } from "../../src/sandbox/kubernetes_backend.ts";
+import { KubernetesBackend } from "../../src/sandbox/kubernetes_backend.ts";
+import { KubectlCli, type KubeObject } from "../../src/sandbox/kubectl_cli.ts";
 import { podName, SANDBOX_ID_KEY } from "../../src/sandbox/kubernetes_pod.ts";
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
@@ -25,6 +26,19 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number,
 async function deleted(standIn: KubeStandIn, name: string): Promise<boolean> {
   const pod = await readPod(standIn, name);
   return pod === undefined || pod.metadata.deletionTimestamp !== undefined;
+}
+
+/** Places a pod as admin "a"'s warm pool would; returns its pool id. */
+async function placePooled(backend: KubernetesBackend): Promise<string> {
+  const pooled = `rock-pool-a-${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  await backend.place({
+    sandboxId: pooled,
+    image: TEST_IMAGE,
+    pull: "never",
+    memoryBytes: 256 * 1024 ** 2,
+    cpus: 0.2,
+  }, { onPhase() {} });
+  return pooled;
 }
 
 kubeTest(
@@ -109,14 +123,7 @@ kubeTest(
     await using second = await testKubeBackend({ standIn, deploymentId });
     await second.start();
     for (let round = 0; round < 3; round++) {
-      const pooled = `rock-pool-a-${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-      await first.place({
-        sandboxId: pooled,
-        image: TEST_IMAGE,
-        pull: "never",
-        memoryBytes: 256 * 1024 ** 2,
-        cpus: 0.2,
-      }, { onPhase() {} });
+      const pooled = await placePooled(first);
       const ids = [testSandboxId("claim1"), testSandboxId("claim2")];
       const results = await Promise.allSettled([
         first.rename(pooled, ids[0]),
@@ -135,5 +142,61 @@ kubeTest(
       await (won[0] === ids[0] ? second : first).remove(won[0]);
       await until(() => deleted(standIn, podName(pooled)), 30_000, "the claimed pod to go");
     }
+  },
+);
+
+/** A kubectl whose patches wait for `open()`; `reached` resolves when the first one waits. */
+class GatedKubectl extends KubectlCli {
+  #open!: () => void;
+  #reached!: () => void;
+  readonly #gate = new Promise<void>((resolve) => this.#open = resolve);
+  readonly reached = new Promise<void>((resolve) => this.#reached = resolve);
+
+  open(): void {
+    this.#open();
+  }
+
+  override async jsonPatch<T extends KubeObject>(
+    ...args: Parameters<KubectlCli["jsonPatch"]>
+  ): Promise<T> {
+    this.#reached();
+    await this.#gate;
+    return await super.jsonPatch<T>(...args);
+  }
+}
+
+kubeTest(
+  "kubernetes: a claim on a pod read before another admin claimed it fails its resourceVersion precondition",
+  async () => {
+    await using standIn = await startKubeApiServer();
+    const deploymentId = "pool-stale";
+    await using first = await testKubeBackend({ standIn, deploymentId });
+    const launcher = await testRockletLauncher();
+    const gated = new GatedKubectl({ kubeconfig: standIn.kubeconfigPath, env: standIn.env });
+    await using second = new KubernetesBackend({
+      type: "kubernetes",
+      launcher,
+      runtimeImage: await testRuntimeImage(launcher),
+      runtimeImagePullPolicy: "Never",
+      kubeconfig: standIn.kubeconfigPath,
+      kubectlEnv: standIn.env,
+      deploymentId,
+    }, { kubectl: gated });
+    const pooled = await placePooled(first);
+    const [mine, theirs] = [testSandboxId("stale"), testSandboxId("fresh")];
+    // The second admin reads the pod (still pooled), then waits before its patch ...
+    const stale = second.rename(pooled, mine).then(() => undefined, (error) => error);
+    await gated.reached;
+    // ... while the first claims it.
+    await first.rename(pooled, theirs);
+    gated.open();
+    const error = await stale;
+    assert.ok(error instanceof ClaimConflictError, String(error));
+    assert.match(error.message, new RegExp(`claimed as "${theirs}"`));
+    const pod = await readPod(standIn, podName(pooled));
+    assert.equal(pod?.metadata.annotations?.[SANDBOX_ID_KEY], theirs);
+    assert.equal(await second.check(theirs), undefined, "the winner's sandbox runs on");
+    await first.remove(theirs);
+    await until(() => deleted(standIn, podName(pooled)), 30_000, "the claimed pod to go");
   },
 );
