@@ -4,12 +4,13 @@
  * running at once; the pool refills in the background. Pooled sandboxes have no rows: an admin
  * restart removes them as orphans and fills the pool anew. Their ids name the admin that placed
  * them (`rock-pool-<admin id>-<random>`), so admins sharing a store never take or remove another
- * live admin's pooled sandboxes.
+ * live admin's pooled sandboxes. A rename that loses a race (ClaimConflictError: on kubernetes,
+ * another admin relabelled the pod first) drops the sandbox from the pool without removing it.
  */
 import { type Logger, silentLogger } from "../common/log.ts";
 import { memoryBytes } from "../protocol/admin.ts";
 import type { Placement, RenamableBackend } from "../sandbox/backend.ts";
-import { ROCKLET_PORT } from "../sandbox/backend.ts";
+import { ClaimConflictError, rockletUrl } from "../sandbox/backend.ts";
 import { RockletClient } from "../sdk/rocklet_client.ts";
 import { waitForRocklet } from "./readiness.ts";
 import type { Admission, Release } from "./admission.ts";
@@ -109,7 +110,7 @@ export class WarmPool {
             memoryBytes: slot.bytes,
             cpus: slot.spec.cpus,
           }, { onPhase() {} });
-          await waitForRocklet(this.#client(placement), {
+          await waitForRocklet(this.#client(id, placement), {
             deadline: performance.now() + this.#deps.startupTimeoutMs,
             what: `pooled sandbox "${id}"`,
             timeoutSeconds: this.#deps.startupTimeoutMs / 1000,
@@ -151,13 +152,10 @@ export class WarmPool {
     });
   }
 
-  #client(placement: Placement): RockletClient {
-    return new RockletClient(
-      `http://${placement.hostIp}:${placement.portMapping[String(ROCKLET_PORT)]}`,
-      {
-        fetch: this.#deps.fetch,
-      },
-    );
+  #client(id: string, placement: Placement): RockletClient {
+    return new RockletClient(rockletUrl(this.#deps.backend, id, placement), {
+      fetch: this.#deps.fetch,
+    });
   }
 
   /**
@@ -180,6 +178,17 @@ export class WarmPool {
       try {
         return await this.#deps.backend.rename(pooled, sandboxId);
       } catch (error) {
+        if (error instanceof ClaimConflictError) {
+          // Another admin claimed it first: it serves their sandbox now, so it stays.
+          (this.#deps.logger ?? silentLogger).warn(
+            "A pooled sandbox was claimed by another admin",
+            {
+              sandbox_id: pooled,
+              error: error.message,
+            },
+          );
+          continue;
+        }
         (this.#deps.logger ?? silentLogger).warn(
           "Dropping a pooled sandbox that cannot be handed out",
           {

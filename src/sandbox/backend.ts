@@ -4,6 +4,7 @@
  * removes sandboxes. Waiting for the rocklet to answer is the manager's job, not the backend's.
  */
 import type { RockletLauncher } from "./rocklet_launcher.ts";
+import { RockError } from "../common/errors.ts";
 
 /** Container port of the rocklet inside every sandbox (ROCK's PROXY port). */
 export const ROCKLET_PORT = 22555;
@@ -110,13 +111,21 @@ export interface Backend {
 
 /**
  * A backend whose sandboxes can take a new id after they were placed (a docker container is
- * renamed). The admin's warm pool needs it: pooled sandboxes are placed under pool ids and take
- * the requested id when handed out.
+ * renamed, a pod relabelled). The admin's warm pool needs it: pooled sandboxes are placed under
+ * pool ids and take the requested id when handed out.
  */
 export interface RenamableBackend extends Backend {
-  /** Gives sandbox `from` the id `to`; returns its placement under the new id. */
+  /**
+   * Gives sandbox `from` the id `to`; returns its placement under the new id.
+   * @throws {ClaimConflictError} when someone else (another admin) took `from` first: it is
+   *   theirs now and must not be removed.
+   * @throws {RockError} when `from` cannot be handed out (gone, not running).
+   */
   rename(from: string, to: string): Promise<Placement>;
 }
+
+/** A rename lost a race: another admin claimed the sandbox first (it is theirs now). */
+export class ClaimConflictError extends RockError {}
 
 /** True when `backend` can rename sandboxes. */
 export function isRenamable(backend: Backend): backend is RenamableBackend {

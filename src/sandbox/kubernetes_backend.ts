@@ -5,6 +5,12 @@
  * it for their pod's progress and deaths are read from it, so the number of kubectl processes
  * grows with creates, not with sandboxes times polls. The rocklet is reached at the pod IP, or
  * through a `kubectl proxy` the backend starts and restarts (access "api-proxy").
+ *
+ * Warm pool: rename() claims a pooled pod by one JSON patch that tests the pod's resourceVersion
+ * and rewrites its sandbox-id label and annotation, so of two admins claiming one pod exactly one
+ * wins (the other gets a ClaimConflictError). A pod keeps the name it was created with, so every
+ * lookup by sandbox id goes through the id (the cache's index, else a label query), never
+ * through podName(sandboxId).
  */
 import { CancelledError, ConfigError, RockError } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
@@ -18,20 +24,28 @@ import type {
   PhaseStatus,
   PlaceHooks,
   Placement,
+  RenamableBackend,
   RoutingBackend,
   SandboxExit,
   SandboxSpec,
   WatchingBackend,
 } from "./backend.ts";
-import { ROCKLET_PORT, SERVER_PORT, SSH_PORT } from "./backend.ts";
-import { KubectlAlreadyExistsError, KubectlCli, type KubeObject } from "./kubectl_cli.ts";
+import { ClaimConflictError, ROCKLET_PORT, SERVER_PORT, SSH_PORT } from "./backend.ts";
 import {
+  KubectlAlreadyExistsError,
+  KubectlCli,
+  KubectlConflictError,
+  type KubeObject,
+} from "./kubectl_cli.ts";
+import {
+  labelValue,
   podEnd,
   podManifest,
   podName,
   podProgress,
   podSelector,
   SANDBOX_CONTAINER,
+  SANDBOX_ID_KEY,
   sandboxIdOf,
 } from "./kubernetes_pod.ts";
 import { abortableSleep } from "./tool_process.ts";
@@ -55,7 +69,7 @@ const MAX_BACKOFF_MS = 5_000;
 
 /** Runs sandboxes as Pods. */
 export class KubernetesBackend
-  implements LoggingBackend, WatchingBackend, RoutingBackend, AsyncDisposable {
+  implements LoggingBackend, WatchingBackend, RoutingBackend, RenamableBackend, AsyncDisposable {
   /** Always "kubernetes". */
   readonly type = "kubernetes" as const;
   readonly #config: KubernetesBackendConfig;
@@ -65,6 +79,8 @@ export class KubernetesBackend
   readonly #selector: string;
   /** The cache: this deployment's pods by name, as the watch last reported them. */
   readonly #pods = new Map<string, KubeObject>();
+  /** The cache's index: the names of the cached pods of each sandbox id (see sandboxIdOf). */
+  readonly #namesById = new Map<string, Set<string>>();
   /** Called on every change of a pod, by pod name (placements waiting for theirs). */
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #listeners = new Set<ExitListener>();
@@ -195,10 +211,53 @@ export class KubernetesBackend
 
   /** Deletes the sandbox's pod when it is this deployment's; quiet when there is none. */
   async remove(sandboxId: string): Promise<void> {
-    const name = podName(sandboxId);
-    const pod = this.#pods.get(name) ?? await this.#kubectl.get("pod", name);
+    const pod = await this.#find(sandboxId);
     if (!pod || !this.#owns(pod)) return;
-    await this.#deletePod(name, pod.metadata.uid ?? "");
+    await this.#deletePod(pod.metadata.name, pod.metadata.uid ?? "");
+  }
+
+  /**
+   * Claims pooled sandbox `from` as `to`: one JSON patch that tests the pod's resourceVersion and
+   * rewrites its sandbox-id label and annotation (the pod keeps its name). A precondition that
+   * fails because the pod merely changed (its status) is retried on the pod read again.
+   * @throws {ClaimConflictError} when another admin claimed the pod first (it is theirs now).
+   * @throws {RockError} when there is no such pod of this deployment, or it does not run (it is
+   *   then deleted).
+   */
+  async rename(from: string, to: string): Promise<Placement> {
+    await this.start();
+    const what = `Cannot hand out sandbox "${from}" as "${to}"`;
+    let pod = this.#cached(from) ?? await this.#lookup(from);
+    let claimed: KubeObject | undefined;
+    for (let attempt = 0; !claimed; attempt++) {
+      if (!pod || !this.#owns(pod) || pod.metadata.deletionTimestamp) {
+        throw new RockError(`${what}: this deployment has no pod of it`);
+      }
+      if (sandboxIdOf(pod) !== from) {
+        throw new ClaimConflictError(`${what}: it was claimed as "${sandboxIdOf(pod)}" first`);
+      }
+      const name = pod.metadata.name;
+      try {
+        claimed = await this.#kubectl.jsonPatch("pod", name, [
+          { op: "test", path: "/metadata/resourceVersion", value: pod.metadata.resourceVersion },
+          { op: "add", path: `/metadata/labels/${pointer(SANDBOX_ID_KEY)}`, value: labelValue(to) },
+          { op: "add", path: `/metadata/annotations/${pointer(SANDBOX_ID_KEY)}`, value: to },
+        ]);
+      } catch (error) {
+        if (!(error instanceof KubectlConflictError)) throw error;
+        if (attempt >= 4) {
+          throw new ClaimConflictError(`${what}: its pod kept changing`, { cause: error });
+        }
+        pod = await this.#kubectl.get<KubeObject>("pod", name);
+      }
+    }
+    this.#update(claimed);
+    const progress = podProgress(claimed);
+    if (!progress.running || progress.failed || podEnd(claimed)) {
+      await this.#deletePod(claimed.metadata.name, claimed.metadata.uid ?? "").catch(() => {});
+      throw new RockError(`${what}: its pod does not run`);
+    }
+    return this.#placementOf(claimed);
   }
 
   /**
@@ -208,8 +267,8 @@ export class KubernetesBackend
     await this.start();
     const pods = await this.#kubectl.list("pods", this.#selector);
     const names = new Set(pods.map((pod) => pod.metadata.name));
-    for (const name of this.#pods.keys()) if (!names.has(name)) this.#pods.delete(name);
-    for (const pod of pods) this.#pods.set(pod.metadata.name, pod);
+    for (const name of [...this.#pods.keys()]) if (!names.has(name)) this.#forget(name);
+    for (const pod of pods) this.#remember(pod);
     return pods.filter((pod) => !pod.metadata.deletionTimestamp).map((pod) => {
       const progress = podProgress(pod);
       const running = progress.running && !progress.failed;
@@ -225,9 +284,9 @@ export class KubernetesBackend
 
   /** The last `tail` lines of the sandbox container's output (`kubectl logs`). */
   async logs(sandboxId: string, tail: number): Promise<string> {
-    const name = podName(sandboxId);
-    if (!this.#pods.has(name)) return "";
-    return await this.#kubectl.logs(name, { container: SANDBOX_CONTAINER, tail });
+    const pod = await this.#find(sandboxId);
+    if (!pod) return "";
+    return await this.#kubectl.logs(pod.metadata.name, { container: SANDBOX_CONTAINER, tail });
   }
 
   /** Reports each of this deployment's pods that ends or vanishes without remove(). */
@@ -244,7 +303,7 @@ export class KubernetesBackend
 
   /** How the sandbox ended (read from the API, not the cache), or undefined while it runs. */
   async check(sandboxId: string): Promise<SandboxExit | undefined> {
-    const pod = await this.#kubectl.get("pod", podName(sandboxId));
+    const pod = await this.#lookup(sandboxId);
     if (!pod || !this.#owns(pod)) return { sandboxId, handle: "" };
     const end = podEnd(pod);
     return end ? this.#exitOf(pod, end) : undefined;
@@ -255,15 +314,64 @@ export class KubernetesBackend
     if (this.#access === "pod-ip") {
       return `http://${placement.hostIp}:${placement.portMapping[String(ROCKLET_PORT)]}`;
     }
-    return `http://127.0.0.1:${this.#proxyPort}/api/v1/namespaces/${this.#namespace}/pods/${
-      podName(sandboxId)
-    }:${ROCKLET_PORT}/proxy`;
+    const name = this.#cached(sandboxId)?.metadata.name ?? podName(sandboxId);
+    return `http://127.0.0.1:${this.#proxyPort}/api/v1/namespaces/${this.#namespace}/pods/${name}:${ROCKLET_PORT}/proxy`;
   }
 
   /** Stops the watch and the proxy (pods keep running). */
   async [Symbol.asyncDispose](): Promise<void> {
     this.#stop.abort();
     await Promise.all([this.#watching, this.#proxy]);
+  }
+
+  /** The pod of sandbox `sandboxId` in the cache (one not being deleted first). */
+  #cached(sandboxId: string): KubeObject | undefined {
+    let found: KubeObject | undefined;
+    for (const name of this.#namesById.get(sandboxId) ?? []) {
+      const pod = this.#pods.get(name);
+      if (pod && !pod.metadata.deletionTimestamp) return pod;
+      found ??= pod;
+    }
+    return found;
+  }
+
+  /**
+   * The pod of sandbox `sandboxId` as the API has it: `kubectl get pods -l` on its id label,
+   * checked against the annotation (a label holds a cleaned id when the id is no label value).
+   */
+  async #lookup(sandboxId: string): Promise<KubeObject | undefined> {
+    const pods = (await this.#kubectl.list(
+      "pods",
+      `${this.#selector},${SANDBOX_ID_KEY}=${labelValue(sandboxId)}`,
+    )).filter((pod) => sandboxIdOf(pod) === sandboxId);
+    return pods.find((pod) => !pod.metadata.deletionTimestamp) ?? pods[0];
+  }
+
+  /** The pod of sandbox `sandboxId`: from the cache, else from the API. */
+  async #find(sandboxId: string): Promise<KubeObject | undefined> {
+    return this.#cached(sandboxId) ?? await this.#lookup(sandboxId);
+  }
+
+  /** Puts `pod` in the cache and its index. */
+  #remember(pod: KubeObject): void {
+    const name = pod.metadata.name;
+    this.#forget(name);
+    this.#pods.set(name, pod);
+    const id = sandboxIdOf(pod);
+    const names = this.#namesById.get(id) ?? new Set();
+    names.add(name);
+    this.#namesById.set(id, names);
+  }
+
+  /** Takes pod `name` out of the cache and its index. */
+  #forget(name: string): void {
+    const pod = this.#pods.get(name);
+    if (!pod) return;
+    this.#pods.delete(name);
+    const id = sandboxIdOf(pod);
+    const names = this.#namesById.get(id);
+    names?.delete(name);
+    if (names?.size === 0) this.#namesById.delete(id);
   }
 
   #owns(pod: KubeObject): boolean {
@@ -316,7 +424,7 @@ export class KubernetesBackend
       known?.metadata.uid === pod.metadata.uid &&
       Number(known?.metadata.resourceVersion) > Number(pod.metadata.resourceVersion)
     ) return;
-    this.#pods.set(name, pod);
+    this.#remember(pod);
     this.#wake(name);
   }
 
@@ -372,7 +480,7 @@ export class KubernetesBackend
   #deleted(pod: KubeObject): void {
     const name = pod.metadata.name;
     const uid = pod.metadata.uid ?? "";
-    if (this.#pods.get(name)?.metadata.uid === uid) this.#pods.delete(name);
+    if (this.#pods.get(name)?.metadata.uid === uid) this.#forget(name);
     this.#wake(name);
     const gone = !this.#removing.delete(uid) && !this.#reported.delete(uid);
     if (gone) {
@@ -437,4 +545,9 @@ export class KubernetesBackend
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     }
   }
+}
+
+/** `key` as one token of a JSON pointer (RFC 6901: `~` as `~0`, `/` as `~1`). */
+function pointer(key: string): string {
+  return key.replaceAll("~", "~0").replaceAll("/", "~1");
 }

@@ -57,7 +57,7 @@ export function podName(id: string): string {
 }
 
 /** The form of `id` a label value may take (at most 63 of [A-Za-z0-9._-], alphanumeric ends). */
-function labelValue(id: string): string {
+export function labelValue(id: string): string {
   if (/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(id)) return id;
   return podName(id);
 }
@@ -142,7 +142,10 @@ export function podManifest(
   };
 }
 
-/** The sandbox id a rock pod belongs to. */
+/**
+ * The sandbox id a rock pod belongs to: its annotation (a warm-pool claim rewrites it, and the
+ * label; the pod keeps the name it was created with), else its name.
+ */
 export function sandboxIdOf(pod: KubeObject): string {
   return pod.metadata.annotations?.[SANDBOX_ID_KEY] ?? pod.metadata.name;
 }
