@@ -50,9 +50,9 @@ kubeTest(
     {
       await using admin = await startAdminServer("kubernetes", { pool: [spec], kube: { standIn } });
       await until(() => admin.pool!.readyCount === 1, 120_000, "the pool to fill");
-      const pooled = (await admin.backend.list()).map((s) => s.sandboxId);
-      assert.equal(pooled.length, 1);
-      assert.match(pooled[0], /^rock-pool-/);
+      const [pooledId, ...others] = (await admin.backend.list()).map((s) => s.sandboxId);
+      assert.ok(pooledId !== undefined && others.length === 0, "one pooled sandbox");
+      assert.match(pooledId, /^rock-pool-/);
       try {
         const id = testSandboxId("kpool");
         ids.push(id);
@@ -69,7 +69,7 @@ kubeTest(
         assert.equal(status.result.state, "running", "running at once, without waiting");
         assert.match(status.result.status.pod_scheduled.message, /warm pool/);
         // The pod keeps its name; its label and annotation name the new id.
-        const pod = await readPod(standIn, podName(pooled[0]));
+        const pod = await readPod(standIn, podName(pooledId));
         assert.equal(pod?.metadata.labels?.[SANDBOX_ID_KEY], id);
         assert.equal(pod?.metadata.annotations?.[SANDBOX_ID_KEY], id);
         const run = await post(admin.api, "/execute", {
@@ -101,7 +101,7 @@ kubeTest(
 
         await until(() => admin.pool!.readyCount === 1, 120_000, "the pool to refill");
         assert.equal((await post(admin.api, "/stop", { sandbox_id: id })).status, "Success");
-        assert.ok(await deleted(standIn, podName(pooled[0])), "stop deletes the claimed pod");
+        assert.ok(await deleted(standIn, podName(pooledId)), "stop deletes the claimed pod");
         assert.ok(!(await admin.backend.list()).some((s) => s.sandboxId === id));
       } finally {
         for (const id of ids) await post(admin.api, "/stop", { sandbox_id: id }).catch(() => {});
@@ -124,22 +124,23 @@ kubeTest(
     await second.start();
     for (let round = 0; round < 3; round++) {
       const pooled = await placePooled(first);
-      const ids = [testSandboxId("claim1"), testSandboxId("claim2")];
+      const ids = [testSandboxId("claim1"), testSandboxId("claim2")] as const;
       const results = await Promise.allSettled([
         first.rename(pooled, ids[0]),
         second.rename(pooled, ids[1]),
       ]);
-      const won = results.flatMap((r, i) => r.status === "fulfilled" ? [ids[i]] : []);
+      const won = results.flatMap((r, i) => r.status === "fulfilled" ? [ids[i] ?? ""] : []);
       const lost = results.flatMap((r) => r.status === "rejected" ? [r.reason] : []);
-      assert.equal(won.length, 1, `round ${round}: ${JSON.stringify(results)}`);
+      const [winner] = won;
+      assert.ok(won.length === 1 && winner, `round ${round}: ${JSON.stringify(results)}`);
       assert.ok(lost[0] instanceof ClaimConflictError, String(lost[0]));
       const pod = await readPod(standIn, podName(pooled));
-      assert.equal(pod?.metadata.labels?.[SANDBOX_ID_KEY], won[0]);
+      assert.equal(pod?.metadata.labels?.[SANDBOX_ID_KEY], winner);
       // Either admin finds the sandbox by its new id, and not by the pool id.
-      assert.equal(await second.check(won[0]), undefined);
-      assert.equal(await first.check(won[0]), undefined);
+      assert.equal(await second.check(winner), undefined);
+      assert.equal(await first.check(winner), undefined);
       assert.equal((await first.check(pooled))?.handle, "");
-      await (won[0] === ids[0] ? second : first).remove(won[0]);
+      await (winner === ids[0] ? second : first).remove(winner);
       await until(() => deleted(standIn, podName(pooled)), 30_000, "the claimed pod to go");
     }
   },
