@@ -221,7 +221,8 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
             `(${orphan} &)`,
             foreground,
           ].join("\n"),
-          timeout: 1,
+          // Long enough for a busy machine to have started all five before the interrupt.
+          timeout: 3,
         }),
         CommandTimeoutError,
       );
