@@ -10,6 +10,7 @@ import { forwardPort } from "../../src/cli/sandbox_port_forward.ts";
 import { SANDBOX_API } from "../../src/protocol/admin.ts";
 import { type AdminServer, post, startAdminServer, waitRunning } from "../helpers/admin_server.ts";
 import { dockerTest, TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
+import { MAIN } from "../helpers/process.ts";
 
 const FIXTURES = ["echo_server.py", "ws_echo.py", "tcp_echo.py"];
 
@@ -250,6 +251,51 @@ dockerTest("proxy: ports inside a docker sandbox through the admin and the rockl
       conn.close();
       assert.equal(count, total);
       assert.equal(received.digest("hex"), sent.digest("hex"));
+    });
+
+    await t.step("rock sandbox port-forward carries a connection until SIGINT", async () => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          MAIN,
+          "sandbox",
+          "--base-url",
+          admin.url,
+          "port-forward",
+          id,
+          ":9003",
+        ],
+        stdout: "null",
+        stderr: "piped",
+        env: { ROCK_CLI_DEFAULT_CONFIG_PATH: "/nonexistent/rock-config.ini" },
+      }).spawn();
+      const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let said = "";
+      let port = 0;
+      try {
+        while (!port) {
+          const { value, done } = await stderr.read();
+          assert.ok(!done, `port-forward ended: ${said}`);
+          said += value;
+          port = Number(/Forwarding 127\.0\.0\.1:(\d+) /.exec(said)?.[1] ?? 0);
+        }
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(new TextEncoder().encode("through-the-cli"));
+        const buffer = new Uint8Array(64);
+        let got = "";
+        while (got.length < "through-the-cli".length) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          got += new TextDecoder().decode(buffer.subarray(0, n));
+        }
+        conn.close();
+        assert.equal(got, "through-the-cli");
+      } finally {
+        child.kill("SIGINT");
+        while (!(await stderr.read()).done) { /* drain */ }
+        assert.equal((await child.status).code, 0);
+      }
     });
   } finally {
     await post(admin.api, "/stop", { sandbox_id: id });
