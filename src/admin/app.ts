@@ -52,6 +52,7 @@ import { stopInfo } from "./stop_reason.ts";
 import { createGemRoutes, GEM_API } from "./gem_routes.ts";
 import type { Warmups } from "./warmup.ts";
 import { commitError, type Commits } from "./commits.ts";
+import { proxyHttp, upgradeTarget } from "./port_proxy.ts";
 
 /** What the admin app needs. */
 export interface AdminAppDeps {
@@ -450,6 +451,22 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     }
   });
 
+  // Not in ROCK v1.3 beyond POST to port 8080: every method to any port inside the sandbox,
+  // through its rocklet (see port_proxy.ts; WebSocket upgrades are the server's, see serve.ts).
+  // Errors keep the envelope with an HTTP 4xx (a bad request) or 502.
+  const proxy = async (c: AdminContext) => {
+    try {
+      return await proxyHttp(manager, c.req.raw, c.req.param("id") ?? "");
+    } catch (error) {
+      return c.json(
+        failure("proxy", error),
+        error instanceof RockError && error.code < 5000 ? 400 : 502,
+      );
+    }
+  };
+  api.all("/sandboxes/:id/proxy", proxy);
+  api.all("/sandboxes/:id/proxy/*", proxy);
+
   app.get("/", (c) => c.json({ message: "hello, ROCK!" }));
   app.route(SANDBOX_API, api);
   app.route(
@@ -473,4 +490,23 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     return c.json(failure("request", error));
   });
   return app;
+}
+
+/**
+ * Where the admin's WebSocket upgrades go (the server splices them, see cli/serve.ts): the
+ * sandbox's rocklet URL of `/sandboxes/{id}/proxy[/ws]...` and `/sandboxes/{id}/portforward`,
+ * or an envelope refusing it (HTTP 400 for a bad request, 502 when the rocklet is not reached).
+ */
+export function createAdminUpgrade(
+  manager: SandboxManager,
+): (request: Request) => Promise<string | Response> {
+  return async (request) => {
+    try {
+      return await upgradeTarget(manager, request);
+    } catch (error) {
+      return Response.json(failure("proxy", error), {
+        status: error instanceof RockError && error.code < 5000 ? 400 : 502,
+      });
+    }
+  };
 }

@@ -4,7 +4,7 @@
  */
 import { dirname, join } from "node:path";
 import { loadTask, Scheduler } from "../admin/scheduler/scheduler.ts";
-import { createAdminApp, shutdownResponse } from "../admin/app.ts";
+import { createAdminApp, createAdminUpgrade, shutdownResponse } from "../admin/app.ts";
 import { Billing } from "../admin/billing.ts";
 import {
   type AdminConfig,
@@ -27,7 +27,7 @@ import { Warmups } from "../admin/warmup.ts";
 import { Commits } from "../admin/commits.ts";
 import { prepareRockletLauncher } from "../sandbox/rocklet_launcher.ts";
 import { listen } from "./serve.ts";
-import { type RockServer, serveUntilSignal } from "./server.ts";
+import { type RockServer, serveUntilSignal, type UpgradeHandler } from "./server.ts";
 import { claimStateFile, liveStateFile } from "../common/state_file.ts";
 import { connectHost, type ServerState, startDaemon } from "./daemon.ts";
 import { waitForExit } from "../common/process_state.ts";
@@ -77,6 +77,8 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
   // until the admin is ready.
   const app = Promise.withResolvers<(request: Request) => Response | Promise<Response>>();
   app.promise.catch(() => {});
+  const upgrade = Promise.withResolvers<UpgradeHandler>();
+  upgrade.promise.catch(() => {});
   let server: RockServer;
   try {
     server = await listen(
@@ -85,6 +87,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         port: config.port,
         limits: config.server,
         shutdownResponse: () => shutdownResponse(config.server.shutdownGraceMs),
+        upgrade: async (request) => await (await upgrade.promise)(request),
       },
       async (request) => (await app.promise)(request),
     );
@@ -212,6 +215,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         logger,
       }).fetch,
     );
+    upgrade.resolve(createAdminUpgrade(manager));
     await claim.update({ port: server.addr.port });
     console.log(
       `admin listening on http://${server.addr.hostname}:${server.addr.port} ` +
@@ -225,6 +229,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     );
   } catch (error) {
     app.reject(error);
+    upgrade.reject(error);
     await server.shutdown();
     throw error;
   } finally {

@@ -223,4 +223,17 @@ export function addSandbox(program: Command): void {
       const { showLogs } = await import("./sandbox.ts");
       await showLogs(id, { ...command.optsWithGlobals(), ...options });
     });
+
+  sandbox
+    .command("port-forward")
+    .description(
+      "listen on 127.0.0.1:LOCAL and carry each connection to port REMOTE in the sandbox " +
+        "(through the admin and the sandbox's rocklet)",
+    )
+    .argument("<id>", "sandbox id")
+    .argument("<ports>", "LOCAL:REMOTE, or PORT for both")
+    .action(async (id, ports, _options, command) => {
+      const { runPortForward } = await import("./sandbox_port_forward.ts");
+      await runPortForward(id, ports, command.optsWithGlobals());
+    });
 }

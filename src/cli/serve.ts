@@ -8,7 +8,9 @@
 import http from "node:http";
 import { getRequestListener } from "@hono/node-server";
 import { DEFAULT_SERVER_LIMITS } from "../common/config.ts";
+import type { Duplex } from "node:stream";
 import { type Handler, listenError, type ListenOptions, type RockServer } from "./server.ts";
+import { serveUpgrade } from "./serve_upgrade.ts";
 
 /** A call in progress: its request, how to answer it early, its signal once read. */
 interface Call {
@@ -63,6 +65,16 @@ export async function listen(options: ListenOptions, handler: Handler): Promise<
     keepAliveTimeout: limits.idleTimeoutMs,
   }, listener);
   server.maxConnections = limits.maxConnections;
+  // Upgraded connections (WebSockets) leave node's bookkeeping: shutdown ends them from here.
+  const upgraded = new Set<Duplex>();
+  server.on("upgrade", (message, socket, head) => {
+    const { upgrade } = options;
+    if (!upgrade) {
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      return;
+    }
+    serveUpgrade(upgrade, { message, socket, head }, upgraded).catch(() => socket.destroy());
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: Error & { code?: string }) => {
       reject(listenError(options, { code: error.code ?? "", cause: error }) ?? error);
@@ -87,6 +99,8 @@ export async function listen(options: ListenOptions, handler: Handler): Promise<
         const graceOver = new Promise<"grace">((resolve) => {
           timer = setTimeout(() => resolve("grace"), limits.shutdownGraceMs);
         });
+        // Relayed WebSockets have no call to finish: they end with the server.
+        for (const socket of upgraded) socket.destroy();
         const drained = await Promise.race([finished, graceOver]) !== "grace";
         clearTimeout(timer);
         clearInterval(sweep);
@@ -106,6 +120,7 @@ export async function listen(options: ListenOptions, handler: Handler): Promise<
         }
         await new Promise((resolve) => setTimeout(resolve, 100));
         server.closeAllConnections();
+        for (const socket of upgraded) socket.destroy();
         await finished;
       })();
       return shutdown;

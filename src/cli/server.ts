@@ -10,6 +10,13 @@ import type { ServerLimits } from "../common/config.ts";
 /** A role's request handler. */
 export type Handler = (request: Request) => Response | Promise<Response>;
 
+/**
+ * Where a connection upgrade (a WebSocket) goes: the http URL of a server to splice the raw
+ * connection to (the request is sent there as it came, with that URL's path and host), or an
+ * answer refusing it.
+ */
+export type UpgradeHandler = (request: Request) => Promise<string | Response>;
+
 /** Where and how a role serves. */
 export interface ListenOptions {
   hostname: string;
@@ -20,6 +27,8 @@ export interface ListenOptions {
   limits?: ServerLimits;
   /** The answer to a call still running when the shutdown grace ends (default: a plain 503). */
   shutdownResponse?: (request: Request) => Response;
+  /** Where upgrade requests go (default: refused with a 404); `listen()` only. */
+  upgrade?: UpgradeHandler;
 }
 
 /** A running server. */

@@ -2,7 +2,8 @@
  * The rocklet's HTTP routes over a Runtime, with ROCK's wire format: raw JSON replies, runtime
  * failures as HTTP 511 `{"rockletexception": {...}}`, malformed requests as HTTP 422.
  *
- * Its dozen fixed routes are looked up in a map by method and path, without a router library:
+ * Beside them, `/proxy/{port}/...` and `/portforward` reach ports inside the sandbox (see
+ * port_proxy.ts). Its fixed routes are looked up in a map by method and path, without a router library:
  * the rocklet starts in every sandbox and answers every data-plane call, so it loads and runs
  * only what it needs (as Hono would: HEAD is answered as GET without a body, anything else
  * unknown is a 404 naming the method and path).
@@ -30,6 +31,7 @@ import {
 import { parseJsonObject, parseWire } from "../protocol/validate.ts";
 import type { Runtime } from "../protocol/runtime.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
+import { forwardToPort, PORT_FORWARD_PATH, PORT_PROXY_PREFIX, portForward } from "./port_proxy.ts";
 
 /** What the rocklet app needs. */
 export interface RockletAppDeps {
@@ -98,6 +100,22 @@ function splitUrl(url: string): { path: string; search: string } {
     }
   }
   return { path, search: mark < 0 ? "" : url.slice(mark + 1) };
+}
+
+/**
+ * The forward to a port inside the sandbox that `path` names, if any: `/proxy/{port}/...` (any
+ * method; the rest of the URL is passed on as sent, not decoded) or `GET /portforward`.
+ */
+function portRoute(request: Request, path: string): Route | undefined {
+  if (path.startsWith(PORT_PROXY_PREFIX)) {
+    return () => {
+      const url = request.url;
+      const start = url.indexOf(PORT_PROXY_PREFIX, url.indexOf("://") + 3);
+      return forwardToPort(request, url.slice(start + PORT_PROXY_PREFIX.length));
+    };
+  }
+  if (path === PORT_FORWARD_PATH && request.method === "GET") return portForward;
+  return undefined;
 }
 
 /** Builds the rocklet's app. */
@@ -200,7 +218,8 @@ export function createRockletApp(deps: RockletAppDeps): RockletApp {
     async fetch(request) {
       const { path, search } = splitUrl(request.url);
       const head = request.method === "HEAD";
-      const route = routes.get(`${head ? "GET" : request.method} ${path}`);
+      const route = routes.get(`${head ? "GET" : request.method} ${path}`) ??
+        portRoute(request, path);
       if (!route) {
         return Response.json({ detail: `Not Found: ${request.method} ${path}` }, { status: 404 });
       }

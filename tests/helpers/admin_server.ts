@@ -1,7 +1,8 @@
 /** Starts an admin (app + manager + store + backend) on a loopback port for tests. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { createAdminApp } from "../../src/admin/app.ts";
+import { createAdminApp, createAdminUpgrade } from "../../src/admin/app.ts";
+import { listen } from "../../src/cli/serve.ts";
 import { Billing } from "../../src/admin/billing.ts";
 import type { Logger } from "../../src/common/log.ts";
 import { SandboxManager } from "../../src/admin/manager.ts";
@@ -90,6 +91,11 @@ export interface TestAdminOptions {
   wrapBackend?: (backend: Backend) => Backend;
   /** The admin's logger (default: none). */
   logger?: Logger;
+  /**
+   * Serve as `rock admin start` does, on node:http with WebSocket upgrades relayed (default:
+   * Deno.serve, which has no upgrades).
+   */
+  node?: boolean;
 }
 
 /** Starts an admin on 127.0.0.1:0 over a fresh (or the given) data dir. */
@@ -143,7 +149,12 @@ export async function startAdminServer(
     commits,
     logger: options.logger,
   });
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
+  const server = options.node
+    ? await listen(
+      { hostname: "127.0.0.1", port: 0, upgrade: createAdminUpgrade(manager) },
+      app.fetch,
+    )
+    : Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, app.fetch);
   const url = `http://127.0.0.1:${server.addr.port}`;
   return {
     url,
