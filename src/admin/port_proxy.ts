@@ -125,7 +125,7 @@ export async function proxyHttp(
   const upstream = await fetch(url, {
     method: request.method,
     headers: endToEndHeaders(request.headers, [TARGET_PORT_HEADER]),
-    body: hasBody ? request.body : undefined,
+    body: hasBody ? request.body : null,
     redirect: "manual",
     signal: request.signal,
   });
@@ -159,7 +159,7 @@ export async function upgradeTarget(manager: SandboxManager, request: Request): 
   if (!route) {
     throw new BadRequestError(`Not Found: no WebSocket at ${request.method} ${path}`);
   }
-  const id = decodeURIComponent(route[1]);
+  const id = decodeURIComponent(route[1] ?? "");
   if (route[2] === "portforward") {
     if (route[3]) throw new BadRequestError(`Not Found: no WebSocket at ${path}`);
     const port = parsePort(new URLSearchParams(search).get("port"), "portforward port");

@@ -11,11 +11,9 @@ import type { UpgradeHandler } from "./server.ts";
 /** The `Request` (headers, no body) of an upgrade `message`. */
 function requestOf(message: IncomingMessage): Request {
   const headers = new Headers();
-  for (let i = 0; i < message.rawHeaders.length; i += 2) {
-    headers.append(message.rawHeaders[i], message.rawHeaders[i + 1]);
-  }
+  for (const [name, value] of headerPairs(message.rawHeaders)) headers.append(name, value);
   return new Request(`http://${headers.get("host") ?? "localhost"}${message.url ?? "/"}`, {
-    method: message.method,
+    method: message.method ?? "GET",
     headers,
   });
 }
@@ -64,9 +62,8 @@ export async function serveUpgrade(
   upstream.once("connect", () => {
     connected = true;
     const lines = [`${message.method} ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
-    for (let i = 0; i < message.rawHeaders.length; i += 2) {
-      if (message.rawHeaders[i].toLowerCase() === "host") continue;
-      lines.push(`${message.rawHeaders[i]}: ${message.rawHeaders[i + 1]}`);
+    for (const [name, value] of headerPairs(message.rawHeaders)) {
+      if (name.toLowerCase() !== "host") lines.push(`${name}: ${value}`);
     }
     upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
     if (head.length > 0) upstream.write(head);
@@ -84,4 +81,11 @@ export async function serveUpgrade(
   });
   upstream.on("close", end);
   socket.on("close", end);
+}
+
+/** Node's raw header list (name, value, name, value, ...) as pairs. */
+function headerPairs(raw: string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] ?? "", raw[i + 1] ?? ""]);
+  return pairs;
 }
