@@ -82,6 +82,7 @@ export const AdminConfigFile = z.strictObject({
     binary: z.string().min(1).optional(),
     publish_ip: z.literal("127.0.0.1").optional(),
     extra_run_args: z.array(z.string()).optional(),
+    publish_ports: z.array(z.number().int().min(1).max(65535)).optional(),
   }).optional(),
   k8s: z.strictObject({
     kubectl_binary: z.string().min(1).optional(),
@@ -140,6 +141,8 @@ export interface AdminConfig {
   timeZone: string;
   dockerBinary: string;
   dockerExtraRunArgs: string[];
+  /** Container ports published besides the rocklet's (docker.publish_ports; default none). */
+  dockerPublishPorts: number[];
   /** The `k8s` section as written (read when the backend is kubernetes). */
   k8s: z.infer<typeof AdminConfigFile>["k8s"];
   /** Specs kept ready by the warm pool (docker backend). */
@@ -255,6 +258,7 @@ export async function loadAdminConfig(
     timeZone,
     dockerBinary: file.docker?.binary ?? "docker",
     dockerExtraRunArgs: file.docker?.extra_run_args ?? [],
+    dockerPublishPorts: file.docker?.publish_ports ?? [],
     k8s: file.k8s,
     warmPool: file.runtime?.warm_pool ?? [],
     scheduler: {
@@ -301,6 +305,7 @@ export function backendConfigOf(
     launcher,
     dockerBinary: config.dockerBinary,
     extraRunArgs: config.dockerExtraRunArgs,
+    publishPorts: config.dockerPublishPorts,
     deploymentId,
   };
   switch (config.backend) {

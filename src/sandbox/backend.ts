@@ -319,6 +319,11 @@ export type BackendConfig =
     publishIp?: string | undefined;
     /** Extra `docker run` arguments. */
     extraRunArgs?: string[] | undefined;
+    /**
+     * Container ports published on the host besides the rocklet's (default none: ports inside
+     * a sandbox are reached through the rocklet); ROCK published 8080 and 22 too.
+     */
+    publishPorts?: number[] | undefined;
     /** Timeout of one docker command, in milliseconds (pulls excepted). */
     commandTimeoutMs?: number | undefined;
     /** Deployment id: containers get it as a label and list() only returns those. */

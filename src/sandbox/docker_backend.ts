@@ -29,8 +29,6 @@ import {
   SANDBOX_LABEL,
   type SandboxExit,
   type SandboxSpec,
-  SERVER_PORT,
-  SSH_PORT,
   type WarmingBackend,
   type WatchingBackend,
 } from "./backend.ts";
@@ -56,8 +54,13 @@ export interface DockerBackendDeps {
   logger?: Logger | undefined;
 }
 
-/** Container ports every sandbox publishes. */
-const PUBLISHED_PORTS = [ROCKLET_PORT, SERVER_PORT, SSH_PORT];
+/**
+ * Container ports a sandbox publishes by default: the rocklet's only. Other ports inside the
+ * sandbox are reached through the rocklet (the admin's proxy and port-forward), so no port is
+ * published per app and no docker-proxy process runs per unused port (each published port costs
+ * one: in a burst of 100 starts, three ports each made the burst 20-30% slower than one).
+ */
+const ROCKLET_ONLY = [ROCKLET_PORT];
 
 /**
  * The registry an image reference names: its first path segment when that contains "." or ":"
@@ -78,6 +81,8 @@ export function containerRequest(
     publishIp: string;
     extraRunArgs?: string[];
     deploymentId?: string | undefined;
+    /** Container ports to publish on `publishIp` (default: the rocklet's). */
+    publishedPorts?: number[] | undefined;
     /** The host port of each published container port (default: docker picks free ones). */
     hostPorts?: Record<number, number> | undefined;
   },
@@ -93,7 +98,7 @@ export function containerRequest(
     command,
     env: { ...spec.env, ...launcher.containerEnv() },
     labels,
-    ports: PUBLISHED_PORTS.map((port) => {
+    ports: (options.publishedPorts ?? ROCKLET_ONLY).map((port) => {
       const hostPort = options.hostPorts?.[port];
       return hostPort === undefined
         ? { containerPort: port, hostIp: publishIp }
@@ -123,6 +128,8 @@ export class DockerBackend
   readonly #launcher: RockletLauncher;
   readonly #publishIp: string;
   readonly #extraRunArgs: string[];
+  /** Container ports published on the host: the rocklet's, then the configured ones. */
+  readonly #published: number[];
   readonly #hostName: string;
   readonly #deploymentId?: string | undefined;
   readonly #logger?: Logger | undefined;
@@ -136,6 +143,10 @@ export class DockerBackend
     this.#launcher = config.launcher;
     this.#publishIp = config.publishIp ?? "127.0.0.1";
     this.#extraRunArgs = config.extraRunArgs ?? [];
+    this.#published = [
+      ROCKLET_PORT,
+      ...(config.publishPorts ?? []).filter((port) => port !== ROCKLET_PORT),
+    ];
     this.#hostName = deps.hostName ?? hostname();
     this.#deploymentId = config.deploymentId;
     this.#logger = deps.logger;
@@ -421,8 +432,9 @@ export class DockerBackend
   async #startContainer(spec: SandboxSpec, signal?: AbortSignal): Promise<Placement> {
     const { sandboxId } = spec;
     for (let attempt = 1;; attempt++) {
-      const hostPorts = freeHostPorts(this.#publishIp);
+      const hostPorts = freeHostPorts(this.#publishIp, this.#published);
       const request = containerRequest(spec, {
+        publishedPorts: this.#published,
         launcher: this.#launcher,
         publishIp: this.#publishIp,
         extraRunArgs: this.#extraRunArgs,
@@ -442,7 +454,7 @@ export class DockerBackend
           hostIp: this.#publishIp,
           hostName: this.#hostName,
           portMapping: Object.fromEntries(
-            PUBLISHED_PORTS.flatMap((port) => {
+            this.#published.flatMap((port) => {
               const hostPort = hostPorts[port];
               return hostPort === undefined ? [] : [[String(port), hostPort]];
             }),
@@ -526,7 +538,7 @@ export class DockerBackend
   #placementOf(container: ContainerInspect): Placement {
     const ports = publishedPorts(container);
     const portMapping: Record<string, number> = {};
-    for (const port of PUBLISHED_PORTS) {
+    for (const port of this.#published) {
       const bindings = ports[`${port}/tcp`] ?? [];
       const binding = bindings.find((b) => b.HostIp === this.#publishIp) ?? bindings[0];
       if (binding) portMapping[String(port)] = Number(binding.HostPort);
@@ -580,11 +592,11 @@ const PORT_ATTEMPTS = 5;
  * kernel picks, as docker would) and letting go; undefined when this process cannot bind on
  * `ip` (the engine may live in another network namespace: then docker picks).
  */
-function freeHostPorts(ip: string): Record<number, number> | undefined {
+function freeHostPorts(ip: string, ports: number[]): Record<number, number> | undefined {
   const listeners: Deno.Listener[] = [];
   const hostPorts: Record<number, number> = {};
   try {
-    for (const port of PUBLISHED_PORTS) {
+    for (const port of ports) {
       const listener = Deno.listen({ hostname: ip, port: 0 });
       listeners.push(listener);
       hostPorts[port] = (listener.addr as Deno.NetAddr).port;

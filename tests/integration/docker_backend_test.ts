@@ -94,10 +94,6 @@ Deno.test("dockerRunArgs() builds the docker run argv: limits, loopback ports, m
     "rock.sandbox_id=rock-test-args",
     "-p",
     "127.0.0.1::22555",
-    "-p",
-    "127.0.0.1::8080",
-    "-p",
-    "127.0.0.1::22",
     "--memory=1024b",
     "--memory-swap=1024b",
     "--cpus=0.5",
@@ -140,16 +136,15 @@ dockerTest(
         ]);
       });
 
-      await t.step("publishes the three ports on 127.0.0.1 only", async () => {
+      await t.step("publishes the rocklet's port on 127.0.0.1, and no other", async () => {
         assert.equal(placement.hostIp, "127.0.0.1");
-        assert.deepEqual(Object.keys(placement.portMapping).sort(), ["22", "22555", "8080"]);
+        assert.deepEqual(Object.keys(placement.portMapping), ["22555"]);
         const inspect = await docker.inspectContainer(placement.handle);
         const ports = inspect?.NetworkSettings.Ports ?? {};
-        for (const port of ["22555/tcp", "8080/tcp", "22/tcp"]) {
-          const bindings = ports[port] ?? [];
-          assert.ok(bindings.length > 0, `no binding for ${port}`);
-          for (const binding of bindings) assert.equal(binding.HostIp, "127.0.0.1");
-        }
+        assert.deepEqual(Object.keys(ports), ["22555/tcp"]);
+        const bindings = ports["22555/tcp"] ?? [];
+        assert.ok(bindings.length > 0, "no binding for 22555/tcp");
+        for (const binding of bindings) assert.equal(binding.HostIp, "127.0.0.1");
       });
 
       await t.step("applies the memory and cpu limits", async () => {
@@ -470,9 +465,13 @@ dockerTest(
 );
 
 dockerTest(
-  "DockerBackend with a watch places on host ports it chose, where the rocklet answers",
+  "DockerBackend with a watch places on host ports it chose (configured ones too), where the rocklet answers",
   async () => {
-    const backend = new DockerBackend({ type: "docker", launcher: await testRockletLauncher() });
+    const backend = new DockerBackend({
+      type: "docker",
+      launcher: await testRockletLauncher(),
+      publishPorts: [8080, 22],
+    });
     const id = testSandboxId("ports");
     await using _watch = backend.watch({ onExit() {}, onGap() {} });
     try {
