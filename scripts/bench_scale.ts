@@ -9,6 +9,7 @@
  *   and the admin's RSS at the start, middle and end.
  */
 import { DockerCli } from "../src/sandbox/docker_cli.ts";
+import { statusPollInterval } from "../src/sdk/status_poll.ts";
 import { type AdminServer, get, post, startAdminServer } from "../tests/helpers/admin_server.ts";
 import { checkDocker, TEST_IMAGE, testSandboxId } from "../tests/helpers/docker.ts";
 import { type BenchKit, runBareUntilAnswering } from "./bench_admin.ts";
@@ -30,15 +31,17 @@ async function pooled<T>(limit: number, tasks: (() => Promise<T>)[]): Promise<T[
   return results;
 }
 
-/** Polls get_status until `id` is running (resolves true) or failed/stopped (false). */
+/**
+ * Polls get_status until `id` is running (resolves true) or failed/stopped (false), paced as the
+ * SDK's Sandbox.start() is (statusPollInterval: fast while placed, slower while queued).
+ */
 async function untilRunning(admin: AdminServer, id: string): Promise<boolean> {
-  let delay = 20;
-  for (;;) {
-    const state = (await get(admin.api, `/get_status?sandbox_id=${id}`)).result?.state;
+  for (let attempt = 0;; attempt++) {
+    const status = (await get(admin.api, `/get_status?sandbox_id=${id}`)).result;
+    const state = status?.state;
     if (state === "running") return true;
     if (state === "failed" || state === "stopped") return false;
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 250);
+    await new Promise((resolve) => setTimeout(resolve, statusPollInterval(status, attempt)));
   }
 }
 

@@ -212,6 +212,8 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
         ...status.status.queued,
         message: `waiting in the start queue: ${queued.position} of ${queued.of}`,
       };
+      status.queue_position = queued.position;
+      status.queue_length = queued.of;
     }
     const unresponsive = manager.unresponsive(sandbox_id);
     // Running but not answering: not alive, and the status says why.

@@ -9,6 +9,11 @@ export interface PollOptions {
   intervalMs: number;
   /** Waits double after each call up to this (default: intervalMs, fixed waits). */
   maxIntervalMs?: number;
+  /**
+   * The wait before call `attempt + 1` (attempt 0 is the wait after the first call), in
+   * milliseconds, when it depends on what the calls saw; overrides intervalMs and maxIntervalMs.
+   */
+  nextIntervalMs?: ((attempt: number) => number) | undefined;
   /** Give up after this long, in milliseconds (default: never). */
   timeoutMs?: number;
   /** Stops waiting: pollUntil() rejects with the signal's reason. */
@@ -26,16 +31,19 @@ export async function pollUntil<T>(
 ): Promise<T | undefined> {
   const started = performance.now();
   let interval = options.intervalMs;
-  for (;;) {
+  for (let attempt = 0;; attempt++) {
     options.signal?.throwIfAborted();
     const value = await check();
     if (value !== undefined) return value;
+    if (options.nextIntervalMs) interval = options.nextIntervalMs(attempt);
     const left = options.timeoutMs === undefined
       ? interval
       : options.timeoutMs - (performance.now() - started);
     if (left <= 0) return undefined;
     await sleep(Math.min(interval, left), options.signal);
-    interval = Math.min(interval * 2, options.maxIntervalMs ?? options.intervalMs);
+    if (!options.nextIntervalMs) {
+      interval = Math.min(interval * 2, options.maxIntervalMs ?? options.intervalMs);
+    }
   }
 }
 

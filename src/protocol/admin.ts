@@ -246,6 +246,13 @@ export interface StatusResponse {
   stop_reason: string | null;
   /** Why it failed; null or empty when it did not. */
   failure_reason: string | null;
+  /**
+   * rock's extension, while the sandbox waits in the admin's start queue: its place (1 is next)
+   * and the queue's length. A client polling get_status can poll less often while it waits.
+   */
+  queue_position?: number | undefined;
+  /** The start queue's length, with queue_position. */
+  queue_length?: number | undefined;
 }
 
 /** GET /get_logs result (rock's extension): the log tail, and the sandbox's state. */

@@ -12,6 +12,7 @@
  */
 import { basename } from "node:path";
 import type { CommitStatus, StatusResponse } from "../protocol/admin.ts";
+import { statusPollInterval } from "./status_poll.ts";
 import type { CommandResponse, UploadResponse } from "../protocol/rocklet.ts";
 import { type WithDefaults, withDefaults } from "../common/options.ts";
 import { pollUntil } from "../common/poll.ts";
@@ -211,7 +212,8 @@ export class Sandbox implements AsyncDisposable {
       return undefined;
     }, {
       intervalMs: 10,
-      maxIntervalMs: 25,
+      // Fast while it is placed, slower while it waits in the admin's start queue.
+      nextIntervalMs: (attempt) => statusPollInterval(last, attempt),
       timeoutMs: this.config.startupTimeout * 1000,
       signal: options.signal,
     });
