@@ -519,6 +519,7 @@ export class DockerPodRuntime implements PodRuntime {
     container: Container,
     role: "init" | "first" | "joined",
     signal: AbortSignal,
+    attempt = 1,
   ): Promise<string> {
     const spec = specOf(pod);
     const name = `rock-kube-${this.#serverId}-${record.uid.slice(0, 8)}-${container.name}`;
@@ -566,14 +567,19 @@ export class DockerPodRuntime implements PodRuntime {
       return await this.#docker.run(args, { signal });
     } catch (error) {
       // Another stand-in (a parallel test) publishes the same port on this address: move on.
-      if (!(error instanceof PortTakenError) || role !== "first") throw error;
+      // Docker may also still hold the port for a container being removed (its allocator says
+      // "already allocated" while the port is free to bind), which no check here can see: the
+      // first container of a pod gets two more addresses whatever the failure.
+      const retry = role === "first" &&
+        (error instanceof PortTakenError || (attempt < 3 && !signal.aborted));
+      if (!retry) throw error;
       await this.#docker.remove([name]);
       record.ip = this.#allocateAddress();
       this.#update(record, (status) => {
         status.podIP = record.ip;
         status.podIPs = [{ ip: record.ip }];
       });
-      return await this.#startContainer(record, pod, container, role, signal);
+      return await this.#startContainer(record, pod, container, role, signal, attempt + 1);
     }
   }
 
