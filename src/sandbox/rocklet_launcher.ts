@@ -74,9 +74,6 @@ export interface BundleFiles {
 /** A launcher for the deno executable running rock's bundles. */
 export function bundleLauncher(files: BundleFiles): RockletLauncher {
   const run = ["run", "--allow-all", UNSTABLE, "--no-config"];
-  // A rocklet allocates little at a time (its streams move chunks through): V8's young
-  // generation kept at 1 MiB semi-spaces saves an idle rocklet megabytes of committed heap.
-  const rockletRun = [...run, ROCKLET_V8_FLAGS];
   // A split slim bundle is mounted as a directory; a single file as itself.
   const rockletMount = files.rockletDir
     ? { source: files.rockletDir, target: "/rock/lib/rocklet" }
@@ -88,16 +85,7 @@ export function bundleLauncher(files: BundleFiles): RockletLauncher {
     hostCommand: (
       host,
       port,
-    ) => [
-      files.deno,
-      ...rockletRun,
-      files.rocklet,
-      "rocklet",
-      "--host",
-      host,
-      "--port",
-      String(port),
-    ],
+    ) => [files.deno, ...run, files.rocklet, "rocklet", "--host", host, "--port", String(port)],
     hostEnv: () => ({ ROCK_CLI: files.hostWrapper }),
     containerMounts: () => [
       { source: files.deno, target: "/rock/bin/deno" },
@@ -116,7 +104,7 @@ export function bundleLauncher(files: BundleFiles): RockletLauncher {
     // would write there at start is never read again.
     containerCommand: (port) => [
       "/rock/bin/deno",
-      ...rockletRun,
+      ...run,
       "--no-code-cache",
       rockletInContainer,
       "rocklet",
@@ -127,9 +115,6 @@ export function bundleLauncher(files: BundleFiles): RockletLauncher {
     ],
   };
 }
-
-/** V8 flags of a sandbox's rocklet (see bundleLauncher). */
-export const ROCKLET_V8_FLAGS = "--v8-flags=--max-semi-space-size=1";
 
 /** Writes (once) an executable script that runs `bundle` with `deno`; returns its path. */
 async function writeWrapper(path: string, deno: string, bundle: string): Promise<string> {
