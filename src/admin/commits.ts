@@ -5,7 +5,12 @@
  * `GET /commit/{sandbox_id}` in the shape ROCK's later versions report. The password is never
  * kept, logged or put in an error.
  */
-import { errorMessage, RockError, SandboxNotFoundError } from "../common/errors.ts";
+import {
+  BadRequestError,
+  errorMessage,
+  RockError,
+  SandboxNotFoundError,
+} from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
 import {
   type Backend,
@@ -15,7 +20,6 @@ import {
 } from "../sandbox/backend.ts";
 import { RegistryLoginError } from "../sandbox/docker_cli.ts";
 import { registryOf } from "../sandbox/docker_backend.ts";
-import { BadRequestError } from "../common/errors.ts";
 import type { CommitStatus } from "../protocol/admin.ts";
 
 /** The stages of a commit; a failure names the one it failed in. */

@@ -290,8 +290,8 @@ export class DockerPodRuntime implements PodRuntime {
               }
               : {}),
           },
-          {
-            type: "Ready",
+          ...["Ready", "ContainersReady"].map((type) => ({
+            type,
             status: "False",
             lastProbeTime: null,
             lastTransitionTime: transition,
@@ -299,17 +299,7 @@ export class DockerPodRuntime implements PodRuntime {
             message: `containers with unready status: [${
               spec.containers.map((c) => c.name).join(" ")
             }]`,
-          },
-          {
-            type: "ContainersReady",
-            status: "False",
-            lastProbeTime: null,
-            lastTransitionTime: transition,
-            reason: "ContainersNotReady",
-            message: `containers with unready status: [${
-              spec.containers.map((c) => c.name).join(" ")
-            }]`,
-          },
+          })),
           {
             type: "PodScheduled",
             status: "True",
