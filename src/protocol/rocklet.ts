@@ -209,7 +209,10 @@ export type CloseResponse = Record<string, never>;
 /** The body of an HTTP 511 reply: ROCK's serialized rocklet exception. */
 export interface RockletExceptionBody {
   rockletexception: RockletException;
-  /** The same, under the key SWE-ReX's RemoteRuntime reads. */
+  /**
+   * The same under the key SWE-ReX's RemoteRuntime reads, its `class_path` naming SWE-ReX's class
+   * (`swerex.exceptions.CommandTimeoutError` for `rock.rocklet.exceptions.CommandTimeoutError`).
+   */
   swerexception?: RockletException;
 }
 

@@ -80,9 +80,36 @@ export function rockletErrorResponse(error: unknown): Response {
     traceback: error instanceof Error ? (error.stack ?? "") : "",
     ...wire,
   };
-  // SWE-ReX's client reads the same under `swerexception`.
-  const body: RockletExceptionBody = { rockletexception: exception, swerexception: exception };
+  // SWE-ReX's client reads the same under `swerexception`, and rebuilds the class by importing
+  // its class path: there, name its own class.
+  const body: RockletExceptionBody = {
+    rockletexception: exception,
+    swerexception: { ...exception, class_path: swerexClassPath(exception.class_path) },
+  };
   return Response.json(body, { status: 511 });
+}
+
+/** The rocklet exceptions ROCK copied from SWE-ReX, which `swerex.exceptions` defines by the same name. */
+const SWEREX_EXCEPTIONS = new Set([
+  "SessionExistsError",
+  "SessionDoesNotExistError",
+  "CommandTimeoutError",
+  "NonZeroExitCodeError",
+  "BashIncorrectSyntaxError",
+  "NoExitCodeError",
+  "SessionNotInitializedError",
+]);
+
+/**
+ * The class path SWE-ReX's RemoteRuntime is given for ROCK's `class_path`: a rocklet exception
+ * as `swerex.exceptions.<the same name>` (SwerexException for the ones SWE-ReX lacks), so its
+ * callers catch the classes they know (`CommandTimeoutError`, ...); others (`builtins.*`) as they are.
+ */
+export function swerexClassPath(classPath: string): string {
+  const prefix = "rock.rocklet.exceptions.";
+  if (!classPath.startsWith(prefix)) return classPath;
+  const name = classPath.slice(prefix.length);
+  return `swerex.exceptions.${SWEREX_EXCEPTIONS.has(name) ? name : "SwerexException"}`;
 }
 
 /** The path and query of a request URL (`http://host/path?query`), the path percent-decoded. */

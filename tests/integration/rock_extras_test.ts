@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { get, post, startAdminServer } from "../helpers/admin_server.ts";
 import { dockerTest, TEST_IMAGE } from "../helpers/docker.ts";
 import { startRockletServer } from "../helpers/rocklet_server.ts";
+import { swerexClassPath } from "../../src/rocklet/app.ts";
 import { pollUntil } from "../../src/common/poll.ts";
 
 Deno.test("admin: get_token answers null, and an unknown route under ROCK's prefix an envelope", async () => {
@@ -130,6 +131,57 @@ Deno.test("rocklet: merge_output_streams keeps stdout and stderr in order; error
   });
   assert.equal(failed.status, 511);
   const body = await failed.json();
-  assert.deepEqual(body.swerexception, body.rockletexception);
-  assert.equal(body.swerexception.class_path, "rock.rocklet.exceptions.SessionDoesNotExistError");
+  assert.equal(
+    body.rockletexception.class_path,
+    "rock.rocklet.exceptions.SessionDoesNotExistError",
+  );
+  assert.deepEqual(body.swerexception, {
+    ...body.rockletexception,
+    class_path: "swerex.exceptions.SessionDoesNotExistError",
+  });
+});
+
+Deno.test("rocklet: swerexception names SWE-ReX's classes, rockletexception ROCK's", async () => {
+  await using rocklet = startRockletServer();
+  /** The class paths of a failed call: [rockletexception's, swerexception's]. */
+  const classPaths = async (path: string, request: unknown) => {
+    const response = await fetch(`${rocklet.url}${path}`, {
+      method: "POST",
+      body: JSON.stringify(request),
+    });
+    assert.equal(response.status, 511);
+    const body = await response.json();
+    assert.deepEqual(body.swerexception.extra_info, body.rockletexception.extra_info);
+    return [body.rockletexception.class_path, body.swerexception.class_path];
+  };
+  assert.deepEqual(await classPaths("/execute", { command: ["sleep", "5"], timeout: 0.1 }), [
+    "rock.rocklet.exceptions.CommandTimeoutError",
+    "swerex.exceptions.CommandTimeoutError",
+  ]);
+  assert.deepEqual(await classPaths("/execute", { command: "false", shell: true, check: true }), [
+    "rock.rocklet.exceptions.NonZeroExitCodeError",
+    "swerex.exceptions.NonZeroExitCodeError",
+  ]);
+  await post(rocklet.url, "/create_session", { session: "s" });
+  assert.deepEqual(await classPaths("/create_session", { session: "s" }), [
+    "rock.rocklet.exceptions.SessionExistsError",
+    "swerex.exceptions.SessionExistsError",
+  ]);
+  assert.deepEqual(await classPaths("/run_in_session", { command: "(a", session: "s" }), [
+    "rock.rocklet.exceptions.BashIncorrectSyntaxError",
+    "swerex.exceptions.BashIncorrectSyntaxError",
+  ]);
+  assert.deepEqual(await classPaths("/read_file", { path: "/nonexistent/rock-swerex" }), [
+    "builtins.FileNotFoundError",
+    "builtins.FileNotFoundError",
+  ]);
+  // A rocklet exception SWE-ReX has no class for becomes its base class.
+  assert.equal(
+    swerexClassPath("rock.rocklet.exceptions.GemEnvError"),
+    "swerex.exceptions.SwerexException",
+  );
+  assert.equal(
+    swerexClassPath("rock.exceptions.UnavailableError"),
+    "rock.exceptions.UnavailableError",
+  );
 });
