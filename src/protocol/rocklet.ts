@@ -21,6 +21,11 @@ export const CreateSessionRequest = z.object({
   "max_read_size": z._default(z.number().check(z.int(), z.positive()), 2000),
   "session_type": z._default(z.literal("bash"), "bash"),
   "sandbox_id": z.nullish(z.string()),
+  /**
+   * rock: run the shell on a pseudo-terminal (true, as ROCK's sessions do) or on pipes (false,
+   * a command's stdin is then /dev/null). Absent: a pseudo-terminal where the system has one.
+   */
+  "pty": z.nullish(z.boolean()),
 });
 /** Parsed create_session request. */
 export type CreateSessionRequest = z.output<typeof CreateSessionRequest>;

@@ -2,14 +2,21 @@
  * A persistent bash process that runs one command at a time and reports its exact output and
  * exit code.
  *
- * How a command runs: bash reads its input from a pipe (no terminal). Each command travels in a
- * quoted here-document whose delimiter is a fresh random nonce, is syntax-checked by parsing it
- * as a function body that is never defined (nothing runs), then runs through `source` of a tiny
- * wrapper so `cd`, variables and functions persist. Its stdin is /dev/null, so a command that
- * reads stdin gets end-of-file instead of hanging the session (interactive mode and `expect` give it
- * the session's input instead, see #runForeground). After it, bash prints the nonce and
- * the exit code; the nonce never appears in anything the command can read, so output cannot
- * forge it.
+ * Where it runs: on a pseudo-terminal by default, as ROCK's sessions do (pexpect), so programs
+ * see a tty: `tty` names a device, `ls` prints columns for 80x24, isatty() is true. The terminal
+ * is raw (see pty.ts: no echo, lines of any length, output as written), and bash stays a
+ * non-interactive shell reading the terminal (its stderr is not a tty when it starts), so no
+ * prompt, history or job control gets in the way; every command runs in bash's own process
+ * group, which is the terminal's foreground group. With `pty: false` (or where no
+ * pseudo-terminal can be had) bash reads a pipe instead and a command's stdin is /dev/null.
+ *
+ * How a command runs: each command travels in a quoted here-document whose delimiter is a fresh
+ * random nonce, is syntax-checked by parsing it as a function body that is never defined
+ * (nothing runs), then runs through `source` of a tiny wrapper so `cd`, variables and functions
+ * persist. Its stdin is the terminal, as for a person (on pipes: /dev/null, so a command that
+ * reads stdin gets end-of-file instead of hanging the session; interactive mode and `expect`
+ * give it the session's input, see #runForeground). After it, bash prints the nonce and the exit
+ * code; the nonce never appears in anything the command can read, so output cannot forge it.
  *
  * How a timeout interrupts: bash runs in its own process group with an INT trap that returns
  * from the sourced command (and a DEBUG trap that keeps returning through enclosing functions
@@ -26,6 +33,7 @@ import {
 } from "../common/errors.ts";
 import type { BashAction, BashObservation } from "../protocol/rocklet.ts";
 import { CappedText, stripAnsi } from "./output.ts";
+import { Pty, PtyUnavailableError } from "./pty.ts";
 import {
   childrenOf,
   killDescendants,
@@ -49,7 +57,64 @@ export interface BashSessionOptions {
   maxOutputBytes: number;
   /** Directory holding the `check` and `run` wrappers (see writeSessionScripts). */
   scriptDir: string;
+  /**
+   * Run on a pseudo-terminal: true requires one, false uses pipes, undefined uses one where
+   * the system has it.
+   */
+  pty?: boolean | undefined;
 }
+
+/** The terminal size sessions get, as pexpect's default. */
+export const SESSION_TERMINAL = { cols: 80, rows: 24 } as const;
+
+/** How the rocklet talks to a session's shell: a pseudo-terminal or a pair of pipes. */
+interface ShellIo {
+  readonly kind: "pty" | "pipe";
+  write(bytes: Uint8Array): Promise<void>;
+  /** The shell's output until it and whatever holds the terminal are gone, or `end()`. */
+  output(): AsyncIterable<Uint8Array>;
+  /** No more input: a pipe's end of file, a terminal's hang-up. */
+  end(): Promise<void>;
+  /** Ends output() now, though processes the shell left may still hold the pipe or terminal. */
+  stop(): void;
+}
+
+function pipeIo(process: Deno.ChildProcess): ShellIo {
+  const stdin = process.stdin.getWriter();
+  const stdout = process.stdout.getReader();
+  return {
+    kind: "pipe",
+    write: (bytes) => stdin.write(bytes),
+    output: async function* () {
+      for (;;) {
+        const { done, value } = await stdout.read();
+        if (done) return;
+        yield value;
+      }
+    },
+    end: async () => {
+      try {
+        await stdin.close();
+      } catch {
+        // Already closed or broken.
+      }
+    },
+    stop: () => void stdout.cancel().catch(() => {}),
+  };
+}
+
+function ptyIo(pty: Pty): ShellIo {
+  return {
+    kind: "pty",
+    write: (bytes) => pty.write(bytes),
+    output: () => pty.read(),
+    end: () => Promise.resolve(pty.close()),
+    stop: () => pty.close(),
+  };
+}
+
+/** How long output may still arrive after the shell exited before it is cut off. */
+const DRAIN_AFTER_EXIT_MS = 100;
 
 /** Result of one command before check-mode handling. */
 interface RawResult {
@@ -346,7 +411,7 @@ class SessionLock {
 export class BashSession {
   readonly name: string;
   readonly #process: Deno.ChildProcess;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #io: ShellIo;
   readonly #options: BashSessionOptions;
   readonly #lock = new SessionLock();
   readonly #encoder = new TextEncoder();
@@ -360,11 +425,11 @@ export class BashSession {
   #closedReason = "";
   readonly #exited: Promise<void>;
 
-  private constructor(options: BashSessionOptions, process: Deno.ChildProcess) {
+  private constructor(options: BashSessionOptions, process: Deno.ChildProcess, io: ShellIo) {
     this.name = options.name;
     this.#options = options;
     this.#process = process;
-    this.#stdin = process.stdin.getWriter();
+    this.#io = io;
     this.#shellPid = process.pid;
     this.#exited = this.#readOutput();
   }
@@ -376,16 +441,27 @@ export class BashSession {
   static async start(
     options: BashSessionOptions,
   ): Promise<{ session: BashSession; output: string }> {
-    const command = BashSession.#spawnCommand(options);
+    let pty: Pty | undefined;
+    if (options.pty !== false) {
+      try {
+        pty = Pty.open({ ...SESSION_TERMINAL, mode: "raw" });
+        if (BashSession.#switchesUser(options)) pty.giveTo(options.remoteUser ?? "");
+      } catch (error) {
+        pty?.close();
+        pty = undefined;
+        if (options.pty === true || !(error instanceof PtyUnavailableError)) throw error;
+      }
+    }
     let process: Deno.ChildProcess;
     try {
-      process = command.spawn();
+      process = BashSession.#spawnCommand(options, pty?.path).spawn();
     } catch (error) {
+      pty?.close();
       throw new RockError(`Cannot start session "${options.name}": ${String(error)}`, {
         cause: error,
       });
     }
-    const session = new BashSession(options, process);
+    const session = new BashSession(options, process, pty ? ptyIo(pty) : pipeIo(process));
     const sources = (options.startupSource ?? []).map((file) => `source ${shellQuote(file)}`);
     // Errors go to the same pipe as output, in order, as on a terminal.
     // The INT trap is there from the start: an interrupt that lands between commands (a cancel
@@ -412,23 +488,54 @@ export class BashSession {
     }
   }
 
-  static #spawnCommand(options: BashSessionOptions): Deno.Command {
-    const user = options.remoteUser;
+  /**
+   * The shell's command. On a terminal (`tty` is its path) the shell, leader of its own session,
+   * opens it by path as stdin and stdout before it becomes the session's bash (which makes it
+   * the session's controlling terminal); stderr stays /dev/null until start-up points it at
+   * stdout, so bash does not turn interactive.
+   */
+  static #spawnCommand(options: BashSessionOptions, tty: string | undefined): Deno.Command {
     const common = {
-      stdin: "piped",
-      stdout: "piped",
+      stdin: tty ? "null" : "piped",
+      stdout: tty ? "null" : "piped",
       stderr: "null",
       clearEnv: true,
       env: options.env,
       detached: true, // own session and process group, so SIGINT reaches only this shell's jobs
     } as const;
-    if (user && user !== "root" && Deno.uid() === 0) {
+    const open = tty ? `exec 0<>${shellQuote(tty)} 1>&0; ` : "";
+    if (BashSession.#switchesUser(options)) {
+      // su starts the shell in a session of its own (util-linux), so the shell opens the
+      // terminal itself, which the runtime gave to the user.
       return new Deno.Command("su", {
         ...common,
-        args: [user, "-s", "/bin/bash", "-c", "exec /bin/bash --noprofile --norc"],
+        args: [
+          options.remoteUser ?? "",
+          "-s",
+          "/bin/bash",
+          "-c",
+          `${open}exec /bin/bash --noprofile --norc`,
+        ],
+      });
+    }
+    if (tty) {
+      return new Deno.Command("/bin/bash", {
+        ...common,
+        args: ["-c", `${open}exec -a bash /bin/bash --noprofile --norc`],
       });
     }
     return new Deno.Command("/bin/bash", { ...common, args: ["--noprofile", "--norc"] });
+  }
+
+  /** True when the shell runs as another user, through su (only when running as root). */
+  static #switchesUser(options: BashSessionOptions): boolean {
+    const user = options.remoteUser;
+    return !!user && user !== "root" && Deno.uid() === 0;
+  }
+
+  /** "pty" when the shell runs on a pseudo-terminal, else "pipe". */
+  get terminal(): "pty" | "pipe" {
+    return this.#io.kind;
   }
 
   /** True once the shell has exited or the session was closed. */
@@ -518,7 +625,7 @@ export class BashSession {
       input = this.#wrap(action.command, nonce, { sessionInput: true });
     }
     try {
-      await this.#stdin.write(this.#encoder.encode(input));
+      await this.#io.write(this.#encoder.encode(input));
     } catch {
       this.#foreground = undefined;
       this.#assertOpen();
@@ -628,7 +735,7 @@ export class BashSession {
    */
   #wrap(command: string, nonce: string, options: { sessionInput?: boolean } = {}): string {
     const dir = shellQuote(this.#options.scriptDir);
-    const stdin = options.sessionInput ? "" : " < /dev/null";
+    const stdin = options.sessionInput || this.#io.kind === "pty" ? "" : " < /dev/null";
     // The here-document delimiter is the nonce too; its lines are taken literally.
     return [
       `IFS= read -r -d '' __rock_src <<'${nonce}'`,
@@ -656,7 +763,7 @@ export class BashSession {
     this.#scanner = scanner;
     const started = performance.now();
     try {
-      await this.#stdin.write(this.#encoder.encode(input));
+      await this.#io.write(this.#encoder.encode(input));
     } catch {
       this.#scanner = undefined;
       this.#assertOpen();
@@ -776,15 +883,29 @@ export class BashSession {
 
   async #readOutput(): Promise<void> {
     const decoder = new TextDecoder();
-    try {
-      for await (const chunk of this.#process.stdout) {
-        const text = decoder.decode(chunk, { stream: true });
-        if (this.#scanner?.push(text)) this.#scanner = undefined;
+    const reading = (async () => {
+      try {
+        for await (const chunk of this.#io.output()) {
+          const text = decoder.decode(chunk, { stream: true });
+          if (this.#scanner?.push(text)) this.#scanner = undefined;
+        }
+      } catch {
+        // The pipe or terminal broke: handled as an exit below.
       }
-    } catch {
-      // The pipe broke: handled as an exit below.
-    }
+    })();
     const status = await this.#process.status;
+    // What the shell printed before it exited is already buffered; a job it left behind may
+    // still hold the pipe or terminal, which must not keep the session's end waiting.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = await Promise.race([
+      reading.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, DRAIN_AFTER_EXIT_MS, false))),
+    ]);
+    clearTimeout(timer);
+    if (!drained) {
+      this.#io.stop();
+      await reading;
+    }
     this.#exitCode = status.code;
     if (!this.#closed) {
       this.#closed = true;
@@ -797,8 +918,9 @@ export class BashSession {
   }
 
   /**
-   * Ends the shell. An idle shell exits at end of input, so background jobs it started with
-   * nohup live on; a busy one is killed with its whole process group. With `killGroup`, every
+   * Ends the shell. An idle shell exits at end of input (on a terminal: at the hang-up), so
+   * background jobs it started with nohup live on; a busy one is killed with its whole process
+   * group. With `killGroup`, every
    * process in the group goes, background jobs included. Safe to call twice.
    */
   async close(options: { killGroup?: boolean } = {}): Promise<void> {
@@ -807,11 +929,7 @@ export class BashSession {
       this.#closedReason ||= "the session was closed";
     }
     if (options.killGroup) this.#killAll();
-    try {
-      await this.#stdin.close();
-    } catch {
-      // Already closed or broken.
-    }
+    await this.#io.end();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const exited = await Promise.race([
       this.#exited.then(() => true),

@@ -132,6 +132,7 @@ export class LocalRuntime implements Runtime {
         startupTimeoutMs: request.startup_timeout * 1000,
         maxOutputBytes: this.#maxOutputBytes,
         scriptDir: await this.#scripts(),
+        pty: request.pty ?? undefined,
       });
       this.#sessions.set(name, session);
       return { output, session_type: "bash" };

@@ -237,14 +237,42 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
     }
   });
 
-  test("runInSession() gives a command that reads stdin end-of-file instead of hanging", async (rt) => {
+  test("runInSession() runs on a terminal by default, as ROCK's sessions do", async (rt) => {
     await rt.createSession({ session: "s" });
+    const run = async (command: string) =>
+      (await rt.runInSession({ session: "s", command, timeout: 10 })).output;
+    assert.match(await run("tty"), /^\/dev\/pts\/\d+$/);
+    assert.equal(await run("stty size"), "24 80");
+    assert.equal(
+      await run(`python3 -c 'import sys; print(sys.stdout.isatty(), sys.stdin.isatty())'`),
+      "True True",
+    );
+    // 30 names of 6 letters fill 10 columns of 3 rows on an 80-column terminal.
+    const listing = await run(
+      'cd "$(mktemp -d)" && touch $(seq -f \'file%02g\' 30) && ls && rm -r "$PWD"',
+    );
+    assert.equal(listing.split("\n").length, 3, listing);
+    assert.match(listing.split("\n")[0] ?? "", /^file01\s+file04\s+file07/);
+    // Output comes as the programs write it: no \r added before \n.
+    assert.equal(await run("printf 'a\\nb\\r\\nc'"), "a\nb\r\nc");
+    // A command that reads the terminal waits, as for a person, until its timeout; the session
+    // stays usable and the input it waited for never arrives later.
+    await rejects(
+      rt.runInSession({ session: "s", command: "read -r line; echo got=$line", timeout: 0.5 }),
+      CommandTimeoutError,
+    );
+    assert.equal(await run("echo after"), "after");
+  });
+
+  test("runInSession() on pipes (pty: false) gives stdin end-of-file and no terminal", async (rt) => {
+    await rt.createSession({ session: "s", pty: false });
     const result = await rt.runInSession({
       session: "s",
-      command: "cat; read -r line; echo read=$?",
+      command: "cat; read -r line; echo read=$?; tty",
       timeout: 5,
+      check: "silent",
     });
-    assert.equal(result.output, "read=1");
+    assert.equal(result.output, "read=1\nnot a tty");
   });
 
   test("runInSession() runs 20 sessions in parallel with isolated environments", async (rt) => {
@@ -499,9 +527,14 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
       assert.ok(made.success, new TextDecoder().decode(made.stderr));
     }
     await rt.createSession({ session: "u", remote_user: user });
-    const result = await rt.runInSession({ session: "u", command: "whoami; id -u" });
-    assert.equal(result.output.split("\n")[0], user);
-    assert.notEqual(result.output.split("\n")[1], "0");
+    const result = await rt.runInSession({ session: "u", command: "whoami; id -u; tty" });
+    const [name, uid, tty] = result.output.split("\n");
+    assert.equal(name, user);
+    assert.notEqual(uid, "0");
+    // The terminal was given to the user, whose shell holds it as its controlling terminal.
+    assert.match(tty ?? "", /^\/dev\/pts\/\d+$/);
+    const owner = await rt.runInSession({ session: "u", command: "stat -c %U $(tty) </dev/tty" });
+    assert.equal(owner.output, user);
     await rejects(
       rt.runInSession({ session: "u", command: "sleep 30.75", timeout: 0.3 }),
       CommandTimeoutError,

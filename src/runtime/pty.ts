@@ -1,0 +1,329 @@
+/**
+ * Pseudo-terminals for sessions, without anything installed in the image.
+ *
+ * Deno has no pty API, so the master side is opened through Deno's FFI on the C library the
+ * Deno binary already links (glibc's `libc.so.6`): `open("/dev/ptmx")`, `unlockpt`, `ptsname_r`,
+ * termios through `tcgetattr`/`cfmakeraw`/`tcsetattr`, the window size through the TIOCSWINSZ
+ * ioctl. The child opens the slave by its path itself (a shell redirection), which makes it the
+ * child's controlling terminal when the child leads its own session (Deno's `detached` spawn).
+ *
+ * Reading never blocks the event loop: the master is non-blocking, and a `poll()` on a worker
+ * thread (a non-blocking FFI call) waits for data or for an eventfd that `close()` signals, so
+ * closing wakes the reader at once and no call stays pending.
+ */
+import { RockError } from "../common/errors.ts";
+
+/** The pty cannot be had here (no C library to call, no /dev/ptmx, no devpts). */
+export class PtyUnavailableError extends RockError {}
+
+const O_RDWR = 0o2;
+const O_NOCTTY = 0o400;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+const EFD_CLOEXEC = 0o2000000;
+const POLLIN = 0x1;
+const POLLOUT = 0x4;
+const EAGAIN = 11;
+const EINTR = 4;
+const TCSANOW = 0;
+const TIOCSWINSZ = 0x5414;
+/** Generous for glibc's struct termios (60 bytes on x86_64 and aarch64). */
+const TERMIOS_BYTES = 128;
+/** termios fields (tcflag_t, 4 bytes each) and the c_cc array, as glibc lays them out on Linux. */
+const C_IFLAG = 0;
+const C_OFLAG = 4;
+const C_LFLAG = 12;
+const C_CC = 17;
+const VINTR = 0;
+const VEOF = 4;
+const VTIME = 5;
+const VMIN = 6;
+const ISIG = 0o1;
+const ICANON = 0o2;
+const ECHO = 0o10;
+const IEXTEN = 0o100000;
+const ICRNL = 0o400;
+const IXON = 0o2000;
+const OPOST = 0o1;
+const ONLCR = 0o4;
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  unlockpt: { parameters: ["i32"], result: "i32" },
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  cfmakeraw: { parameters: ["buffer"], result: "void" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  __errno_location: { parameters: [], result: "pointer" },
+  getpwnam: { parameters: ["buffer"], result: "pointer" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let libc: Libc | undefined;
+let libcError: unknown;
+
+/** The C library's functions, opened once; throws PtyUnavailableError where it cannot be. */
+function library(): Libc {
+  if (libc) return libc;
+  if (libcError === undefined) {
+    try {
+      libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+      return libc;
+    } catch (error) {
+      libcError = error;
+    }
+  }
+  throw new PtyUnavailableError(
+    `Cannot open a pseudo-terminal: the C library cannot be loaded (${String(libcError)})`,
+    { cause: libcError },
+  );
+}
+
+/** errno of the last failed call on this thread. */
+function errno(c: Libc): number {
+  const at = c.__errno_location();
+  return at ? new Deno.UnsafePointerView(at).getInt32() : 0;
+}
+
+/** A NUL-terminated C string. */
+function cString(text: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(`${text}\0`);
+}
+
+/** How the terminal treats what flows through it. */
+export type PtyMode =
+  /**
+   * For sessions driven by a program: no echo, no line editing (a line of any length passes
+   * whole; canonical mode would cut lines at 4095 bytes), no signal or flow-control characters,
+   * output passed as written (no `\n` -> `\r\n`).
+   */
+  | "raw"
+  /** For a person at a terminal: the kernel's defaults (line editing, echo, Ctrl-C, `\r\n`). */
+  | "terminal";
+
+/** Options of Pty.open. */
+export interface PtyOptions {
+  cols: number;
+  rows: number;
+  mode: PtyMode;
+}
+
+/** The master side of a pseudo-terminal. The child opens `path`. */
+export class Pty {
+  /** The slave's path, e.g. /dev/pts/3. */
+  readonly path: string;
+  readonly #fd: number;
+  readonly #wake: number;
+  readonly #c: Libc;
+  #closed = false;
+  #reading = false;
+  /** poll() calls in flight; the descriptors are closed once none is. */
+  #polls = 0;
+  #released = false;
+  #writing: Promise<void> = Promise.resolve();
+
+  private constructor(c: Libc, fd: number, wake: number, path: string) {
+    this.#c = c;
+    this.#fd = fd;
+    this.#wake = wake;
+    this.path = path;
+  }
+
+  /**
+   * Opens a master, unlocks its slave, sets the mode and size.
+   * @throws {PtyUnavailableError} when the system offers no pseudo-terminals.
+   */
+  static open(options: PtyOptions): Pty {
+    const c = library();
+    const fd = c.open(cString("/dev/ptmx"), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      throw new PtyUnavailableError(
+        `Cannot open a pseudo-terminal: /dev/ptmx cannot be opened (errno ${errno(c)})`,
+      );
+    }
+    const fail = (what: string): never => {
+      const code = errno(c);
+      c.close(fd);
+      throw new PtyUnavailableError(`Cannot open a pseudo-terminal: ${what} (errno ${code})`);
+    };
+    if (c.unlockpt(fd) !== 0) fail("unlockpt failed");
+    const name = new Uint8Array(128);
+    if (c.ptsname_r(fd, name, BigInt(name.length)) !== 0) fail("ptsname_r failed");
+    const path = new TextDecoder().decode(name.subarray(0, name.indexOf(0)));
+    const wake = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake < 0) fail("eventfd failed");
+    const pty = new Pty(c, fd, wake, path);
+    try {
+      pty.#setMode(options.mode);
+      pty.resize(options.cols, options.rows);
+    } catch (error) {
+      pty.close();
+      throw error;
+    }
+    return pty;
+  }
+
+  #setMode(mode: PtyMode): void {
+    const termios = new Uint8Array(TERMIOS_BYTES);
+    if (this.#c.tcgetattr(this.#fd, termios) !== 0) {
+      throw new PtyUnavailableError(
+        `Cannot read the terminal's settings (errno ${errno(this.#c)})`,
+      );
+    }
+    const view = new DataView(termios.buffer);
+    const flags = (offset: number, set: number, clear: number) =>
+      view.setUint32(offset, (view.getUint32(offset, true) | set) & ~clear, true);
+    if (mode === "raw") {
+      this.#c.cfmakeraw(termios);
+      termios[C_CC + VMIN] = 1;
+      termios[C_CC + VTIME] = 0;
+    } else {
+      // The kernel's defaults already are a person's terminal; make sure of the parts that matter.
+      flags(C_IFLAG, ICRNL | IXON, 0);
+      flags(C_OFLAG, OPOST | ONLCR, 0);
+      flags(C_LFLAG, ISIG | ICANON | ECHO | IEXTEN, 0);
+      termios[C_CC + VINTR] = 3;
+      termios[C_CC + VEOF] = 4;
+    }
+    if (this.#c.tcsetattr(this.#fd, TCSANOW, termios) !== 0) {
+      throw new PtyUnavailableError(`Cannot set the terminal's mode (errno ${errno(this.#c)})`);
+    }
+  }
+
+  /**
+   * Gives the terminal to `user` (as login does), so a shell started as that user can open it.
+   * @throws {PtyUnavailableError} when the user is unknown or the owner cannot be changed.
+   */
+  giveTo(user: string): void {
+    const entry = this.#c.getpwnam(cString(user));
+    if (!entry) {
+      throw new PtyUnavailableError(`Cannot give the terminal to "${user}": no such user`);
+    }
+    const view = new Deno.UnsafePointerView(entry);
+    // struct passwd: two pointers, then pw_uid and pw_gid.
+    try {
+      Deno.chownSync(this.path, view.getUint32(16), view.getUint32(20));
+    } catch (error) {
+      throw new PtyUnavailableError(`Cannot give the terminal to "${user}": ${String(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Sets the window size the programs on the terminal see (they get SIGWINCH). */
+  resize(cols: number, rows: number): void {
+    if (this.#closed) return;
+    const size = new Uint8Array(8);
+    const view = new DataView(size.buffer);
+    view.setUint16(0, Math.max(1, Math.min(rows, 0xffff)), true);
+    view.setUint16(2, Math.max(1, Math.min(cols, 0xffff)), true);
+    if (this.#c.ioctl(this.#fd, BigInt(TIOCSWINSZ), size) !== 0) {
+      throw new PtyUnavailableError(`Cannot set the terminal's size (errno ${errno(this.#c)})`);
+    }
+  }
+
+  /**
+   * What the programs on the terminal print, until every slave is closed (the programs exited)
+   * or `close()`. One reader at a time.
+   */
+  async *read(): AsyncGenerator<Uint8Array> {
+    if (this.#reading) throw new RockError("The pseudo-terminal already has a reader");
+    this.#reading = true;
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      while (!this.#closed) {
+        const n = this.#c.read(this.#fd, buffer, BigInt(buffer.length));
+        if (n > 0n) {
+          yield buffer.slice(0, Number(n));
+          continue;
+        }
+        if (n === 0n) return;
+        const code = errno(this.#c);
+        if (code === EINTR) continue;
+        // EIO: no slave is open any more (the programs are gone).
+        if (code !== EAGAIN) return;
+        const ready = await this.#wait(POLLIN);
+        if (ready === "closed") return;
+      }
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  /** Writes `bytes` whole (waiting while the terminal's input queue is full). */
+  write(bytes: Uint8Array): Promise<void> {
+    const next = this.#writing.then(() => this.#writeAll(bytes));
+    this.#writing = next.catch(() => {});
+    return next;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    const data = new Uint8Array(bytes);
+    while (at < data.length) {
+      if (this.#closed) throw new RockError("The pseudo-terminal is closed");
+      const n = this.#c.write(this.#fd, data.subarray(at), BigInt(data.length - at));
+      if (n >= 0n) {
+        at += Number(n);
+        continue;
+      }
+      const code = errno(this.#c);
+      if (code === EINTR) continue;
+      if (code !== EAGAIN) {
+        throw new RockError(`Cannot write to the pseudo-terminal (errno ${code})`);
+      }
+      if (await this.#wait(POLLOUT) === "closed") {
+        throw new RockError("The pseudo-terminal is closed");
+      }
+    }
+  }
+
+  /**
+   * Waits on a worker thread until the master is ready for `events`, hangs up, or close() is
+   * called.
+   */
+  async #wait(events: number): Promise<"ready" | "closed"> {
+    const fds = new Uint8Array(16);
+    const view = new DataView(fds.buffer);
+    view.setInt32(0, this.#fd, true);
+    view.setInt16(4, events, true);
+    view.setInt32(8, this.#wake, true);
+    view.setInt16(12, POLLIN, true);
+    this.#polls++;
+    try {
+      await this.#c.poll(fds, 2n, -1);
+    } finally {
+      this.#polls--;
+      if (this.#closed) this.#release();
+    }
+    // Ready, hung up or failed: the next read or write says which (a hang-up may still leave
+    // output to read).
+    return this.#closed || view.getInt16(14, true) !== 0 ? "closed" : "ready";
+  }
+
+  /** Closes the descriptors once closed and no poll() uses them. */
+  #release(): void {
+    if (this.#released || this.#polls > 0) return;
+    this.#released = true;
+    this.#c.close(this.#fd);
+    this.#c.close(this.#wake);
+  }
+
+  /** Closes the master (the programs on the terminal get a hang-up) and wakes any waiter. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const one = new Uint8Array(8);
+    one[0] = 1;
+    this.#c.write(this.#wake, one, 8n);
+    this.#release();
+  }
+}
