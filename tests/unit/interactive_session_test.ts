@@ -185,3 +185,41 @@ hostToolTest(
     assert.deepEqual([after.output, after.exit_code], ["ok", 0]);
   },
 );
+
+hostToolTest(
+  ["gdb", "python3"],
+  "run_in_session drives gdb and a plain python3 (a REPL because stdin is the terminal) step by step",
+  () =>
+    withSession(async (client) => {
+      const step = (command: string, expect = ["(gdb) "]) =>
+        client.runInSession({
+          session: "s",
+          command,
+          is_interactive_command: true,
+          expect,
+          timeout: 20,
+        });
+      const started = await step("gdb -q -nx");
+      assert.equal(started.expect_string, "(gdb) ");
+      assert.equal((await step("print 6 * 7")).output, "$1 = 42");
+      assert.equal((await step("print $1 + 1")).output, "$2 = 43");
+      const quit = await client.runInSession({
+        session: "s",
+        command: "quit",
+        is_interactive_quit: true,
+        timeout: 20,
+      });
+      assert.equal(quit.exit_code, 0);
+      // No -i: python3 starts its REPL because its stdin is a terminal, as for a person.
+      assert.equal((await step("python3", [">>> "])).expect_string, ">>> ");
+      assert.equal((await step("print('x' * 3)", [">>> "])).output, "xxx");
+      await client.runInSession({
+        session: "s",
+        command: "exit()",
+        is_interactive_quit: true,
+        timeout: 20,
+      });
+      const after = await client.runInSession({ session: "s", command: "echo back; tty" });
+      assert.match(after.output, /^back\n\/dev\/pts\/\d+$/);
+    }),
+);
