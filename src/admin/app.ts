@@ -22,6 +22,7 @@ import {
   CommitRequest,
   describeStopped,
   type Envelope,
+  EventsQuery,
   type FailureResult,
   ListQuery,
   LogsQuery,
@@ -29,6 +30,7 @@ import {
   SANDBOX_API,
   SandboxIdRequest,
   StartRequest,
+  TimeoutRequest,
   WarmupRequest,
 } from "../protocol/admin.ts";
 import {
@@ -47,7 +49,7 @@ import { receiveUpload } from "../runtime/upload_form.ts";
 import type { SandboxManager, StartMetadata } from "./manager.ts";
 import type { TaskRunRecord } from "./store.ts";
 import { isoInZone } from "../common/time.ts";
-import { toStartResponse, toStatusResponse } from "./sandbox_info.ts";
+import { leaseOf, toStartResponse, toStatusEvent, toStatusResponse } from "./sandbox_info.ts";
 import { stopInfo } from "./stop_reason.ts";
 import { createGemRoutes, GEM_API } from "./gem_routes.ts";
 import type { Warmups } from "./warmup.ts";
@@ -266,6 +268,58 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
       has_more: page * page_size < total,
     };
   });
+  // Not in ROCK (E2B's shape): the sandbox is stopped timeout_seconds from now.
+  route("post", "/sandboxes/:id/timeout", "set sandbox timeout", async (c) => {
+    const { sandbox_id } = parseWire(
+      SandboxIdRequest,
+      { sandbox_id: c.req.param("id") },
+      "timeout",
+    );
+    const { timeout_seconds } = await body(c, TimeoutRequest, "timeout");
+    const record = await manager.setTimeout(sandbox_id, timeout_seconds);
+    return { sandbox_id, ...leaseOf(record, timeZone) };
+  });
+
+  // Not in ROCK: lifecycle events as server-sent events (see events.ts). With a sandbox id the
+  // stream starts with its status now, so a change between a client's get_status and its
+  // subscription is never missed. Errors keep the envelope with an HTTP 4xx.
+  api.get("/events", async (c) => {
+    try {
+      const { sandbox_id } = query(c, EventsQuery, "events");
+      if (sandbox_id !== undefined) {
+        parseWire(SandboxIdRequest, { sandbox_id }, "events request");
+        if ((await manager.batch([sandbox_id])).length === 0) {
+          throw new SandboxNotFoundError(`Sandbox "${sandbox_id}" not found`, {
+            extraInfo: { sandbox_id },
+          });
+        }
+      }
+      const stream = manager.events.subscribe(sandbox_id, {
+        signal: c.req.raw.signal,
+        first: async () =>
+          sandbox_id === undefined
+            ? []
+            : (await manager.batch([sandbox_id])).map((r) => toStatusEvent(r, timeZone)),
+      });
+      return new Response(stream, {
+        headers: {
+          "content-type": "text/event-stream",
+          "cache-control": "no-cache",
+          "x-accel-buffering": "no",
+        },
+      });
+    } catch (error) {
+      return c.json(
+        failure("events", error),
+        error instanceof SandboxNotFoundError
+          ? 404
+          : error instanceof RockError && error.code < 5000
+          ? 400
+          : 500,
+      );
+    }
+  });
+
   route("get", "/get_logs", "get sandbox logs", async (c) => {
     const { sandbox_id, tail } = query(c, LogsQuery, "get_logs");
     const { logs, record } = await manager.logs(sandbox_id, tail);

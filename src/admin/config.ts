@@ -55,6 +55,7 @@ export const AdminConfigFile = z.strictObject({
     start_queue_limit: z.number().int().positive().optional(),
     queue_timeout_seconds: z.number().positive().optional(),
     sweep_interval_seconds: z.number().positive().optional(),
+    expiry_warning_seconds: z.number().positive().optional(),
     batch_get_status_max_count: z.number().int().positive().optional(),
     time_zone: z.string().min(1).optional(),
     warm_pool: z.array(z.strictObject({
@@ -137,6 +138,8 @@ export interface AdminConfig {
   /** Longest wait in the start queue from the create, in seconds (default 600). */
   queueTimeoutSeconds: number;
   sweepIntervalSeconds: number;
+  /** How long before its expiry a sandbox's `expiring` event goes out (half a shorter lease). */
+  expiryWarningSeconds: number;
   maxBatch: number;
   timeZone: string;
   dockerBinary: string;
@@ -254,6 +257,7 @@ export async function loadAdminConfig(
     startQueueLimit: file.runtime?.start_queue_limit ?? 1000,
     queueTimeoutSeconds: file.runtime?.queue_timeout_seconds ?? 600,
     sweepIntervalSeconds: file.runtime?.sweep_interval_seconds ?? 30,
+    expiryWarningSeconds: file.runtime?.expiry_warning_seconds ?? 60,
     maxBatch: file.runtime?.batch_get_status_max_count ?? 2000,
     timeZone,
     dockerBinary: file.docker?.binary ?? "docker",

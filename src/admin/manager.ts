@@ -12,7 +12,8 @@ import {
   UnresponsiveError,
 } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
-import { memoryBytes, type StartRequest } from "../protocol/admin.ts";
+import { memoryBytes, type SandboxState, type StartRequest } from "../protocol/admin.ts";
+import { isoInZone } from "../common/time.ts";
 import type {
   Backend,
   BackendTraits,
@@ -34,7 +35,9 @@ import { Admission, type Release } from "./admission.ts";
 import type { Billing } from "./billing.ts";
 import { StartTimeoutError, waitForRocklet } from "./readiness.ts";
 import { poolOwner, type WarmPool } from "./warm_pool.ts";
-import { toStatusResponse } from "./sandbox_info.ts";
+import { leaseOf, toStatusEvent, toStatusResponse } from "./sandbox_info.ts";
+import { EventBus } from "./events.ts";
+import { ExpiryClock, leaseMs } from "./expiry.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
 import type { SandboxTable } from "./store/sandboxes.ts";
 import {
@@ -79,6 +82,11 @@ export interface ManagerSettings {
   startQueueLimit?: number | undefined;
   /** Longest wait in the queue, from the create, in milliseconds (default 600 s). */
   queueTimeoutMs?: number | undefined;
+  /**
+   * How long before a sandbox's expiry an `expiring` event goes out, in milliseconds (default
+   * 60 s; half the lease when that is shorter).
+   */
+  expiryWarningMs?: number | undefined;
 }
 
 /** The admission the settings describe. */
@@ -122,6 +130,8 @@ export interface ManagerDeps {
    * sandboxes of live admins alone and takes over those of gone ones.
    */
   isAdminAlive?: (adminId: string) => Promise<boolean>;
+  /** Where lifecycle events go (default: a bus of the manager's own; see `events`). */
+  events?: EventBus | undefined;
 }
 
 /** A start waited longer than the queue timeout for a placement slot. */
@@ -172,8 +182,11 @@ export class SandboxManager {
   readonly #touched = new Map<string, number>();
   /** Clients of sandboxes recently seen running (see rocklet()). */
   readonly #routes = new Map<string, RockletClient>();
-  #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** The leader's expiry clock (see startSweeper()). */
+  #expiry: ExpiryClock | undefined;
   readonly #adminId: string;
+  /** Every state, phase and lease change of a sandbox, for `GET /events`. */
+  readonly events: EventBus;
   readonly #isAdminAlive: (adminId: string) => Promise<boolean>;
 
   /** Creates the manager; call reconcile() once, then startWatching() and startSweeper(). */
@@ -189,6 +202,24 @@ export class SandboxManager {
     this.#pool = deps.pool;
     this.#adminId = deps.adminId ?? crypto.randomUUID().replaceAll("-", "").slice(0, 12);
     this.#isAdminAlive = deps.isAdminAlive ?? (() => Promise.resolve(false));
+    this.events = deps.events ?? new EventBus();
+  }
+
+  /**
+   * Every change of a sandbox's row goes through here: the store's update (see
+   * SandboxTable.update), and for a change of its state, phases or lease, a `status` event with
+   * the row as it is after it (read back by the same statement) when anyone listens.
+   */
+  async #update(
+    id: string,
+    patch: Partial<SandboxRecord>,
+    whenState?: SandboxState[],
+  ): Promise<boolean> {
+    const told = "state" in patch || "phases" in patch;
+    if (!told || !this.events.wants(id)) return await this.#store.update(id, patch, whenState);
+    const row = await this.#store.change(id, patch, whenState);
+    if (row) this.events.publish(toStatusEvent(row, this.#settings.timeZone));
+    return row !== undefined;
   }
 
   get #traits(): BackendTraits {
@@ -246,7 +277,11 @@ export class SandboxManager {
       cpus: request.cpus,
       memory: request.memory,
       auto_clear_minutes: minutes,
-      expire_at: now + minutes * 60_000,
+      timeout_seconds: request.timeout_seconds ?? null,
+      expire_at: now + leaseMs({
+        auto_clear_minutes: minutes,
+        timeout_seconds: request.timeout_seconds ?? null,
+      }),
       create_time: now,
       start_time: null,
       stop_time: null,
@@ -259,6 +294,8 @@ export class SandboxManager {
     if (!(await this.#store.insert(record))) {
       throw new BadRequestError(`Sandbox ${id} already exists`);
     }
+    if (this.events.wants(id)) this.events.publish(toStatusEvent(record, this.#settings.timeZone));
+    this.#expiry?.plan(record);
     const pooled = await this.#pool?.take(id, {
       image: record.image,
       memoryBytes: bytes,
@@ -327,9 +364,10 @@ export class SandboxManager {
       port_mapping: placement.portMapping,
       phases,
       start_time: now,
-      expire_at: now + record.auto_clear_minutes * 60_000,
+      expire_at: now + leaseMs(record),
     };
-    const changed = await this.#store.update(record.sandbox_id, running, ["pending"]);
+    const changed = await this.#update(record.sandbox_id, running, ["pending"]);
+    if (changed) this.#expiry?.plan({ ...record, ...running });
     return { running, changed };
   }
 
@@ -358,7 +396,7 @@ export class SandboxManager {
       const snapshot = { ...phases };
       // Keep phase writes in order without blocking the backend.
       writes = writes.then(() =>
-        this.#store.update(id, { phases: snapshot }, ["pending"]).then(() => {})
+        this.#update(id, { phases: snapshot }, ["pending"]).then(() => {})
       );
     };
     const onPhase = (update: PhaseUpdate) => setPhase(update.name, update.status, update.message);
@@ -402,7 +440,7 @@ export class SandboxManager {
           ? { status: "timeout", message: `${phaseMessage(last, "timeout")}: ${reason}` }
           : { status: "failed", message: `${phaseMessage(last, "failed")}: ${reason}` };
       }
-      await this.#store.update(id, { ...this.#startFailed(id, reason, signal), phases }, [
+      await this.#update(id, { ...this.#startFailed(id, reason, signal), phases }, [
         "pending",
       ]);
       this.#logger.warn("Sandbox failed to start", { sandbox_id: id, error: reason });
@@ -546,6 +584,8 @@ export class SandboxManager {
 
   async #touch(record: SandboxRecord): Promise<void> {
     if (record.state !== "running" && record.state !== "pending") return;
+    // A timeout set with timeout_seconds is a deadline: only setTimeout() moves it.
+    if (record.timeout_seconds) return;
     const now = this.#now();
     const last = this.#touched.get(record.sandbox_id) ?? 0;
     if (now - last < this.#settings.touchIntervalMs) return;
@@ -663,7 +703,7 @@ export class SandboxManager {
       if (owner !== this.#adminId) await this.#store.claim(id, owner, this.#adminId);
       await this.#backend.remove(id);
       const now = this.#now();
-      const changed = await this.#store.update(id, {
+      const changed = await this.#update(id, {
         state: "stopped",
         stop_time: now,
         stop_reason: reason ?? STOP_REQUESTED,
@@ -786,7 +826,7 @@ export class SandboxManager {
       return;
     }
     const now = this.#now();
-    const changed = await this.#store.update(id, {
+    const changed = await this.#update(id, {
       state: "failed",
       failure_reason: reason,
       stop_reason: record.state === "pending" ? startFailedReason(reason) : reason,
@@ -802,34 +842,85 @@ export class SandboxManager {
     );
   }
 
+  /**
+   * Sets the lease of pending or running sandbox `id`: it is stopped `seconds` from now, whatever
+   * keeps it busy, until this is called again (E2B's timeout). Returns the row as it is now.
+   * @throws {SandboxNotFoundError} when there is no such sandbox.
+   * @throws {SandboxStoppedError} naming why, when it is stopped or failed.
+   */
+  async setTimeout(id: string, seconds: number): Promise<SandboxRecord> {
+    const now = this.#now();
+    const row = await this.#store.change(id, {
+      timeout_seconds: seconds,
+      expire_at: now + seconds * 1000,
+    }, [...ACTIVE]);
+    if (!row) {
+      const record = await this.#store.get(id);
+      if (!record) {
+        throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
+          extraInfo: { sandbox_id: id },
+        });
+      }
+      throw sandboxStoppedError(record, { timeZone: this.#settings.timeZone });
+    }
+    this.#logger.info("Sandbox timeout set", { sandbox_id: id, timeout_seconds: seconds });
+    this.#publishLease("lease", row);
+    this.#expiry?.plan(row);
+    return row;
+  }
+
+  /** An `expiring` or `lease` event of `record`. */
+  #publishLease(type: "expiring" | "lease", record: SandboxRecord): void {
+    const lease = leaseOf(record, this.#settings.timeZone);
+    if (!("expire_time" in lease)) return;
+    this.events.publish({
+      type,
+      sandbox_id: record.sandbox_id,
+      time: isoInZone(new Date(this.#now()), this.#settings.timeZone),
+      ...lease,
+    });
+  }
+
+  /** Stops `record`, whose lease ended: expired, with why. */
+  async #expire(record: SandboxRecord): Promise<void> {
+    await this.stop(record.sandbox_id, expiredReason(record)).catch((error) =>
+      this.#logger.warn("Cannot stop expired sandbox", {
+        sandbox_id: record.sandbox_id,
+        error: String(error),
+      })
+    );
+  }
+
   /** Stops every pending or running sandbox past its expiry; returns their ids. */
   async sweepExpired(): Promise<string[]> {
     const expired = await this.#store.listExpired(this.#now());
-    for (const record of expired) {
-      await this.stop(record.sandbox_id, expiredReason(record.auto_clear_minutes))
-        .catch((error) =>
-          this.#logger.warn("Cannot stop expired sandbox", {
-            sandbox_id: record.sandbox_id,
-            error: String(error),
-          })
-        );
-    }
+    for (const record of expired) await this.#expire(record);
     return expired.map((r) => r.sandbox_id);
   }
 
-  /** Runs sweepExpired() every `intervalMs` (on the leader only, when admins share a store). */
+  /**
+   * Runs the expiry clock (on the leader only, when admins share a store): a sweep now and every
+   * `intervalMs` finds the leases that end soon; each gets its `expiring` event the configured
+   * time before its end and is stopped at its end (see expiry.ts).
+   */
   startSweeper(intervalMs: number): void {
-    this.#sweeper ??= setInterval(() => {
-      this.sweepExpired().catch((error) =>
-        this.#logger.warn("Sweep failed", { error: String(error) })
-      );
+    this.#expiry ??= new ExpiryClock({
+      listEnding: (before) => this.#store.listExpired(before),
+      get: (id) => this.#store.get(id),
+      expire: (record) => this.#expire(record),
+      warn: (record) => this.#publishLease("expiring", record),
+      warningMs: this.#settings.expiryWarningMs ?? 60_000,
+      now: this.#now,
+      logger: this.#logger,
     }, intervalMs);
+    this.#expiry.start();
   }
 
-  /** Stops the sweeper (this admin no longer leads). */
-  stopSweeper(): void {
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
+  /** Stops the expiry clock (this admin no longer leads). */
+  async stopSweeper(): Promise<void> {
+    const expiry = this.#expiry;
+    this.#expiry = undefined;
+    await expiry?.stop();
   }
 
   /**
@@ -857,7 +948,7 @@ export class SandboxManager {
       }
       report.marked.push(record.sandbox_id);
       if (record.start_time === null) {
-        await this.#store.update(record.sandbox_id, {
+        await this.#update(record.sandbox_id, {
           state: "failed",
           failure_reason: VANISHED,
           stop_reason: VANISHED,
@@ -943,7 +1034,7 @@ export class SandboxManager {
         await this.#setRunning(record, placement, this.#answered(record.phases));
       } catch (error) {
         const reason = this.#placing.get(id)?.died ?? (error as Error).message;
-        await this.#store.update(id, this.#startFailed(id, reason, abort.signal), ["pending"]);
+        await this.#update(id, this.#startFailed(id, reason, abort.signal), ["pending"]);
         await this.#backend.remove(id).catch(() => {});
       }
     })().finally(() => this.#placing.delete(id));
@@ -955,7 +1046,8 @@ export class SandboxManager {
    * running).
    */
   async close(): Promise<void> {
-    this.stopSweeper();
+    await this.stopSweeper();
+    this.events.close();
     await this.#watch?.[Symbol.asyncDispose]();
     this.#watch = undefined;
     await Promise.all([...this.#deaths]);

@@ -1,9 +1,17 @@
 /** Wire views of a stored sandbox: ROCK's StatusResp and StartResp, times in ROCK_TIME_ZONE. */
 import { isoInZone } from "../common/time.ts";
-import type { StartResponse, StatusResponse } from "../protocol/admin.ts";
+import {
+  type EventError,
+  type Lease,
+  type SandboxEvent,
+  type StartResponse,
+  type StatusResponse,
+} from "../protocol/admin.ts";
+import { type RockError, SandboxStartError } from "../common/errors.ts";
 import { ROCKLET_WIRE_VERSION } from "../version.ts";
 import type { SandboxRecord } from "./store.ts";
 import { backendTraits } from "../sandbox/backend.ts";
+import { leaseReason, sandboxStoppedError } from "./stop_reason.ts";
 
 /** ROCK's gateway version string, reported for compatibility. */
 export const GATEWAY_VERSION = "0.0.45";
@@ -42,7 +50,43 @@ export function toStatusResponse(
     stop_time: iso(record.stop_time, timeZone),
     stop_reason: record.stop_reason,
     failure_reason: record.failure_reason,
+    ...leaseOf(record, timeZone),
   };
+}
+
+/**
+ * When pending or running `record` will be stopped and why (rock's extension of StatusResp);
+ * nothing for a sandbox that no longer runs.
+ */
+export function leaseOf(record: SandboxRecord, timeZone: string): Lease | Record<never, never> {
+  if (record.state !== "pending" && record.state !== "running") return {};
+  return {
+    expire_time: iso(record.expire_at, timeZone)!,
+    expire_in_seconds: Math.max(0, Math.round((record.expire_at - Date.now()) / 1000)),
+    expire_reason: leaseReason(record),
+    timeout_seconds: record.timeout_seconds ?? null,
+  };
+}
+
+/**
+ * The `status` event of `record` as it is now: its status as get_status reports it, and once it
+ * failed or stopped the error a client gets for it (SandboxStartError for a start that failed,
+ * SandboxStoppedError otherwise).
+ */
+export function toStatusEvent(record: SandboxRecord, timeZone: string): SandboxEvent {
+  const status = toStatusResponse(record, timeZone, false);
+  let failure: RockError | undefined;
+  if (record.state === "failed" && record.start_time === null) {
+    failure = new SandboxStartError(
+      `Sandbox "${record.sandbox_id}" failed to start: ${record.failure_reason}`,
+    );
+  } else if (record.state === "failed" || record.state === "stopped") {
+    failure = sandboxStoppedError(record, { timeZone });
+  }
+  const error: EventError | null = failure
+    ? { class_path: failure.classPath, code: failure.code, message: failure.message }
+    : null;
+  return { ...status, type: "status", time: isoInZone(new Date(), timeZone), error };
 }
 
 /** StartResp of `record`. */

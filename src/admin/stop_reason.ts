@@ -1,6 +1,6 @@
 /**
  * Why a sandbox stopped, in the words get_status, the CLI and errors show, and the error a call
- * gets when its sandbox no longer runs.
+ * gets when its sandbox no longer runs; while it runs, what its expiry waits for.
  */
 import { constants } from "node:os";
 import { SandboxStoppedError } from "../common/errors.ts";
@@ -20,9 +20,32 @@ export const GEM_MAKE_FAILED = "gem make failed: the environment could not be ma
 /** The backend no longer had the sandbox when the admin (re)started. */
 export const VANISHED = "vanished: the sandbox was gone when the admin started";
 
-/** The sweeper stopped it: no keep-alive within auto_clear_time_minutes. */
-export function expiredReason(minutes: number): string {
-  return `expired: no keep-alive for ${minutes} minute${minutes === 1 ? "" : "s"}`;
+/**
+ * The sweeper stopped it: no keep-alive within auto_clear_time_minutes, or the timeout set with
+ * timeout_seconds passed.
+ */
+export function expiredReason(
+  record: Pick<SandboxRecord, "auto_clear_minutes" | "timeout_seconds">,
+): string {
+  const seconds = record.timeout_seconds;
+  return `expired: ${seconds ? `timeout of ${seconds} s passed` : idleText(record)}`;
+}
+
+/**
+ * What the expiry of a pending or running sandbox waits for, as status shows it beside
+ * expire_time: `no keep-alive for 30 minutes (auto_clear_time_minutes)` or `timeout of 20 s set`.
+ */
+export function leaseReason(
+  record: Pick<SandboxRecord, "auto_clear_minutes" | "timeout_seconds">,
+): string {
+  return record.timeout_seconds
+    ? `timeout of ${record.timeout_seconds} s (set with timeout_seconds; keep-alives do not move it)`
+    : `${idleText(record)} (auto_clear_time_minutes; every call moves it)`;
+}
+
+function idleText(record: Pick<SandboxRecord, "auto_clear_minutes">): string {
+  const minutes = record.auto_clear_minutes;
+  return `no keep-alive for ${minutes} minute${minutes === 1 ? "" : "s"}`;
 }
 
 /**

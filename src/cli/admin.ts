@@ -144,6 +144,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
         queueTimeoutMs: config.queueTimeoutSeconds * 1000,
         timeZone: config.timeZone,
         touchIntervalMs: 5000,
+        expiryWarningMs: config.expiryWarningSeconds * 1000,
       },
       adminId: self.id,
       isAdminAlive,
@@ -164,7 +165,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     // The leader's duties: removal of sandboxes no live admin owns, expiry, scheduled tasks.
     const lead = async (leader: boolean) => {
       if (!leader) {
-        manager.stopSweeper();
+        await manager.stopSweeper();
         await scheduler?.close();
         scheduler = undefined;
         return;
@@ -225,7 +226,11 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     );
     await serveUntilSignal(
       server,
-      (signal) => logger.info("Stopping; sandboxes keep running", { signal }),
+      (signal) => {
+        logger.info("Stopping; sandboxes keep running", { signal });
+        // Event streams never finish on their own: they end now, not at the grace's end.
+        manager.events.close();
+      },
     );
   } catch (error) {
     app.reject(error);

@@ -1,10 +1,89 @@
 /**
- * Server-sent events of OpenAI chat completions: assembling a streamed answer into the one
- * `chat.completion` object a trajectory records, and the reverse (a completion as a stream) for
- * local-mode callers that ask for `stream: true`.
+ * Server-sent events: a reader of any event stream (fed in arbitrary pieces, or a response body)
+ * and the writer of one event; for OpenAI chat completions, assembling a streamed answer into the
+ * one `chat.completion` object a trajectory records, and the reverse (a completion as a stream)
+ * for local-mode callers that ask for `stream: true`.
  */
 
 type Json = Record<string, unknown>;
+
+/** One server-sent event: its `event` name ("message" when none was sent), data and id. */
+export interface SseEvent {
+  event: string;
+  data: string;
+  id?: string | undefined;
+}
+
+/** Parses SSE text fed in arbitrary pieces into events; comments (heartbeats) are skipped. */
+export class SseReader {
+  #buffer = "";
+  #data: string[] = [];
+  #event = "";
+  #id: string | undefined;
+
+  /** Feeds the next piece of the stream (already decoded); returns the events it completed. */
+  feed(text: string): SseEvent[] {
+    this.#buffer += text;
+    const events: SseEvent[] = [];
+    let at: number;
+    while ((at = this.#buffer.indexOf("\n")) >= 0) {
+      const line = this.#buffer.slice(0, at).replace(/\r$/, "");
+      this.#buffer = this.#buffer.slice(at + 1);
+      if (line === "") {
+        const event = this.flush();
+        if (event) events.push(event);
+        continue;
+      }
+      if (line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "data") this.#data.push(value);
+      else if (field === "event") this.#event = value;
+      else if (field === "id") this.#id = value;
+    }
+    return events;
+  }
+
+  /** The event whose lines were read but not yet ended by a blank line, if any. */
+  flush(): SseEvent | undefined {
+    const event = this.#data.length === 0 ? undefined : {
+      event: this.#event || "message",
+      data: this.#data.join("\n"),
+      ...(this.#id === undefined ? {} : { id: this.#id }),
+    };
+    this.#data = [];
+    this.#event = "";
+    return event;
+  }
+}
+
+/**
+ * The events of an SSE response body, as they arrive; ends with the body. Cancelling the
+ * iteration (break, return) cancels the body.
+ */
+export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const parser = new SseReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      yield* parser.feed(value);
+    }
+    const last = parser.flush();
+    if (last) yield last;
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** The SSE text of one event: `event: NAME`, `id: ID` and the JSON of `data`. */
+export function encodeSse(event: string, data: unknown, id?: string | number): string {
+  return `event: ${event}\n${id === undefined ? "" : `id: ${id}\n`}data: ${
+    JSON.stringify(data)
+  }\n\n`;
+}
 
 interface ChoiceState {
   index: number;
@@ -16,8 +95,7 @@ interface ChoiceState {
 
 /** Parses SSE text fed in arbitrary pieces and assembles the chat completion it streams. */
 export class SseAssembler {
-  #buffer = "";
-  #data: string[] = [];
+  readonly #reader = new SseReader();
   #base: Json = {};
   #choices = new Map<number, ChoiceState>();
   #usage: unknown;
@@ -28,15 +106,8 @@ export class SseAssembler {
 
   /** Feeds the next piece of the stream (already decoded). */
   feed(text: string): void {
-    this.#buffer += text;
-    let at: number;
-    while ((at = this.#buffer.indexOf("\n")) >= 0) {
-      const line = this.#buffer.slice(0, at).replace(/\r$/, "");
-      this.#buffer = this.#buffer.slice(at + 1);
-      if (line === "") this.#dispatch();
-      else if (line.startsWith("data:")) this.#data.push(line.slice(5).replace(/^ /, ""));
-      // Comments (":") and other fields (event, id, retry) carry nothing a completion needs.
-    }
+    // Event names and ids carry nothing a completion needs: only the data.
+    for (const event of this.#reader.feed(text)) this.#dispatch(event.data);
   }
 
   /** True once `data: [DONE]` was seen. */
@@ -58,7 +129,8 @@ export class SseAssembler {
 
   /** The assembled `chat.completion` (or, for a stream of something else, its events). */
   result(): unknown {
-    this.#dispatch();
+    const last = this.#reader.flush();
+    if (last) this.#dispatch(last.data);
     if (this.#chunks === 0 && this.#other.length > 0) return { events: this.#other };
     const choices = [...this.#choices.values()].sort((a, b) => a.index - b.index).map((c) => {
       const message = { ...c.message };
@@ -74,10 +146,7 @@ export class SseAssembler {
     return completion;
   }
 
-  #dispatch(): void {
-    if (this.#data.length === 0) return;
-    const data = this.#data.join("\n");
-    this.#data = [];
+  #dispatch(data: string): void {
     if (data.trim() === "[DONE]") {
       this.#done = true;
       return;

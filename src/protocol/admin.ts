@@ -86,6 +86,9 @@ export function memoryBytes(memory: string): number {
 const SANDBOX_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const sandboxId = z.string().regex(SANDBOX_ID, "must be 1-128 letters, digits, '_', '.', '-'");
 
+/** Longest lease `timeout_seconds` may set: 30 days. */
+export const MAX_TIMEOUT_SECONDS = 30 * 24 * 3600;
+
 /** POST /start and /start_async (StartReq). */
 export const StartRequest = z.object({
   "image": z.string().default(""),
@@ -98,9 +101,23 @@ export const StartRequest = z.object({
   "registry_username": z.string().nullish(),
   "registry_password": z.string().nullish(),
   "use_kata_runtime": z.boolean().default(false),
+  // rock's extension (E2B's shape): a fixed lease, stopped this many seconds after it runs
+  // whatever keeps it busy, instead of auto_clear_time_minutes without a keep-alive.
+  "timeout_seconds": z.number().positive().max(MAX_TIMEOUT_SECONDS).nullish(),
 });
 /** Parsed start request. */
 export type StartRequest = z.output<typeof StartRequest>;
+
+/**
+ * POST /sandboxes/{id}/timeout (rock's extension, E2B's shape): the sandbox is stopped
+ * `timeout_seconds` from now, keep-alives or not, until a later call sets it again.
+ */
+export const TimeoutRequest = z.object({
+  "timeout_seconds": z.number().positive().max(MAX_TIMEOUT_SECONDS),
+});
+
+/** GET /events query (rock's extension): one sandbox's events, or every sandbox's. */
+export const EventsQuery = z.object({ "sandbox_id": z.string().optional() });
 
 /** Query or body carrying just a sandbox id. */
 export const SandboxIdRequest = z.object({ "sandbox_id": sandboxId });
@@ -253,7 +270,50 @@ export interface StatusResponse {
   queue_position?: number | undefined;
   /** The start queue's length, with queue_position. */
   queue_length?: number | undefined;
+  /** rock's extension, while pending or running: when it will be stopped, ISO 8601. */
+  expire_time?: string | null | undefined;
+  /** rock's extension, with expire_time: seconds left until then (0 when due). */
+  expire_in_seconds?: number | null | undefined;
+  /** rock's extension, with expire_time: what moves it (a keep-alive, or a set timeout). */
+  expire_reason?: string | null | undefined;
+  /** rock's extension: the lease set with timeout_seconds; null for ROCK's keep-alive expiry. */
+  timeout_seconds?: number | null | undefined;
 }
+
+/** When a pending or running sandbox will be stopped, and why (rock's extension). */
+export interface Lease {
+  /** When it will be stopped, ISO 8601 in ROCK_TIME_ZONE. */
+  expire_time: string;
+  /** Seconds left until then (0 when due). */
+  expire_in_seconds: number;
+  /** What moves it, e.g. "no keep-alive for 30 minutes (auto_clear_time_minutes)". */
+  expire_reason: string;
+  /** The lease set with timeout_seconds; null for ROCK's keep-alive expiry. */
+  timeout_seconds: number | null;
+}
+
+/**
+ * A failure as an event carries it: the class of the error a client gets for it (SDK classes
+ * are rebuilt from it, see errorFromWire), ROCK's code and the message.
+ */
+export interface EventError {
+  /** The error's class path (ROCK's names where ROCK has the error). */
+  class_path: string;
+  /** ROCK's code: 4000 for a stopped sandbox, 5000 for a failed start. */
+  code: number;
+  /** What a client's error says. */
+  message: string;
+}
+
+/**
+ * rock's extension: a lifecycle event on `GET /events` (server-sent events; the SSE event name
+ * is `type`). `status`: the sandbox's state or a start phase changed (the whole status as
+ * get_status reports it, and `error` once it failed or stopped); `expiring`: it will be stopped
+ * soon (sent a configured time before); `lease`: its lease was set.
+ */
+export type SandboxEvent =
+  | StatusResponse & { type: "status"; time: string; error: EventError | null }
+  | Lease & { type: "expiring" | "lease"; sandbox_id: string; time: string };
 
 /** GET /get_logs result (rock's extension): the log tail, and the sandbox's state. */
 export interface LogsResponse extends StopInfo {

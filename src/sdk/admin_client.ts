@@ -5,11 +5,14 @@
  */
 import type {
   CommitStatus,
+  Lease,
   ListResponse,
   LogsResponse,
+  SandboxEvent,
   StartResponse,
   StatusResponse,
 } from "../protocol/admin.ts";
+import { readSse } from "../formats/sse.ts";
 import type {
   BashObservation,
   CommandResponse,
@@ -122,6 +125,63 @@ export class AdminClient {
   /** GET /get_status */
   getStatus(sandboxId: string): Promise<StatusResponse> {
     return this.#get("/get_status", { sandbox_id: sandboxId });
+  }
+
+  /**
+   * POST /sandboxes/{id}/timeout (rock's extension, E2B's shape): the sandbox is stopped
+   * `seconds` from now, keep-alives or not; answers when and why it will be.
+   */
+  setTimeout(sandboxId: string, seconds: number): Promise<Lease & { sandbox_id: string }> {
+    return this.#call(`/sandboxes/${encodeURIComponent(sandboxId)}/timeout`, {
+      method: "POST",
+      body: JSON.stringify({ timeout_seconds: seconds }),
+      headers: { "content-type": "application/json" },
+    }, sandboxId);
+  }
+
+  /**
+   * GET /events (rock's extension): lifecycle events as they happen, of one sandbox (starting
+   * with its status now) or of all. The stream ends when `signal` aborts, when the admin ends it,
+   * or when the iteration stops (break).
+   * @throws {RockError} the envelope's error class when the admin refuses (an unknown sandbox;
+   *   an admin without events: ROCK's, or an older rock), or when it cannot be reached.
+   */
+  async events(
+    options: { sandboxId?: string | undefined; signal?: AbortSignal | undefined } = {},
+  ): Promise<AsyncGenerator<SandboxEvent>> {
+    const { sandboxId, signal } = options;
+    const query = sandboxId === undefined
+      ? ""
+      : `?${new URLSearchParams({ sandbox_id: sandboxId })}`;
+    let response: Response;
+    try {
+      response = await this.#fetch(`${this.url}/events${query}`, {
+        headers: { ...this.#headers, accept: "text/event-stream" },
+        signal: signal ?? null,
+      });
+    } catch (error) {
+      throw new InternalServerRockError(
+        `Cannot reach the admin at ${this.url}: ${(error as Error).message}`,
+        { sandboxId, cause: error },
+      );
+    }
+    const type = response.headers.get("content-type") ?? "";
+    if (!response.ok || !type.startsWith("text/event-stream") || !response.body) {
+      const text = await response.text().catch(() => "");
+      let envelope: Envelope<unknown> | undefined;
+      try {
+        envelope = JSON.parse(text);
+      } catch { /* not an envelope: ROCK's own 404, a proxy's page */ }
+      if (envelope?.status === "Failed") throw envelopeError(envelope, sandboxId);
+      throw errorForCode(
+        4000,
+        `The admin at ${this.url} has no event stream: HTTP ${response.status} ${
+          text.slice(0, 200)
+        }`,
+        { sandboxId },
+      );
+    }
+    return parseEvents(response.body);
   }
 
   /** GET /is_alive */
@@ -271,5 +331,16 @@ export class AdminClient {
     const envelope = await response.json().catch(() => undefined) as Envelope<unknown> | undefined;
     if (envelope?.status === "Failed") throw envelopeError(envelope, sandboxId);
     throw errorForCode(5000, `Cannot download "${path}": HTTP ${response.status}`, { sandboxId });
+  }
+}
+
+/** The events of an SSE body; a `dropped` event (the admin gave up on a slow reader) throws. */
+async function* parseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SandboxEvent> {
+  for await (const event of readSse(body)) {
+    const data = JSON.parse(event.data);
+    if (event.event === "dropped") {
+      throw new InternalServerRockError(`The admin ended the event stream: ${data.reason}`);
+    }
+    yield data as SandboxEvent;
   }
 }

@@ -55,9 +55,12 @@ export {
 export type { FileErrorKind, RockErrorOptions } from "./errors.ts";
 export type {
   CommitStatus,
+  EventError,
+  Lease,
   ListResponse,
   LogsResponse,
   PhaseInfo,
+  SandboxEvent,
   SandboxState,
   StartResponse,
   StatusResponse,

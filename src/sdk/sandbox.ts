@@ -11,7 +11,7 @@
  * ```
  */
 import { basename } from "node:path";
-import type { CommitStatus, StatusResponse } from "../protocol/admin.ts";
+import type { CommitStatus, Lease, SandboxEvent, StatusResponse } from "../protocol/admin.ts";
 import { statusPollInterval } from "./status_poll.ts";
 import type { CommandResponse, UploadResponse } from "../protocol/rocklet.ts";
 import { type WithDefaults, withDefaults } from "../common/options.ts";
@@ -21,7 +21,9 @@ import {
   BadRequestRockError,
   CommandRockError,
   CommandTimeoutError,
+  SandboxNotFoundError,
   SandboxStartError,
+  SandboxStoppedRockError,
 } from "./errors.ts";
 import { fileStream, writeStreamToFile } from "./local_files.ts";
 import { zipDirectory } from "../formats/zip_writer.ts";
@@ -42,6 +44,20 @@ export interface SandboxConfig {
   pull?: "never" | "always" | "missing" | undefined;
   /** Stop after this many seconds without a keep-alive (default 300, sent in whole minutes). */
   autoClearSeconds?: number | undefined;
+  /**
+   * rock's extension (E2B's timeout): stop this many seconds after it runs, whatever keeps it
+   * busy, instead of autoClearSeconds without a keep-alive; setTimeout() sets it again. Default:
+   * none (ROCK's expiry).
+   */
+  timeoutSeconds?: number | undefined;
+  /**
+   * Keep the sandbox alive while this handle holds it (from start() until stop() or disposal):
+   * a keep-alive every keepAliveIntervalSeconds, get_status for ROCK's expiry, setTimeout() with
+   * the last timeout for a set one (default false).
+   */
+  keepAlive?: boolean | undefined;
+  /** Seconds between keep-alives (default: a third of the lease, at most 60). */
+  keepAliveIntervalSeconds?: number | undefined;
   /** How long start() waits for the sandbox to be alive, in seconds (default 180). */
   startupTimeout?: number | undefined;
   /** Owner, sent as X-User-Id (the admin's default "default"). */
@@ -119,6 +135,27 @@ function randomHex(bytes = 6): string {
     .join("");
 }
 
+/**
+ * Whether a start is done, from status `status` of sandbox `id`: true once it is alive, false
+ * while it is still on its way.
+ * @throws {SandboxStartError} naming the phase, once a phase or the sandbox failed.
+ */
+function startOutcome(id: string, status: StatusResponse): boolean {
+  if (status.is_alive) return true;
+  const failed = Object.entries(status.status ?? {}).find(([, p]) =>
+    p.status === "failed" || p.status === "timeout"
+  );
+  if (failed || status.state === "failed" || status.state === "stopped") {
+    const [phase, info] = failed ??
+      ["start", { message: status.stop_reason ?? status.failure_reason ?? status.state }];
+    throw new SandboxStartError(
+      `Sandbox "${id}" failed to start in phase ${phase}: ${info.message}`,
+      { sandboxId: id, phase },
+    );
+  }
+  return false;
+}
+
 /** A SandboxConfig with its defaults applied. */
 export type ResolvedSandboxConfig = WithDefaults<
   SandboxConfig,
@@ -140,6 +177,9 @@ export class Sandbox implements AsyncDisposable {
   readonly client: AdminClient;
   #id: string | undefined;
   #defaultSession: Promise<string> | undefined;
+  /** The timeout last set (config or setTimeout()), which keep-alives set again. */
+  #timeoutSeconds: number | undefined;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
 
   /**
    * Creates the handle; nothing is sent until start() (or attach()). A field left out or given
@@ -161,6 +201,7 @@ export class Sandbox implements AsyncDisposable {
       fetch: this.config.fetch,
     });
     this.#id = this.config.sandboxId;
+    this.#timeoutSeconds = this.config.timeoutSeconds;
   }
 
   /** The sandbox id (set by start() or the config). */
@@ -170,13 +211,16 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
-   * Starts the sandbox and waits until it is alive, polling with a fast backoff.
+   * Starts the sandbox and waits until it is alive: on the admin's event stream, or, against an
+   * admin without one (ROCK's) or when the stream breaks off, by polling get_status with a fast
+   * backoff. `onStatus` sees each status on the way (`events: false`: polling only).
    * @throws {SandboxStartError} naming the phase that failed, or after startupTimeout.
    */
   async start(
     options: {
       onStatus?: ((status: SandboxStatus) => void) | undefined;
       signal?: AbortSignal | undefined;
+      events?: boolean | undefined;
     } = {},
   ): Promise<this> {
     const headers: Record<string, string> = {};
@@ -184,6 +228,7 @@ export class Sandbox implements AsyncDisposable {
     if (this.config.experimentId) headers["X-Experiment-Id"] = this.config.experimentId;
     if (this.config.namespace) headers["X-Namespace"] = this.config.namespace;
     if (this.config.cluster) headers["X-Cluster"] = this.config.cluster;
+    const deadline = performance.now() + this.config.startupTimeout * 1000;
     const started = await this.client.startAsync({
       image: this.config.image,
       memory: this.config.memory,
@@ -191,41 +236,143 @@ export class Sandbox implements AsyncDisposable {
       pull: this.config.pull,
       auto_clear_time_minutes: Math.max(1, Math.ceil(this.config.autoClearSeconds / 60)),
       ...(this.#id ? { sandbox_id: this.#id } : {}),
+      ...(this.config.timeoutSeconds ? { timeout_seconds: this.config.timeoutSeconds } : {}),
     }, headers);
     this.#id = started.sandbox_id;
     const id = this.#id;
-    let last: StatusResponse | undefined;
-    const alive = await pollUntil(async () => {
-      const status = last = await this.client.getStatus(id);
-      options.onStatus?.(status);
-      if (status.is_alive) return this;
-      const failed = Object.entries(status.status ?? {}).find(([, p]) =>
-        p.status === "failed" || p.status === "timeout"
-      );
-      if (failed || status.state === "failed") {
-        const [phase, info] = failed ?? ["start", { message: status.failure_reason ?? "failed" }];
-        throw new SandboxStartError(
-          `Sandbox "${id}" failed to start in phase ${phase}: ${info.message}`,
-          { sandboxId: id, phase },
-        );
-      }
-      return undefined;
-    }, {
-      intervalMs: 10,
-      // Fast while it is placed, slower while it waits in the admin's start queue.
-      nextIntervalMs: (attempt) => statusPollInterval(last, attempt),
-      timeoutMs: this.config.startupTimeout * 1000,
-      signal: options.signal,
-    });
-    if (alive) return alive;
+    const alive = options.events === false
+      ? undefined
+      : await this.#waitByEvents(id, deadline, options);
+    if (alive ?? await this.#waitByPolling(id, deadline, options)) {
+      this.#startKeepAlive();
+      return this;
+    }
     throw new SandboxStartError(
-      `Sandbox "${id}" was not alive within ${this.config.startupTimeout} s (state ${last?.state})`,
+      `Sandbox "${id}" was not alive within ${this.config.startupTimeout} s`,
       { sandboxId: id, phase: "startup" },
     );
   }
 
-  /** Stops the sandbox. */
+  /**
+   * Waits for sandbox `id` on the admin's event stream until `deadline` (performance.now()):
+   * true once it is alive, false when the time is up; undefined when the admin has no stream or
+   * it broke off (the caller polls then).
+   */
+  async #waitByEvents(
+    id: string,
+    deadline: number,
+    options: {
+      onStatus?: ((status: SandboxStatus) => void) | undefined;
+      signal?: AbortSignal | undefined;
+    },
+  ): Promise<boolean | undefined> {
+    const timedOut = new AbortController();
+    const timer = setTimeout(() => timedOut.abort(), Math.max(0, deadline - performance.now()));
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, timedOut.signal])
+      : timedOut.signal;
+    try {
+      let events: AsyncGenerator<SandboxEvent>;
+      try {
+        events = await this.client.events({ sandboxId: id, signal });
+      } catch (error) {
+        options.signal?.throwIfAborted();
+        if (timedOut.signal.aborted) return false;
+        if (error instanceof SandboxStartError) throw error;
+        return undefined;
+      }
+      try {
+        for await (const event of events) {
+          if (event.type !== "status") continue;
+          options.onStatus?.(event);
+          if (startOutcome(id, event)) return true;
+        }
+      } catch (error) {
+        options.signal?.throwIfAborted();
+        if (timedOut.signal.aborted) return false;
+        if (error instanceof SandboxStartError) throw error;
+      } finally {
+        await events.return(undefined).catch(() => {});
+      }
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for sandbox `id` by polling get_status until `deadline`: true once it is alive. */
+  async #waitByPolling(
+    id: string,
+    deadline: number,
+    options: {
+      onStatus?: ((status: SandboxStatus) => void) | undefined;
+      signal?: AbortSignal | undefined;
+    },
+  ): Promise<boolean> {
+    let last: StatusResponse | undefined;
+    const alive = await pollUntil(async () => {
+      const status = last = await this.client.getStatus(id);
+      options.onStatus?.(status);
+      return startOutcome(id, status) || undefined;
+    }, {
+      intervalMs: 10,
+      // Fast while it is placed, slower while it waits in the admin's start queue.
+      nextIntervalMs: (attempt) => statusPollInterval(last, attempt),
+      timeoutMs: Math.max(0, deadline - performance.now()),
+      signal: options.signal,
+    });
+    return alive === true;
+  }
+
+  /**
+   * Sets the sandbox's lease (rock's extension, E2B's shape): it is stopped `seconds` from now,
+   * keep-alives or not; with keepAlive, the keep-alives set it again. Returns when and why it
+   * will be stopped.
+   * @example
+   * ```ts
+   * import { Sandbox } from "./mod.ts";
+   * await using sandbox = await new Sandbox({ image: "python:3.11" }).start();
+   * const lease = await sandbox.setTimeout(1800);
+   * console.log(lease.expire_time);
+   * ```
+   */
+  async setTimeout(seconds: number): Promise<Lease> {
+    const lease = await this.client.setTimeout(this.sandboxId, seconds);
+    this.#timeoutSeconds = seconds;
+    this.#startKeepAlive();
+    return lease;
+  }
+
+  /** With keepAlive, (re)starts the keep-alives at the interval the lease calls for. */
+  #startKeepAlive(): void {
+    if (!this.config.keepAlive) return;
+    clearInterval(this.#keepAlive);
+    const leaseSeconds = this.#timeoutSeconds ?? this.config.autoClearSeconds;
+    const seconds = this.config.keepAliveIntervalSeconds ?? Math.min(60, leaseSeconds / 3);
+    const id = this.sandboxId;
+    this.#keepAlive = setInterval(() => {
+      const timeout = this.#timeoutSeconds;
+      const call = timeout === undefined
+        ? this.client.getStatus(id)
+        : this.client.setTimeout(id, timeout);
+      // A failed keep-alive is tried again at the next interval; one the sandbox is gone for
+      // ends them.
+      call.catch((error) => {
+        if (error instanceof SandboxStoppedRockError || error instanceof SandboxNotFoundError) {
+          this.#stopKeepAlive();
+        }
+      });
+    }, seconds * 1000);
+  }
+
+  #stopKeepAlive(): void {
+    clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
+  }
+
+  /** Stops the sandbox (and its keep-alives). */
   async stop(): Promise<void> {
+    this.#stopKeepAlive();
     if (!this.#id) return;
     await this.client.stop(this.#id);
   }

@@ -70,6 +70,8 @@ export interface TestAdminOptions {
   now?: () => number;
   /** Run the expiry sweeper at this interval, in ms (default: no sweeper). */
   sweepIntervalMs?: number;
+  /** How long before expiry the `expiring` event goes out, in ms (default: the admin's). */
+  expiryWarningMs?: number;
   /** How sandboxes' rocklets start (default: the tests' launcher). */
   launcher?: RockletLauncher;
   /** The image GEM sandboxes start from (default: the default image). */
@@ -132,6 +134,7 @@ export async function startAdminServer(
       rockletDeadlines: options.rockletDeadlines,
       startConcurrency: options.startConcurrency,
       startQueueLimit: options.startQueueLimit,
+      expiryWarningMs: options.expiryWarningMs,
     },
   });
   await manager.reconcile();
@@ -165,6 +168,8 @@ export async function startAdminServer(
     backend,
     dataDir,
     async [Symbol.asyncDispose]() {
+      // Event streams end first: a server waits for the responses it is still sending.
+      manager.events.close();
       await server.shutdown();
       await warmups.close();
       await commits.close();

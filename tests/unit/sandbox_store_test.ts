@@ -24,6 +24,7 @@ Deno.test("SandboxStore migration 4 adds stop_reason and fills it in for rows st
     await db.batch([
       "ALTER TABLE sandboxes DROP COLUMN stop_reason",
       "ALTER TABLE sandboxes DROP COLUMN admin_id",
+      "ALTER TABLE sandboxes DROP COLUMN timeout_seconds",
       "DROP TABLE leases",
       "DELETE FROM schema_version WHERE version >= 4",
     ], "write");

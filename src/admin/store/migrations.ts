@@ -80,4 +80,7 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       expires_at INTEGER NOT NULL
     )`,
   ],
+  // A lease set with timeout_seconds (E2B's shape): expire_at is then a deadline keep-alives do
+  // not move. NULL: ROCK's expiry, auto_clear_minutes after the last keep-alive.
+  ["ALTER TABLE sandboxes ADD COLUMN timeout_seconds REAL"],
 ];

@@ -36,6 +36,11 @@ export interface SandboxRecord {
   failure_reason: string | null;
   /** The admin that placed it (or last took it over), when several admins share the store. */
   admin_id?: string | null;
+  /**
+   * A lease set with timeout_seconds, in seconds: expire_at is then a deadline keep-alives do not
+   * move. Null (or absent): ROCK's expiry, auto_clear_minutes after the last keep-alive.
+   */
+  timeout_seconds?: number | null;
 }
 
 /** Filters of a list call: exact matches. */
@@ -72,6 +77,7 @@ const COLUMNS = [
   "failure_reason",
   "stop_reason",
   "admin_id",
+  "timeout_seconds",
 ] as const;
 
 function toRecord(row: Row): SandboxRecord {
@@ -87,6 +93,26 @@ function toArg(column: string, value: unknown): string | number | null {
   if (JSON_COLUMNS.has(column)) return JSON.stringify(value ?? {});
   if (value === undefined) return null;
   return value as string | number | null;
+}
+
+/** The UPDATE of `patch`'s columns of `id` (only in one of `whenState`), or none to run. */
+function updateStatement(
+  id: string,
+  patch: Partial<SandboxRecord>,
+  whenState?: SandboxState[],
+): { sql: string; args: (string | number | null)[] } | undefined {
+  const keys = Object.keys(patch).filter((k) =>
+    k !== "sandbox_id" && (COLUMNS as readonly string[]).includes(k)
+  );
+  if (keys.length === 0) return undefined;
+  const args = keys.map((k) => toArg(k, patch[k as keyof SandboxRecord]));
+  let sql = `UPDATE sandboxes SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE sandbox_id = ?`;
+  args.push(id);
+  if (whenState?.length) {
+    sql += ` AND state IN (${whenState.map(() => "?").join(", ")})`;
+    args.push(...whenState);
+  }
+  return { sql, args };
 }
 
 /** The sandboxes of the admin's store (`store.sandboxes`). */
@@ -128,19 +154,25 @@ export class SandboxTable {
     patch: Partial<SandboxRecord>,
     whenState?: SandboxState[],
   ): Promise<boolean> {
-    const keys = Object.keys(patch).filter((k) =>
-      k !== "sandbox_id" && (COLUMNS as readonly string[]).includes(k)
-    );
-    if (keys.length === 0) return false;
-    const args = keys.map((k) => toArg(k, patch[k as keyof SandboxRecord]));
-    let sql = `UPDATE sandboxes SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE sandbox_id = ?`;
-    args.push(id);
-    if (whenState?.length) {
-      sql += ` AND state IN (${whenState.map(() => "?").join(", ")})`;
-      args.push(...whenState);
-    }
-    const result = await this.#db.execute({ sql, args });
+    const statement = updateStatement(id, patch, whenState);
+    if (!statement) return false;
+    const result = await this.#db.execute(statement);
     return result.rowsAffected > 0;
+  }
+
+  /**
+   * Updates as update() does and returns the row as it is after the change, or undefined when
+   * nothing changed (for those who tell others of the change).
+   */
+  async change(
+    id: string,
+    patch: Partial<SandboxRecord>,
+    whenState?: SandboxState[],
+  ): Promise<SandboxRecord | undefined> {
+    const statement = updateStatement(id, patch, whenState);
+    if (!statement) return undefined;
+    const result = await this.#db.execute({ ...statement, sql: `${statement.sql} RETURNING *` });
+    return result.rows[0] ? toRecord(result.rows[0]) : undefined;
   }
 
   /**

@@ -1,0 +1,155 @@
+/**
+ * Lifecycle events over `GET /events` against a real admin on the local backend: the stream of
+ * one sandbox starts with its status now and follows its phases and states; Sandbox.start()
+ * waits on it (no get_status poll) and falls back to polling where the admin has no stream.
+ */
+import assert from "node:assert/strict";
+import type { SandboxEvent } from "../../src/protocol/admin.ts";
+import { AdminClient } from "../../src/sdk/admin_client.ts";
+import { Sandbox, SandboxStartError } from "../../src/sdk/mod.ts";
+import { get, post, startAdminServer } from "../helpers/admin_server.ts";
+import { testSandboxId } from "../helpers/docker.ts";
+
+/** A fetch that counts the admin calls by path, and sends /events to `eventsPath` instead. */
+function countingFetch(
+  eventsPath = "/events",
+): { fetch: typeof fetch; calls: Map<string, number> } {
+  const calls = new Map<string, number>();
+  return {
+    calls,
+    fetch: (input, init) => {
+      const url = new URL(String(input));
+      const path = url.pathname.split("/apis/envs/sandbox/v1")[1] ?? url.pathname;
+      calls.set(path, (calls.get(path) ?? 0) + 1);
+      if (path === "/events") url.pathname = url.pathname.replace(/\/events$/, eventsPath);
+      return fetch(url, init);
+    },
+  };
+}
+
+/** Reads events of `stream` until `until` says stop (bounded by 60 s). */
+async function collect(
+  stream: AsyncGenerator<SandboxEvent>,
+  until: (event: SandboxEvent) => boolean,
+): Promise<SandboxEvent[]> {
+  const seen: SandboxEvent[] = [];
+  const timer = setTimeout(() => stream.return(undefined), 60_000);
+  try {
+    for await (const event of stream) {
+      seen.push(event);
+      if (until(event)) break;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return seen;
+}
+
+Deno.test("GET /events?sandbox_id= starts with the status now, then the phases and states up to running and stopped", async () => {
+  await using admin = await startAdminServer("local");
+  const id = testSandboxId("events");
+  assert.equal((await post(admin.api, "/start_async", { sandbox_id: id })).status, "Success");
+  const client = new AdminClient(admin.url);
+  const events = await client.events({ sandboxId: id });
+  const starting = await collect(events, (e) => e.type === "status" && e.state === "running");
+  const first = starting[0];
+  assert.equal(first?.type, "status");
+  assert.equal(first.sandbox_id, id);
+  // The first event is the status at subscription: pending, or running already.
+  assert.ok(first.state === "pending" || first.state === "running", JSON.stringify(first));
+  const last = starting.at(-1)!;
+  assert.equal(last.type === "status" && last.is_alive, true);
+  assert.equal(last.type === "status" && last.status.process_start?.status, "success");
+  assert.equal(last.type === "status" && last.error, null);
+
+  const stopping = await client.events({ sandboxId: id });
+  await post(admin.api, "/stop", { sandbox_id: id });
+  const ended = await collect(stopping, (e) => e.type === "status" && e.state === "stopped");
+  const stopped = ended.at(-1)!;
+  assert.equal(stopped.type, "status");
+  assert.equal(stopped.type === "status" && stopped.stop_reason, "stop requested");
+  assert.equal(
+    stopped.type === "status" && stopped.error?.class_path,
+    "rock.admin.exceptions.SandboxStoppedError",
+  );
+});
+
+Deno.test("GET /events without a sandbox id streams every sandbox's events, and an unknown sandbox gets a 404 envelope", async () => {
+  await using admin = await startAdminServer("local");
+  const client = new AdminClient(admin.url);
+  const all = await client.events();
+  const ids = [testSandboxId("events-a"), testSandboxId("events-b")];
+  for (const id of ids) await post(admin.api, "/start_async", { sandbox_id: id });
+  const running = new Set<string>();
+  await collect(all, (e) => {
+    if (e.type === "status" && e.state === "running") running.add(e.sandbox_id);
+    return running.size === ids.length;
+  });
+  assert.deepEqual([...running].sort(), [...ids].sort());
+  for (const id of ids) await post(admin.api, "/stop", { sandbox_id: id });
+
+  const response = await fetch(`${admin.api}/events?sandbox_id=nope`);
+  assert.equal(response.status, 404);
+  const envelope = await response.json();
+  assert.equal(envelope.status, "Failed");
+  assert.equal(envelope.result.code, 4000);
+  assert.equal(envelope.result.class_path, "rock.admin.exceptions.SandboxNotFoundError");
+});
+
+Deno.test("Sandbox.start() is ready through the event stream without polling get_status, and onStatus sees the phases", async () => {
+  await using admin = await startAdminServer("local");
+  const { fetch, calls } = countingFetch();
+  const seen: string[] = [];
+  await using sandbox = await new Sandbox({
+    baseUrl: admin.url,
+    sandboxId: testSandboxId("events-sdk"),
+    fetch,
+  }).start({ onStatus: (status) => seen.push(status.state) });
+  assert.equal(calls.get("/events"), 1);
+  assert.equal(calls.get("/get_status") ?? 0, 0);
+  assert.equal(seen.at(-1), "running");
+  assert.equal((await sandbox.arun("echo ok")).output, "ok");
+});
+
+Deno.test("Sandbox.start() falls back to polling get_status against an admin without an event stream", async () => {
+  await using admin = await startAdminServer("local");
+  // The admin's answer to a route it does not have (a 404 envelope, as an older rock gives).
+  const { fetch, calls } = countingFetch("/no-such-route");
+  await using sandbox = await new Sandbox({
+    baseUrl: admin.url,
+    sandboxId: testSandboxId("events-poll"),
+    fetch,
+  }).start();
+  assert.equal(calls.get("/events"), 1);
+  assert.ok((calls.get("/get_status") ?? 0) >= 1);
+  assert.equal(
+    (await get(admin.api, `/get_status?sandbox_id=${sandbox.sandboxId}`)).result.state,
+    "running",
+  );
+});
+
+Deno.test("Sandbox.start() through events throws SandboxStartError naming the phase when the start fails", async () => {
+  await using admin = await startAdminServer("local", {
+    wrapBackend: (backend) => ({
+      type: backend.type,
+      list: () => backend.list(),
+      remove: (id) => backend.remove(id),
+      place: (_spec, { onPhase }) => {
+        onPhase({ name: "process_start", status: "failed", message: "no such program" });
+        return Promise.reject(new Error("no such program"));
+      },
+    }),
+  });
+  const { fetch, calls } = countingFetch();
+  const sandbox = new Sandbox({
+    baseUrl: admin.url,
+    sandboxId: testSandboxId("events-fail"),
+    fetch,
+  });
+  await assert.rejects(sandbox.start(), (error: unknown) => {
+    assert.ok(error instanceof SandboxStartError, String(error));
+    assert.match(error.message, /phase process_start: .*no such program/);
+    return true;
+  });
+  assert.equal(calls.get("/get_status") ?? 0, 0);
+});
