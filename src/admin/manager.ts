@@ -876,7 +876,7 @@ export class SandboxManager {
     this.events.publish({
       type,
       sandbox_id: record.sandbox_id,
-      time: isoInZone(new Date(this.#now()), this.#settings.timeZone),
+      time: isoInZone(new Date(this.#now()), this.#settings.timeZone, true),
       ...lease,
     });
   }

@@ -61,7 +61,8 @@ export function toStatusResponse(
 export function leaseOf(record: SandboxRecord, timeZone: string): Lease | Record<never, never> {
   if (record.state !== "pending" && record.state !== "running") return {};
   return {
-    expire_time: iso(record.expire_at, timeZone)!,
+    // To the millisecond: a lease may be seconds long, and the sandbox stops at that moment.
+    expire_time: isoInZone(new Date(record.expire_at), timeZone, true),
     expire_in_seconds: Math.max(0, Math.round((record.expire_at - Date.now()) / 1000)),
     expire_reason: leaseReason(record),
     timeout_seconds: record.timeout_seconds ?? null,
@@ -86,7 +87,7 @@ export function toStatusEvent(record: SandboxRecord, timeZone: string): SandboxE
   const error: EventError | null = failure
     ? { class_path: failure.classPath, code: failure.code, message: failure.message }
     : null;
-  return { ...status, type: "status", time: isoInZone(new Date(), timeZone), error };
+  return { ...status, type: "status", time: isoInZone(new Date(), timeZone, true), error };
 }
 
 /** StartResp of `record`. */

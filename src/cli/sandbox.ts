@@ -26,6 +26,8 @@ export interface StartOptions extends ConnectionFlags {
   cpus: number;
   pull: "never" | "always" | "missing";
   autoClear: number;
+  /** A fixed lease, in seconds (--timeout). */
+  timeout?: number;
   startupTimeout: number;
   user?: string;
   experiment?: string;
@@ -113,6 +115,7 @@ export function startSandbox(options: StartOptions): Promise<void> {
       cpus: options.cpus,
       pull: options.pull,
       autoClearSeconds: options.autoClear * 60,
+      timeoutSeconds: options.timeout,
       startupTimeout: options.startupTimeout,
       sandboxId: options.sandboxId,
     });
@@ -221,6 +224,7 @@ export function showStatus(
       ["host", status.host_name ? `${status.host_name} (${status.host_ip})` : null],
       ["created", status.create_time],
       ["started", status.start_time],
+      ["expires", expiryText(status)],
       ["failure", ended && status.stop_reason ? null : status.failure_reason],
     ];
     for (const [name, phase] of Object.entries(status.status ?? {})) {
@@ -229,6 +233,40 @@ export function showStatus(
     for (const [name, value] of rows) {
       if (value !== null && value !== "") console.log(`${name.padEnd(13)} ${value}`);
     }
+  });
+}
+
+/** When a running sandbox will be stopped and why, or null (stopped, or an admin without leases). */
+function expiryText(status: StatusResponse): string | null {
+  if (!status.expire_time) return null;
+  return `${status.expire_time} (in ${formatSeconds(status.expire_in_seconds ?? 0)}): ${
+    status.expire_reason ?? ""
+  }`;
+}
+
+/** `3725` as `1h2m5s`. */
+function formatSeconds(total: number): string {
+  const parts: string[] = [];
+  let left = Math.round(total);
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]] as const) {
+    if (left >= size) parts.push(`${Math.floor(left / size)}${unit}`), left %= size;
+  }
+  if (left > 0 || parts.length === 0) parts.push(`${left}s`);
+  return parts.join("");
+}
+
+/** `rock sandbox extend ID DURATION`: the sandbox is stopped `seconds` from now. */
+export function extendSandbox(
+  id: string,
+  seconds: number,
+  flags: ConnectionFlags,
+): Promise<void> {
+  return runCli(async () => {
+    const { baseUrl, headers } = await connection(flags);
+    const lease = await new AdminClient(baseUrl, { headers }).setTimeout(id, seconds);
+    console.log(
+      `${id} expires at ${lease.expire_time} (in ${formatSeconds(lease.expire_in_seconds)})`,
+    );
   });
 }
 

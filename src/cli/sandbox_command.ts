@@ -27,6 +27,23 @@ export function parseCount(value: string): number {
   return Number(value);
 }
 
+/** Parses a duration (`90`, `90s`, `30m`, `2h`, `1d`, `1h30m`; a bare number is seconds), in seconds. */
+export function parseDuration(value: string): number {
+  const text = value.trim();
+  const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+  let seconds = 0;
+  if (/^\d+(\.\d+)?$/.test(text)) seconds = Number(text);
+  else if (/^(\d+(\.\d+)?[smhd])+$/.test(text)) {
+    for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)([smhd])/g)) {
+      seconds += Number(amount) * units[unit!]!;
+    }
+  }
+  if (!(seconds > 0)) {
+    throw new InvalidArgumentError(`expected a duration such as 90s, 30m or 1h30m, got "${value}"`);
+  }
+  return seconds;
+}
+
 /** Checks a memory size as ROCK takes it (`8g`, `512m`, `1024`). */
 export function parseMemory(value: string): string {
   if (!MEMORY.test(value.trim())) {
@@ -81,6 +98,13 @@ export function addSandbox(program: Command): void {
     .addOption(
       new Option("--auto-clear <minutes>", "stop after this many minutes without a keep-alive")
         .argParser(parseCount).default(5),
+    )
+    .addOption(
+      new Option(
+        "--timeout <duration>",
+        "stop it this long after it runs, busy or not, instead of --auto-clear (30m, 2h; " +
+          "`rock sandbox extend` sets it again)",
+      ).argParser(parseDuration),
     )
     .addOption(
       new Option("--startup-timeout <seconds>", "how long to wait until it runs")
@@ -198,6 +222,20 @@ export function addSandbox(program: Command): void {
     .action(async (ids, _options, command) => {
       const { stopSandboxes } = await import("./sandbox.ts");
       await stopSandboxes(ids, command.optsWithGlobals());
+    });
+
+  sandbox
+    .command("extend")
+    .summary("set when a sandbox is stopped: DURATION from now")
+    .description(
+      "set when a sandbox is stopped: DURATION from now (30m, 2h, 1h30m, 90s), busy or not; " +
+        "keep-alives no longer move it. Prints the new expiry",
+    )
+    .argument("<id>", "sandbox id")
+    .argument("<duration>", "how long from now, e.g. 30m", parseDuration)
+    .action(async (id, seconds, _options, command) => {
+      const { extendSandbox } = await import("./sandbox.ts");
+      await extendSandbox(id, seconds, command.optsWithGlobals());
     });
 
   sandbox

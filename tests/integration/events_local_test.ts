@@ -153,3 +153,64 @@ Deno.test("Sandbox.start() through events throws SandboxStartError naming the ph
   });
   assert.equal(calls.get("/get_status") ?? 0, 0);
 });
+
+Deno.test("POST /sandboxes/{id}/timeout sets the lease, the event stream says so, and bad input gets a 4000 envelope", async () => {
+  await using admin = await startAdminServer("local");
+  await using sandbox = await new Sandbox({ baseUrl: admin.url, sandboxId: testSandboxId("lease") })
+    .start();
+  const id = sandbox.sandboxId;
+  const events = await new AdminClient(admin.url).events({ sandboxId: id });
+  const before = Date.now();
+  const lease = await sandbox.setTimeout(120);
+  assert.equal(lease.timeout_seconds, 120);
+  assert.ok(Math.abs(Date.parse(lease.expire_time) - (before + 120_000)) < 2_000);
+  const seen = await collect(events, (e) => e.type === "lease");
+  assert.deepEqual(seen.map((e) => e.type), ["status", "lease"]);
+  assert.equal(seen[1]?.type === "lease" && seen[1].expire_time, lease.expire_time);
+
+  for (const body of [{}, { timeout_seconds: -1 }, { timeout_seconds: "soon" }]) {
+    const refused = await post(admin.api, `/sandboxes/${id}/timeout`, body);
+    assert.equal(refused.status, "Failed", JSON.stringify(body));
+    assert.equal(refused.result.code, 4000);
+    assert.match(refused.error ?? "", /timeout_seconds/);
+  }
+  const unknown = await post(admin.api, "/sandboxes/rock-test-none/timeout", {
+    timeout_seconds: 5,
+  });
+  assert.equal(unknown.result.class_path, "rock.admin.exceptions.SandboxNotFoundError");
+});
+
+Deno.test("Sandbox keepAlive keeps a sandbox past its timeout while held; one not kept gets its expiring event and is stopped at its timeout", async () => {
+  await using admin = await startAdminServer("local", { sweepIntervalMs: 60_000 });
+  const all = await new AdminClient(admin.url).events();
+  const config = { baseUrl: admin.url, timeoutSeconds: 1.5 };
+  await using kept = await new Sandbox({
+    ...config,
+    sandboxId: testSandboxId("kept"),
+    keepAlive: true,
+    keepAliveIntervalSeconds: 0.3,
+  }).start();
+  await using left = await new Sandbox({ ...config, sandboxId: testSandboxId("left") }).start();
+  const seen = await collect(
+    all,
+    (e) => e.type === "status" && e.sandbox_id === left.sandboxId && e.state === "stopped",
+  );
+  const mine = seen.filter((e) => e.sandbox_id === left.sandboxId);
+  const expiring = mine.find((e) => e.type === "expiring");
+  const stopped = mine.at(-1)!;
+  assert.ok(expiring, JSON.stringify(mine));
+  assert.equal(
+    stopped.type === "status" && stopped.stop_reason,
+    "expired: timeout of 1.5 s passed",
+  );
+  assert.ok(mine.indexOf(expiring) < mine.indexOf(stopped));
+  // Stopped at the end of its lease, not before it (the store keeps the times in ms).
+  const row = await admin.store.sandboxes.get(left.sandboxId);
+  const lived = row!.stop_time! - row!.start_time!;
+  assert.ok(lived >= 1_500 && lived < 5_000, `lived ${lived} ms`);
+  // The kept one outlived its 1.5 s lease several times over.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const status = await kept.getStatus();
+  assert.equal(status.state, "running");
+  assert.ok(Date.now() - Date.parse(status.start_time!) > 2_500);
+});

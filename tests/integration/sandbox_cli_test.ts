@@ -422,3 +422,43 @@ Deno.test("rock sandbox logs of a stopped sandbox prints the logs still there, t
     );
   });
 });
+
+Deno.test("rock sandbox start --timeout leases the sandbox, status shows when it expires and why, extend sets it again", async () => {
+  const paths: string[] = [];
+  const logger = {
+    debug: (_: string, fields?: Record<string, unknown>) => void paths.push(String(fields?.path)),
+    info: (_: string, fields?: Record<string, unknown>) => void paths.push(String(fields?.path)),
+    warn: () => {},
+    error: () => {},
+  };
+  await using server = await startAdminServer("local", { logger });
+  const id = (await ok(server, "start", "--timeout", "10m")).trim();
+  try {
+    // The start waited on the event stream, not by polling get_status.
+    assert.ok(paths.some((p) => p.endsWith("/events")), paths.join(" "));
+    assert.ok(!paths.some((p) => p.endsWith("/get_status")), paths.join(" "));
+    const status = JSON.parse(await ok(server, "status", id, "--json"));
+    assert.equal(status.timeout_seconds, 600);
+    assert.ok(status.expire_in_seconds > 590 && status.expire_in_seconds <= 600);
+    assert.match(
+      await ok(server, "status", id),
+      /expires\s+\S+ \(in (9m5\ds|10m)\): timeout of 600 s \(set with timeout_seconds/,
+    );
+    const extended = await ok(server, "extend", id, "1h30m");
+    assert.match(extended, new RegExp(`^${id} expires at \\S+ \\(in (1h29m5\\ds|1h30m)\\)\\n$`));
+    const after = JSON.parse(await ok(server, "status", id, "--json"));
+    assert.equal(after.timeout_seconds, 5400);
+    assert.ok(Date.parse(after.expire_time) - Date.parse(status.expire_time) > 4700_000);
+
+    const bad = await rock(["--base-url", server.url, "extend", id, "soon"]);
+    assert.equal(bad.code, 2);
+    assertOneLine(bad, "extend soon");
+    assert.match(bad.stderr, /expected a duration such as 90s, 30m or 1h30m, got "soon"/);
+    const unknown = await rock(["--base-url", server.url, "extend", "rock-test-none", "5m"]);
+    assert.equal(unknown.code, 1);
+    assertOneLine(unknown, "extend unknown");
+    assert.match(unknown.stderr, /Sandbox "rock-test-none" not found/);
+  } finally {
+    await server.manager.stop(id).catch(() => {});
+  }
+});
