@@ -27,12 +27,16 @@
  *
  * Model service section (scripts/bench_model_service.ts): proxy and local-mode latency.
  *
+ * Events section (scripts/bench_events.ts): `Sandbox.start()` -> ready on the admin's event
+ * stream beside the same start polling get_status, on the local backend and on docker
+ * (`--backend=local|docker` for one).
+ *
  * Scale section (scripts/bench_scale.ts, with `--scale`): bursts of creates beside bare docker
  * bursts, warm-pool starts, create/stop churn.
  *
  * Options: `--quick` for fewer iterations; `--scale` adds the long runs (50-sandbox throughput,
- * memory, bursts, churn); `--only=rocklet|admin|data-plane|kubernetes|memory|model-service|scale` for one
- * section.
+ * memory, bursts, churn);
+ * `--only=rocklet|admin|data-plane|kubernetes|memory|model-service|events|scale` for one section.
  */
 import { LocalRuntime } from "../src/runtime/local_runtime.ts";
 import { BashAction, CreateSessionRequest } from "../src/protocol/rocklet.ts";
@@ -45,6 +49,7 @@ import { dataPlaneSection } from "./bench_data_plane.ts";
 import { kubernetesSection } from "./bench_kubernetes.ts";
 import { scaleMemorySection } from "./bench_memory.ts";
 import { scaleSection } from "./bench_scale.ts";
+import { eventsSection } from "./bench_events.ts";
 
 const quick = Deno.args.includes("--quick");
 const scale = Deno.args.includes("--scale");
@@ -56,6 +61,7 @@ const SECTIONS = [
   "kubernetes",
   "memory",
   "model-service",
+  "events",
   "scale",
 ];
 if (only && !SECTIONS.includes(only)) {
@@ -213,6 +219,10 @@ if (!only || only === "data-plane") await dataPlaneSection({ quick, scale, kit }
 if (!only || only === "kubernetes") await kubernetesSection(quick, kit);
 if (scale && (!only || only === "memory")) await scaleMemorySection();
 if (!only || only === "model-service") await modelServiceSection(quick, kit);
+if (!only || only === "events") {
+  const backend = Deno.args.find((arg) => arg.startsWith("--backend="))?.slice("--backend=".length);
+  await eventsSection({ quick, kit, backend });
+}
 // The fleet figures take minutes: only with --scale (or --only=scale).
 if ((scale && !only) || only === "scale") {
   await scaleSection(kit, quick ? [20] : [100, 300], quick ? 40 : 1000);
