@@ -4,11 +4,13 @@
  * waits on it (no get_status poll) and falls back to polling where the admin has no stream.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import type { SandboxEvent } from "../../src/protocol/admin.ts";
 import { AdminClient } from "../../src/sdk/admin_client.ts";
 import { Sandbox, SandboxStartError } from "../../src/sdk/mod.ts";
 import { get, post, startAdminServer } from "../helpers/admin_server.ts";
 import { testSandboxId } from "../helpers/docker.ts";
+import { spawnAdmin } from "../helpers/process.ts";
 
 /** A fetch that counts the admin calls by path, and sends /events to `eventsPath` instead. */
 function countingFetch(
@@ -213,4 +215,54 @@ Deno.test("Sandbox keepAlive keeps a sandbox past its timeout while held; one no
   const status = await kept.getStatus();
   assert.equal(status.state, "running");
   assert.ok(Date.now() - Date.parse(status.start_time!) > 2_500);
+});
+
+Deno.test("Sandbox.start() polls get_status when the event stream breaks off before the sandbox runs", async () => {
+  await using admin = await startAdminServer("local");
+  let statusCalls = 0;
+  // A stream that says nothing and ends, as a proxy cutting it off would leave it.
+  const cut: typeof fetch = (input, init) => {
+    const url = String(input);
+    if (url.includes("/get_status")) statusCalls++;
+    if (url.includes("/events")) {
+      return Promise.resolve(
+        new Response(": events\n\n", { headers: { "content-type": "text/event-stream" } }),
+      );
+    }
+    return fetch(input, init);
+  };
+  await using sandbox = await new Sandbox({
+    baseUrl: admin.url,
+    sandboxId: testSandboxId("events-cut"),
+    fetch: cut,
+  }).start();
+  assert.ok(statusCalls >= 1);
+  assert.equal((await sandbox.getStatus()).state, "running");
+});
+
+Deno.test("rock admin start ends open event streams at SIGTERM instead of waiting out its shutdown grace", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rock-events-admin-" });
+  const served = await spawnAdmin(join(dir, "data"), { extra: ["--backend", "local"] });
+  try {
+    const events = await new AdminClient(served.url).events();
+    const ended = (async () => {
+      for await (const _ of events) { /* none: no sandbox changes */ }
+    })();
+    const begin = performance.now();
+    served.child.kill("SIGTERM");
+    await ended;
+    const { code } = await served.child.status;
+    const ms = performance.now() - begin;
+    console.log(`SIGTERM with an open event stream -> exit: ${ms.toFixed(0)} ms`);
+    assert.equal(code, 0, await served.stderr);
+    // The grace is 10 s; the stream ends at once.
+    assert.ok(ms < 5_000, `${ms} ms`);
+  } finally {
+    try {
+      served.child.kill("SIGKILL");
+    } catch { /* it exited */ }
+    await served.child.status;
+    await served.stderr;
+    await Deno.remove(dir, { recursive: true });
+  }
 });
