@@ -207,7 +207,7 @@ export class SandboxManager {
 
   /**
    * Every change of a sandbox's row goes through here: the store's update (see
-   * SandboxTable.update), and for a change of its state, phases or lease, a `status` event with
+   * SandboxTable.update), and for a change of its state, phases or placement, a `status` event with
    * the row as it is after it (read back by the same statement) when anyone listens.
    */
   async #update(
@@ -215,7 +215,8 @@ export class SandboxManager {
     patch: Partial<SandboxRecord>,
     whenState?: SandboxState[],
   ): Promise<boolean> {
-    const told = "state" in patch || "phases" in patch;
+    // A placement (handle, host, ports) is news too: the sandbox is placed, its rocklet next.
+    const told = "state" in patch || "phases" in patch || "handle" in patch;
     if (!told || !this.events.wants(id)) return await this.#store.update(id, patch, whenState);
     const row = await this.#store.change(id, patch, whenState);
     if (row) this.events.publish(toStatusEvent(row, this.#settings.timeZone));
@@ -416,7 +417,7 @@ export class SandboxManager {
         registryPassword: request.registry_password ?? undefined,
       }, { onPhase, signal });
       await writes;
-      await this.#store.update(id, {
+      await this.#update(id, {
         handle: placement.handle,
         host_ip: placement.hostIp,
         host_name: placement.hostName,
