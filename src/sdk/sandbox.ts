@@ -135,6 +135,9 @@ function randomHex(bytes = 6): string {
     .join("");
 }
 
+/** How long start() waits for the event stream's first event before it polls instead, in ms. */
+const FIRST_EVENT_MS = 5_000;
+
 /**
  * Whether a start is done, from status `status` of sandbox `id`: true once it is alive, false
  * while it is still on its way.
@@ -268,35 +271,35 @@ export class Sandbox implements AsyncDisposable {
   ): Promise<boolean | undefined> {
     const timedOut = new AbortController();
     const timer = setTimeout(() => timedOut.abort(), Math.max(0, deadline - performance.now()));
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, timedOut.signal])
-      : timedOut.signal;
+    // The admin sends the sandbox's status as soon as the stream opens: nothing by then means
+    // something between holds the stream back (a buffering proxy), and polling works there.
+    const silent = new AbortController();
+    const firstTimer = setTimeout(() => silent.abort(), FIRST_EVENT_MS);
+    const signal = AbortSignal.any([
+      timedOut.signal,
+      silent.signal,
+      ...(options.signal ? [options.signal] : []),
+    ]);
+    let events: AsyncGenerator<SandboxEvent> | undefined;
     try {
-      let events: AsyncGenerator<SandboxEvent>;
-      try {
-        events = await this.client.events({ sandboxId: id, signal });
-      } catch (error) {
-        options.signal?.throwIfAborted();
-        if (timedOut.signal.aborted) return false;
-        if (error instanceof SandboxStartError) throw error;
-        return undefined;
+      events = await this.client.events({ sandboxId: id, signal });
+      for await (const event of events) {
+        clearTimeout(firstTimer);
+        if (event.type !== "status") continue;
+        options.onStatus?.(event);
+        if (startOutcome(id, event)) return true;
       }
-      try {
-        for await (const event of events) {
-          if (event.type !== "status") continue;
-          options.onStatus?.(event);
-          if (startOutcome(id, event)) return true;
-        }
-      } catch (error) {
-        options.signal?.throwIfAborted();
-        if (timedOut.signal.aborted) return false;
-        if (error instanceof SandboxStartError) throw error;
-      } finally {
-        await events.return(undefined).catch(() => {});
-      }
+      return undefined;
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      if (timedOut.signal.aborted) return false;
+      if (error instanceof SandboxStartError) throw error;
+      // No stream here (ROCK's admin, an older rock), or it broke off: polling takes over.
       return undefined;
     } finally {
       clearTimeout(timer);
+      clearTimeout(firstTimer);
+      await events?.return(undefined).catch(() => {});
     }
   }
 

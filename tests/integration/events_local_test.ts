@@ -266,3 +266,34 @@ Deno.test("rock admin start ends open event streams at SIGTERM instead of waitin
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Sandbox.start() polls get_status when the event stream sends nothing within 5 s (a buffering proxy)", async () => {
+  await using admin = await startAdminServer("local");
+  let statusCalls = 0;
+  const held: typeof fetch = (input, init) => {
+    const url = String(input);
+    if (url.includes("/get_status")) statusCalls++;
+    if (url.includes("/events")) {
+      // Headers come, the body never does, until the client gives up on it.
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          init?.signal?.addEventListener("abort", () => controller.error(init.signal?.reason));
+        },
+      });
+      return Promise.resolve(
+        new Response(body, { headers: { "content-type": "text/event-stream" } }),
+      );
+    }
+    return fetch(input, init);
+  };
+  const begin = performance.now();
+  await using sandbox = await new Sandbox({
+    baseUrl: admin.url,
+    sandboxId: testSandboxId("events-held"),
+    fetch: held,
+  }).start();
+  const ms = performance.now() - begin;
+  assert.ok(statusCalls >= 1);
+  assert.ok(ms >= 5_000 && ms < 50_000, `${ms} ms`);
+  assert.equal((await sandbox.getStatus()).state, "running");
+});
