@@ -12,9 +12,14 @@ import { get, post, startAdminServer } from "../helpers/admin_server.ts";
 import { testSandboxId } from "../helpers/docker.ts";
 import { spawnAdmin } from "../helpers/process.ts";
 
-/** A fetch that counts the admin calls by path, and sends /events to `eventsPath` instead. */
+/**
+ * A fetch that counts the admin calls by path; /events goes to `eventsPath` instead, or, with
+ * `eventsBody`, gets an SSE response of that body without reaching the admin (what a proxy
+ * between them might leave of the stream).
+ */
 function countingFetch(
   eventsPath = "/events",
+  eventsBody?: (signal: AbortSignal | undefined) => BodyInit,
 ): { fetch: typeof fetch; calls: Map<string, number> } {
   const calls = new Map<string, number>();
   return {
@@ -23,6 +28,10 @@ function countingFetch(
       const url = new URL(String(input));
       const path = url.pathname.split("/apis/envs/sandbox/v1")[1] ?? url.pathname;
       calls.set(path, (calls.get(path) ?? 0) + 1);
+      if (path === "/events" && eventsBody) {
+        const headers = { "content-type": "text/event-stream" };
+        return Promise.resolve(new Response(eventsBody(init?.signal ?? undefined), { headers }));
+      }
       if (path === "/events") url.pathname = url.pathname.replace(/\/events$/, eventsPath);
       return fetch(url, init);
     },
@@ -219,24 +228,14 @@ Deno.test("Sandbox keepAlive keeps a sandbox past its timeout while held; one no
 
 Deno.test("Sandbox.start() polls get_status when the event stream breaks off before the sandbox runs", async () => {
   await using admin = await startAdminServer("local");
-  let statusCalls = 0;
   // A stream that says nothing and ends, as a proxy cutting it off would leave it.
-  const cut: typeof fetch = (input, init) => {
-    const url = String(input);
-    if (url.includes("/get_status")) statusCalls++;
-    if (url.includes("/events")) {
-      return Promise.resolve(
-        new Response(": events\n\n", { headers: { "content-type": "text/event-stream" } }),
-      );
-    }
-    return fetch(input, init);
-  };
+  const { fetch, calls } = countingFetch("/events", () => ": events\n\n");
   await using sandbox = await new Sandbox({
     baseUrl: admin.url,
     sandboxId: testSandboxId("events-cut"),
-    fetch: cut,
+    fetch,
   }).start();
-  assert.ok(statusCalls >= 1);
+  assert.ok((calls.get("/get_status") ?? 0) >= 1);
   assert.equal((await sandbox.getStatus()).state, "running");
 });
 
@@ -269,31 +268,21 @@ Deno.test("rock admin start ends open event streams at SIGTERM instead of waitin
 
 Deno.test("Sandbox.start() polls get_status when the event stream sends nothing within 5 s (a buffering proxy)", async () => {
   await using admin = await startAdminServer("local");
-  let statusCalls = 0;
-  const held: typeof fetch = (input, init) => {
-    const url = String(input);
-    if (url.includes("/get_status")) statusCalls++;
-    if (url.includes("/events")) {
-      // Headers come, the body never does, until the client gives up on it.
-      const body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          init?.signal?.addEventListener("abort", () => controller.error(init.signal?.reason));
-        },
-      });
-      return Promise.resolve(
-        new Response(body, { headers: { "content-type": "text/event-stream" } }),
-      );
-    }
-    return fetch(input, init);
-  };
+  // Headers come, the body never does, until the client gives up on it.
+  const { fetch, calls } = countingFetch("/events", (signal) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        signal?.addEventListener("abort", () => controller.error(signal.reason));
+      },
+    }));
   const begin = performance.now();
   await using sandbox = await new Sandbox({
     baseUrl: admin.url,
     sandboxId: testSandboxId("events-held"),
-    fetch: held,
+    fetch,
   }).start();
   const ms = performance.now() - begin;
-  assert.ok(statusCalls >= 1);
+  assert.ok((calls.get("/get_status") ?? 0) >= 1);
   assert.ok(ms >= 5_000 && ms < 50_000, `${ms} ms`);
   assert.equal((await sandbox.getStatus()).state, "running");
 });
