@@ -20,9 +20,11 @@ import { REQUEST_ID_HEADER, requestIdOf, requestLogLevel } from "../common/reque
 import {
   BatchRequest,
   CommitRequest,
+  DeleteRequest,
   describeStopped,
   type Envelope,
   EventsQuery,
+  failureKindOf,
   type FailureResult,
   ListQuery,
   LogsQuery,
@@ -30,6 +32,7 @@ import {
   SANDBOX_API,
   SandboxIdRequest,
   StartRequest,
+  StatusQuery,
   TimeoutRequest,
   WarmupRequest,
 } from "../protocol/admin.ts";
@@ -97,7 +100,12 @@ export function failure(what: string, error: unknown): Envelope<FailureResult> {
   const rockError = error instanceof RockError ? error : undefined;
   // A call refused because the sandbox no longer runs also says why and since when.
   const stopped = error instanceof SandboxStoppedError
-    ? { state: error.state, stop_reason: error.stopReason, stop_time: error.stopTime }
+    ? {
+      state: error.state,
+      stop_reason: error.stopReason,
+      stop_time: error.stopTime,
+      failure_kind: failureKindOf(error.failureKind),
+    }
     : {};
   return {
     status: "Failed",
@@ -205,8 +213,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     return toStartResponse(record);
   });
   route("get", "/get_status", "get sandbox status", async (c) => {
-    const { sandbox_id } = query(c, SandboxIdRequest, "get_status");
-    const status = toStatusResponse(await manager.getStatus(sandbox_id), timeZone);
+    const { sandbox_id, include_all_states } = query(c, StatusQuery, "get_status");
+    const record = await manager.getStatus(sandbox_id, { includeAllStates: include_all_states });
+    const status = toStatusResponse(record, timeZone);
     const queued = manager.queuePosition(sandbox_id);
     if (queued && status.status.queued) {
       // The place in the queue is live, not stored.
@@ -242,6 +251,25 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     const { sandbox_id } = await body(c, SandboxIdRequest, "stop");
     await manager.stop(sandbox_id);
     return `${sandbox_id} stopped`;
+  });
+  // ROCK's later lifecycle: a stopped (or failed) sandbox placed again under its id, answered as
+  // a start; a stopped one deleted from the history (an unknown id counts as deleted).
+  route("post", "/restart", "restart sandbox", async (c) => {
+    const { sandbox_id } = await body(c, SandboxIdRequest, "restart");
+    return toStartResponse(await manager.restart(sandbox_id));
+  });
+  route("post", "/sandboxes/:sandbox_id/restart", "restart sandbox", async (c) => {
+    const { sandbox_id } = parseWire(
+      SandboxIdRequest,
+      { sandbox_id: c.req.param("sandbox_id") },
+      "restart request",
+    );
+    return toStartResponse(await manager.restart(sandbox_id));
+  });
+  route("post", "/delete", "delete sandbox", async (c) => {
+    const { sandbox_id } = await body(c, DeleteRequest, "delete");
+    await manager.delete(sandbox_id);
+    return `${sandbox_id} deleted`;
   });
   route("post", "/sandboxes/batch", "batch get sandbox status", async (c) => {
     const { sandbox_ids } = await body(c, BatchRequest, "batch");

@@ -28,6 +28,7 @@ import {
   isLogging,
   isWatching,
   phaseMessage,
+  PlacementOomError,
   rockletUrl,
 } from "../sandbox/backend.ts";
 import { RockletClient, type RockletDeadlines } from "../sdk/rocklet_client.ts";
@@ -41,12 +42,13 @@ import { ExpiryClock, leaseMs } from "./expiry.ts";
 import type { ListFilters, SandboxRecord, SandboxStore } from "./store.ts";
 import type { SandboxTable } from "./store/sandboxes.ts";
 import {
-  diedReason,
-  expiredReason,
+  diedCause,
+  leaseExpired,
   sandboxStoppedError,
   startFailedReason,
   STOP_REQUESTED,
   STOP_REQUESTED_WHILE_STARTING,
+  type StopCause,
   VANISHED,
 } from "./stop_reason.ts";
 
@@ -153,7 +155,7 @@ const ACTIVE = ["pending", "running"] as const;
 interface Placing {
   abort: AbortController;
   done: Promise<void>;
-  died?: string;
+  died?: StopCause;
 }
 
 /** Owns every sandbox's lifecycle. */
@@ -261,34 +263,22 @@ export class SandboxManager {
     const minutes = request.auto_clear_time_minutes ?? this.#settings.defaultAutoClearMinutes;
     const record: SandboxRecord = {
       sandbox_id: id,
-      state: "pending",
       user_id: meta.user_id || "default",
       experiment_id: meta.experiment_id || "default",
       namespace: meta.namespace || "default",
       cluster_name: meta.cluster_name || "default",
       image: request.image || this.#settings.defaultImage,
-      backend: this.#backend.type,
-      handle: null,
-      host_ip: null,
-      host_name: null,
-      port_mapping: {},
-      phases: Object.fromEntries(
-        this.#traits.phases.map((name) => [name, { status: "waiting", message: "waiting" }]),
-      ),
       cpus: request.cpus,
       memory: request.memory,
       auto_clear_minutes: minutes,
       timeout_seconds: request.timeout_seconds ?? null,
-      expire_at: now + leaseMs({
+      create_time: now,
+      pull: request.pull,
+      delete_time: null,
+      ...this.#newRun(now, {
         auto_clear_minutes: minutes,
         timeout_seconds: request.timeout_seconds ?? null,
       }),
-      create_time: now,
-      start_time: null,
-      stop_time: null,
-      stop_reason: null,
-      failure_reason: null,
-      admin_id: this.#adminId,
     };
     // A full queue refuses before anything is written.
     this.#admission.assertRoom(id);
@@ -297,6 +287,45 @@ export class SandboxManager {
     }
     if (this.events.wants(id)) this.events.publish(toStatusEvent(record, this.#settings.timeZone));
     this.#expiry?.plan(record);
+    return await this.#launch(record, request, now);
+  }
+
+  /**
+   * The fields of a run about to be placed by this admin at `now`: pending, nothing placed, every
+   * phase waiting, its lease (`lease`) counted from now, no end.
+   */
+  #newRun(now: number, lease: Pick<SandboxRecord, "auto_clear_minutes" | "timeout_seconds">) {
+    return {
+      state: "pending",
+      backend: this.#backend.type,
+      handle: null,
+      host_ip: null,
+      host_name: null,
+      port_mapping: {},
+      phases: Object.fromEntries(
+        this.#traits.phases.map((name) => [name, { status: "waiting", message: "waiting" }]),
+      ),
+      expire_at: now + leaseMs(lease),
+      start_time: null,
+      stop_time: null,
+      stop_reason: null,
+      failure_reason: null,
+      failure_kind: null,
+      admin_id: this.#adminId,
+    } satisfies Partial<SandboxRecord>;
+  }
+
+  /**
+   * Pending row `record` gets its sandbox: one from the warm pool when one matches, else one
+   * placed in the background (its wait in the start queue counted from `queuedAt`).
+   */
+  async #launch(
+    record: SandboxRecord,
+    request: StartRequest,
+    queuedAt: number,
+  ): Promise<SandboxRecord> {
+    const id = record.sandbox_id;
+    const bytes = memoryBytes(request.memory);
     const pooled = await this.#pool?.take(id, {
       image: record.image,
       memoryBytes: bytes,
@@ -310,11 +339,93 @@ export class SandboxManager {
       backend: record.backend,
     });
     const abort = new AbortController();
-    const done = this.#place(record, request, bytes, abort.signal).finally(() =>
+    const done = this.#place(record, request, { bytes, queuedAt }, abort.signal).finally(() =>
       this.#placing.delete(id)
     );
     this.#placing.set(id, { abort, done });
     return record;
+  }
+
+  /**
+   * Places stopped or failed sandbox `id` again, under the same id, from its recorded spec
+   * (image, pull policy, memory, cpus, auto-clear time; registry credentials are never kept):
+   * pending at once, then running as a start goes. The last run's end (stop time, reasons,
+   * failure kind) is cleared; the new run gets its own start time and billing record.
+   * @throws {SandboxNotFoundError} when there is no such sandbox, or it was deleted.
+   * @throws {BadRequestError} when it is pending or running, or still being stopped.
+   */
+  async restart(id: string): Promise<SandboxRecord> {
+    const record = await this.#find(id);
+    if (record.state === "pending" || record.state === "running" || this.#stopping.has(id)) {
+      const state = this.#stopping.has(id) ? "being stopped" : record.state;
+      throw new BadRequestError(
+        `Cannot restart sandbox "${id}": it is ${state}; only a stopped or failed sandbox restarts`,
+        { extraInfo: { sandbox_id: id, state: record.state } },
+      );
+    }
+    // A death being recorded removes the last run's remains: that must not meet the new run.
+    await Promise.all([...this.#deaths]);
+    this.#admission.assertRoom(id);
+    const now = this.#now();
+    const pending: SandboxRecord = { ...record, ...this.#newRun(now, record) };
+    // One of two restarts at once wins; the other finds the row pending.
+    if (!(await this.#update(id, pending, ["stopped", "failed"]))) {
+      const now = await this.#find(id);
+      throw new BadRequestError(
+        `Cannot restart sandbox "${id}": it is ${now.state}; only a stopped or failed sandbox restarts`,
+        { extraInfo: { sandbox_id: id, state: now.state } },
+      );
+    }
+    this.#forget(id);
+    this.#expiry?.plan(pending);
+    this.#logger.info("Restarting sandbox", { sandbox_id: id });
+    const request: StartRequest = {
+      image: record.image,
+      pull: record.pull ?? "missing",
+      memory: record.memory,
+      cpus: record.cpus,
+      auto_clear_time_minutes: record.auto_clear_minutes,
+      timeout_seconds: record.timeout_seconds ?? null,
+      sandbox_id: id,
+      use_kata_runtime: false,
+    };
+    return await this.#launch(pending, request, now);
+  }
+
+  /**
+   * Deletes stopped or failed sandbox `id` from the history: its row stays, in state `deleted`
+   * (get_status answers it only with include_all_states; lists leave it out). An id that names
+   * no sandbox, or a deleted one, is deleted already.
+   * @throws {BadRequestError} when it is pending or running (stop it first).
+   */
+  async delete(id: string): Promise<void> {
+    for (;;) {
+      const record = await this.#store.get(id);
+      if (!record || record.state === "deleted") return;
+      if (record.state === "pending" || record.state === "running") {
+        throw new BadRequestError(
+          `Cannot delete sandbox "${id}": it is ${record.state}; stop it first`,
+          { extraInfo: { sandbox_id: id, state: record.state } },
+        );
+      }
+      const deleted = { state: "deleted" as const, delete_time: this.#now() };
+      // A restart between the read and this write: read again (it is running now).
+      if (await this.#update(id, deleted, ["stopped", "failed"])) break;
+    }
+    this.#logger.info("Sandbox deleted", { sandbox_id: id });
+  }
+
+  /**
+   * The row of sandbox `id`; a deleted one only `withDeleted`.
+   * @throws {SandboxNotFoundError} when there is none (or it was deleted).
+   */
+  async #find(id: string, withDeleted = false): Promise<SandboxRecord> {
+    const record = await this.#store.get(id);
+    if (record && (withDeleted || record.state !== "deleted")) return record;
+    const detail = record ? ": it was deleted" : "";
+    throw new SandboxNotFoundError(`Sandbox "${id}" not found${detail}`, {
+      extraInfo: { sandbox_id: id },
+    });
   }
 
   /**
@@ -383,7 +494,7 @@ export class SandboxManager {
   async #place(
     record: SandboxRecord,
     request: StartRequest,
-    bytes: number,
+    { bytes, queuedAt }: { bytes: number; queuedAt: number },
     signal: AbortSignal,
   ): Promise<void> {
     const id = record.sandbox_id;
@@ -404,7 +515,7 @@ export class SandboxManager {
     let release: Release | undefined;
     let placement: Placement | undefined;
     try {
-      release = await this.#admit(id, record.create_time, signal, setPhase);
+      release = await this.#admit(id, queuedAt, signal, setPhase);
       // The startup timeout counts from here: the start of placement.
       const deadline = performance.now() + this.#settings.startupTimeoutMs;
       placement = await this.#backend.place({
@@ -432,7 +543,7 @@ export class SandboxManager {
       const died = this.#placing.get(id)?.died;
       const timedOut = !died &&
         (error instanceof StartTimeoutError || error instanceof QueueTimeoutError);
-      const reason = died ?? (error as Error).message;
+      const reason = died?.reason ?? (error as Error).message;
       // The phase that failed says so; else the queue (not admitted yet) or the last phase
       // takes the failure.
       if (!Object.values(phases).some((phase) => phase.status === "failed")) {
@@ -441,9 +552,16 @@ export class SandboxManager {
           ? { status: "timeout", message: `${phaseMessage(last, "timeout")}: ${reason}` }
           : { status: "failed", message: `${phaseMessage(last, "failed")}: ${reason}` };
       }
-      await this.#update(id, { ...this.#startFailed(id, reason, signal), phases }, [
-        "pending",
-      ]);
+      // A phase that timed out (the backend's, or the wait above) makes it a timeout.
+      const kind = error instanceof PlacementOomError
+        ? "oom"
+        : Object.values(phases).some((phase) => phase.status === "timeout")
+        ? "timeout"
+        : "infra";
+      await this.#update(id, {
+        ...this.#startFailed(id, died ?? { reason, kind }, signal),
+        phases,
+      }, ["pending"]);
       this.#logger.warn("Sandbox failed to start", { sandbox_id: id, error: reason });
       // Nothing was placed for a start that never left the queue.
       if (release) await this.#backend.remove(id).catch(() => {});
@@ -500,15 +618,16 @@ export class SandboxManager {
   }
 
   /**
-   * The row of start `id` that failed with `reason`, or was stopped while it started (`signal`
+   * The row of start `id` that failed for `cause`, or was stopped while it started (`signal`
    * aborted, and not because the sandbox died).
    */
-  #startFailed(id: string, reason: string, signal: AbortSignal): Partial<SandboxRecord> {
+  #startFailed(id: string, cause: StopCause, signal: AbortSignal): Partial<SandboxRecord> {
     const stopped = signal.aborted && this.#placing.get(id)?.died === undefined;
     return {
       state: "failed",
-      failure_reason: reason,
-      stop_reason: stopped ? STOP_REQUESTED_WHILE_STARTING : startFailedReason(reason),
+      failure_reason: cause.reason,
+      stop_reason: stopped ? STOP_REQUESTED_WHILE_STARTING.reason : startFailedReason(cause.reason),
+      failure_kind: stopped ? STOP_REQUESTED_WHILE_STARTING.kind : cause.kind,
       stop_time: this.#now(),
     };
   }
@@ -569,16 +688,15 @@ export class SandboxManager {
   }
 
   /**
-   * The sandbox `id` as stored; refreshes its expiry (get_status is a keep-alive).
-   * @throws {SandboxNotFoundError} when there is no such sandbox.
+   * The sandbox `id` as stored; refreshes its expiry (get_status is a keep-alive). A deleted one
+   * is answered only with `includeAllStates`.
+   * @throws {SandboxNotFoundError} when there is no such sandbox (or it was deleted).
    */
-  async getStatus(id: string): Promise<SandboxRecord> {
-    const record = await this.#store.get(id);
-    if (!record) {
-      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
-        extraInfo: { sandbox_id: id },
-      });
-    }
+  async getStatus(
+    id: string,
+    options: { includeAllStates?: boolean | undefined } = {},
+  ): Promise<SandboxRecord> {
+    const record = await this.#find(id, options.includeAllStates);
     await this.#touch(record);
     return record;
   }
@@ -610,12 +728,7 @@ export class SandboxManager {
     if (cached && now - (this.#touched.get(id) ?? 0) < this.#settings.touchIntervalMs) {
       return cached;
     }
-    const record = await this.#store.get(id);
-    if (!record) {
-      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
-        extraInfo: { sandbox_id: id },
-      });
-    }
+    const record = await this.#find(id);
     if (record.state !== "running") {
       this.#routes.delete(id);
       if (record.state === "pending") {
@@ -640,12 +753,7 @@ export class SandboxManager {
    * @throws {BadRequestError} when the backend keeps no logs.
    */
   async logs(id: string, tail: number): Promise<{ logs: string; record: SandboxRecord }> {
-    const record = await this.#store.get(id);
-    if (!record) {
-      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
-        extraInfo: { sandbox_id: id },
-      });
-    }
+    const record = await this.#find(id);
     if (!isLogging(this.#backend)) {
       throw new BadRequestError(
         `Cannot read logs of sandbox "${id}": the ${this.#backend.type} backend keeps no logs`,
@@ -661,9 +769,9 @@ export class SandboxManager {
     return { logs, record };
   }
 
-  /** Statuses of the ids that exist, in the order asked. */
-  batch(ids: string[]): Promise<SandboxRecord[]> {
-    return this.#store.getMany(ids);
+  /** Statuses of the ids that exist (and are not deleted), in the order asked. */
+  async batch(ids: string[]): Promise<SandboxRecord[]> {
+    return (await this.#store.getMany(ids)).filter((record) => record.state !== "deleted");
   }
 
   /** One page of sandboxes. */
@@ -676,18 +784,14 @@ export class SandboxManager {
   }
 
   /**
-   * Stops a sandbox: removes it from its backend, marks it stopped with `reason` (default "stop
-   * requested"; another one also goes into failure_reason) and the stop time, and writes one
-   * billing record when it had started. Stopping a stopped sandbox does nothing.
-   * @throws {SandboxNotFoundError} when there is no such sandbox.
+   * Stops a sandbox: removes it from its backend, marks it stopped for `cause` (its reason and
+   * failure kind; default STOP_REQUESTED, a stop the user asked for; another cause's reason also
+   * goes into failure_reason) with the stop time, and writes one billing record when it had
+   * started. Stopping a stopped sandbox does nothing.
+   * @throws {SandboxNotFoundError} when there is no such sandbox (or it was deleted).
    */
-  async stop(id: string, reason?: string): Promise<void> {
-    const record = await this.#store.get(id);
-    if (!record) {
-      throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
-        extraInfo: { sandbox_id: id },
-      });
-    }
+  async stop(id: string, cause?: StopCause): Promise<void> {
+    const record = await this.#find(id);
     if (record.state === "stopped" || record.state === "failed") return;
     // Cancel a start in progress and let it clean up first: removing while it still places
     // would race with it.
@@ -704,15 +808,17 @@ export class SandboxManager {
       if (owner !== this.#adminId) await this.#store.claim(id, owner, this.#adminId);
       await this.#backend.remove(id);
       const now = this.#now();
+      const { reason, kind } = cause ?? STOP_REQUESTED;
       const changed = await this.#update(id, {
         state: "stopped",
         stop_time: now,
-        stop_reason: reason ?? STOP_REQUESTED,
-        ...(reason ? { failure_reason: reason } : {}),
+        stop_reason: reason,
+        failure_kind: kind,
+        ...(cause ? { failure_reason: reason } : {}),
       }, [...ACTIVE]);
       this.#forget(id);
       if (!changed) return; // another caller stopped it first
-      this.#logger.info("Sandbox stopped", { sandbox_id: id, reason: reason ?? STOP_REQUESTED });
+      this.#logger.info("Sandbox stopped", { sandbox_id: id, reason, failure_kind: kind });
       await this.#bill(id, now);
     } finally {
       this.#stopping.delete(id);
@@ -819,23 +925,25 @@ export class SandboxManager {
     // Another live admin's sandbox: that admin records its death, or is stopping it.
     const owner = record.admin_id;
     if (owner && owner !== this.#adminId && await this.#isAdminAlive(owner)) return;
-    const reason = diedReason(exit);
+    const cause = diedCause(exit);
     const placing = this.#placing.get(id);
     if (record.state === "pending" && placing) {
-      placing.died = reason;
+      placing.died = cause;
       placing.abort.abort();
       return;
     }
     const now = this.#now();
+    const { reason, kind } = cause;
     const changed = await this.#update(id, {
       state: "failed",
       failure_reason: reason,
       stop_reason: record.state === "pending" ? startFailedReason(reason) : reason,
+      failure_kind: kind,
       stop_time: now,
     }, [record.state]);
     this.#forget(id);
     if (!changed) return;
-    this.#logger.warn("Sandbox died", { sandbox_id: id, reason });
+    this.#logger.warn("Sandbox died", { sandbox_id: id, reason, failure_kind: kind });
     await this.#bill(id, now);
     // What is left of it (an exited container, a work dir) goes as a stopped sandbox's does.
     await this.#backend.remove(id).catch((error) =>
@@ -856,13 +964,7 @@ export class SandboxManager {
       expire_at: now + seconds * 1000,
     }, [...ACTIVE]);
     if (!row) {
-      const record = await this.#store.get(id);
-      if (!record) {
-        throw new SandboxNotFoundError(`Sandbox "${id}" not found`, {
-          extraInfo: { sandbox_id: id },
-        });
-      }
-      throw sandboxStoppedError(record, { timeZone: this.#settings.timeZone });
+      throw sandboxStoppedError(await this.#find(id), { timeZone: this.#settings.timeZone });
     }
     this.#logger.info("Sandbox timeout set", { sandbox_id: id, timeout_seconds: seconds });
     this.#publishLease("lease", row);
@@ -884,7 +986,7 @@ export class SandboxManager {
 
   /** Stops `record`, whose lease ended: expired, with why. */
   async #expire(record: SandboxRecord): Promise<void> {
-    await this.stop(record.sandbox_id, expiredReason(record)).catch((error) =>
+    await this.stop(record.sandbox_id, leaseExpired(record)).catch((error) =>
       this.#logger.warn("Cannot stop expired sandbox", {
         sandbox_id: record.sandbox_id,
         error: String(error),
@@ -951,8 +1053,9 @@ export class SandboxManager {
       if (record.start_time === null) {
         await this.#update(record.sandbox_id, {
           state: "failed",
-          failure_reason: VANISHED,
-          stop_reason: VANISHED,
+          failure_reason: VANISHED.reason,
+          stop_reason: VANISHED.reason,
+          failure_kind: VANISHED.kind,
           stop_time: this.#now(),
         }, [...ACTIVE]);
       } else {
@@ -1034,8 +1137,11 @@ export class SandboxManager {
         await this.#waitAlive(id, placement, deadline, abort.signal);
         await this.#setRunning(record, placement, this.#answered(record.phases));
       } catch (error) {
-        const reason = this.#placing.get(id)?.died ?? (error as Error).message;
-        await this.#update(id, this.#startFailed(id, reason, abort.signal), ["pending"]);
+        const cause = this.#placing.get(id)?.died ?? {
+          reason: (error as Error).message,
+          kind: error instanceof StartTimeoutError ? "timeout" : "infra",
+        };
+        await this.#update(id, this.#startFailed(id, cause, abort.signal), ["pending"]);
         await this.#backend.remove(id).catch(() => {});
       }
     })().finally(() => this.#placing.delete(id));

@@ -51,6 +51,8 @@ export function toStatusResponse(
     stop_reason: record.stop_reason,
     failure_reason: record.failure_reason,
     ...leaseOf(record, timeZone),
+    failure_kind: record.failure_kind ?? null,
+    delete_time: iso(record.delete_time ?? null, timeZone),
   };
 }
 

@@ -1,11 +1,17 @@
 /**
- * `rock sandbox start|ls|status|exec|stop|logs`: the user CLI over the SDK, plus what `shell`
- * and `cp` share: resolving the admin. Failures become one `error: ...` line and exit 1 (2 for
+ * `rock sandbox start|ls|status|exec|stop|restart|rm|prune|logs|commit`: the user CLI over the
+ * SDK, plus what `shell` and `cp` share: resolving the admin and the sandbox id (a unique prefix
+ * does, see sandbox_ids.ts). Failures become one `error: ...` line and exit 1 (2 for
  * bad flags or config) through runCli() (exit.ts); `exec` exits with the command's own code.
  */
 import { processEnvironment } from "../common/config.ts";
 import { ConfigError, RockError } from "../common/errors.ts";
-import { describeStop, describeStopped, type StatusResponse } from "../protocol/admin.ts";
+import {
+  describeStop,
+  describeStopped,
+  type SandboxState,
+  type StatusResponse,
+} from "../protocol/admin.ts";
 import { AdminClient } from "../sdk/admin_client.ts";
 import { SessionExistsError } from "../sdk/errors.ts";
 import { Sandbox } from "../sdk/sandbox.ts";
@@ -17,6 +23,7 @@ import {
   splitKeyValue,
 } from "./cli_config.ts";
 import { runCli } from "./exit.ts";
+import { resolveSandboxId, resolveSandboxIds } from "./sandbox_ids.ts";
 import { StatusLine, writeAll } from "./terminal.ts";
 
 /** Options of `rock sandbox start`. */
@@ -39,7 +46,8 @@ export interface StartOptions extends ConnectionFlags {
 
 /** Options of `rock sandbox ls`. */
 export interface ListOptions extends ConnectionFlags {
-  state?: string;
+  state?: SandboxState;
+  all: boolean;
   user?: string;
   experiment?: string;
   namespace?: string;
@@ -61,10 +69,24 @@ export function connection(flags: ConnectionFlags): Promise<CliConnection> {
   return resolveConnection(flags, processEnvironment());
 }
 
-/** A Sandbox handle on the existing sandbox `id`. */
+/** The admin client for `flags`. */
+export async function adminClient(flags: ConnectionFlags): Promise<AdminClient> {
+  const { baseUrl, headers } = await connection(flags);
+  return new AdminClient(baseUrl, { headers });
+}
+
+/**
+ * A Sandbox handle on the existing sandbox `id` (or the one sandbox whose id starts so).
+ * @throws {ConfigError} when no sandbox id, or more than one, starts with `id`.
+ */
 export async function attach(id: string, flags: ConnectionFlags): Promise<Sandbox> {
   const { baseUrl, headers } = await connection(flags);
-  return new Sandbox({ baseUrl, extraHeaders: headers, sandboxId: id });
+  const client = new AdminClient(baseUrl, { headers });
+  return new Sandbox({
+    baseUrl,
+    extraHeaders: headers,
+    sandboxId: await resolveSandboxId(client, id),
+  });
 }
 
 /** `K=V` strings as an object. */
@@ -156,15 +178,23 @@ export function startSandbox(options: StartOptions): Promise<void> {
   });
 }
 
-/** `rock sandbox ls`: a table, or the page's items as JSON. */
+/** What `rock sandbox ls` lists without `--all` or `--state`. */
+const LIVE: SandboxState[] = ["pending", "running"];
+
+/**
+ * `rock sandbox ls`: a table, or the page's items as JSON. Live sandboxes by default; `--all`
+ * adds the stopped and failed ones (the history), `--state` picks one state.
+ */
 export function listSandboxes(options: ListOptions): Promise<void> {
   return runCli(async () => {
-    const { baseUrl, headers } = await connection(options);
-    const client = new AdminClient(baseUrl, { headers });
+    if (options.all && options.state) {
+      throw new ConfigError("Cannot use --all with --state: --state picks the sandboxes listed");
+    }
+    const client = await adminClient(options);
     const page = await client.list({
       page: options.page,
       page_size: options.pageSize,
-      state: options.state,
+      state: options.state ?? (options.all ? undefined : LIVE.join(",")),
       user_id: options.user,
       experiment_id: options.experiment,
       namespace: options.namespace,
@@ -174,9 +204,16 @@ export function listSandboxes(options: ListOptions): Promise<void> {
       console.log(JSON.stringify(page.items, null, 2));
       return;
     }
-    const rows = [["ID", "STATE", "IMAGE", "USER", "CREATED"]];
+    const rows = [["ID", "STATE", "FAILURE", "IMAGE", "USER", "CREATED"]];
     for (const item of page.items) {
-      rows.push([item.sandbox_id, item.state, item.image, item.user_id, item.create_time]);
+      rows.push([
+        item.sandbox_id,
+        item.state,
+        item.failure_kind ?? "",
+        item.image,
+        item.user_id,
+        item.create_time,
+      ]);
     }
     const widths = rows[0]?.map((_, column) =>
       Math.max(...rows.map((row) => row[column]?.length ?? 0))
@@ -193,19 +230,22 @@ export function listSandboxes(options: ListOptions): Promise<void> {
   });
 }
 
-/** `rock sandbox status ID`. */
+/** `rock sandbox status ID`: any state, deleted ones too. */
 export function showStatus(
   id: string,
   options: ConnectionFlags & { json: boolean },
 ): Promise<void> {
   return runCli(async () => {
-    const { baseUrl, headers } = await connection(options);
-    const status = await new AdminClient(baseUrl, { headers }).getStatus(id);
+    const client = await adminClient(options);
+    const status = await client.getStatus(await resolveSandboxId(client, id), {
+      includeAllStates: true,
+    });
     if (options.json) {
       console.log(JSON.stringify(status, null, 2));
       return;
     }
-    const ended = status.state === "stopped" || status.state === "failed";
+    const ended = status.state === "stopped" || status.state === "failed" ||
+      status.state === "deleted";
     const rows: [string, string | null][] = [
       ["sandbox", status.sandbox_id],
       // A stopped or failed sandbox says why and since when on this one line.
@@ -226,6 +266,9 @@ export function showStatus(
       ["started", status.start_time],
       ["expires", expiryText(status)],
       ["failure", ended && status.stop_reason ? null : status.failure_reason],
+      // The class of the end: what a trainer retries (infra) or scores (the rest).
+      ["failure kind", status.failure_kind ?? null],
+      ["deleted", status.delete_time ?? null],
     ];
     for (const [name, phase] of Object.entries(status.status ?? {})) {
       rows.push([name, `${phase.status}: ${phase.message}`]);
@@ -262,10 +305,11 @@ export function extendSandbox(
   flags: ConnectionFlags,
 ): Promise<void> {
   return runCli(async () => {
-    const { baseUrl, headers } = await connection(flags);
-    const lease = await new AdminClient(baseUrl, { headers }).setTimeout(id, seconds);
+    const client = await adminClient(flags);
+    const sandboxId = await resolveSandboxId(client, id);
+    const lease = await client.setTimeout(sandboxId, seconds);
     console.log(
-      `${id} expires at ${lease.expire_time} (in ${formatSeconds(lease.expire_in_seconds)})`,
+      `${sandboxId} expires at ${lease.expire_time} (in ${formatSeconds(lease.expire_in_seconds)})`,
     );
   });
 }
@@ -305,25 +349,111 @@ export function execCommand(id: string, argv: string[], options: ExecOptions): P
 /** `rock sandbox stop ID...`: exit 1 when any of them could not be stopped. */
 export function stopSandboxes(ids: string[], options: ConnectionFlags): Promise<void> {
   return runCli(async () => {
+    const client = await adminClient(options);
+    return await eachSandbox(await resolveSandboxIds(client, ids), "stop", (id) => client.stop(id));
+  });
+}
+
+/**
+ * `rock sandbox rm ID...`: deletes stopped or failed sandboxes from the admin's history
+ * (`--force` stops running ones first); exit 1 when any of them could not be deleted.
+ */
+export function removeSandboxes(
+  ids: string[],
+  options: ConnectionFlags & { force: boolean },
+): Promise<void> {
+  return runCli(async () => {
+    const client = await adminClient(options);
+    return await eachSandbox(await resolveSandboxIds(client, ids), "delete", async (id) => {
+      if (options.force) await client.stop(id);
+      await client.delete(id);
+    });
+  });
+}
+
+/**
+ * `rock sandbox prune --older-than D`: deletes every stopped or failed sandbox that ended more
+ * than D ago; prints their ids. Exit 1 when any of them could not be deleted.
+ */
+export function pruneSandboxes(
+  /** `olderThan`: seconds. */
+  options: ConnectionFlags & { olderThan: number },
+): Promise<void> {
+  return runCli(async () => {
+    const client = await adminClient(options);
+    const before = new Date(Date.now() - options.olderThan * 1000).toISOString();
+    // All of them first: deleting while paging would shift the pages.
+    const ids: string[] = [];
+    for (let page = 1;; page++) {
+      const listed = await client.list({
+        state: "stopped,failed",
+        stopped_before: before,
+        page,
+        page_size: 500,
+      });
+      ids.push(...listed.items.map((item) => item.sandbox_id));
+      if (!listed.has_more) break;
+    }
+    return await eachSandbox(ids, "delete", (id) => client.delete(id));
+  });
+}
+
+/**
+ * `rock sandbox restart ID`: places the stopped or failed sandbox again under its id and waits
+ * until it runs; prints the id.
+ */
+export function restartSandbox(
+  id: string,
+  options: ConnectionFlags & { startupTimeout: number },
+): Promise<void> {
+  return runCli(async () => {
     const { baseUrl, headers } = await connection(options);
     const client = new AdminClient(baseUrl, { headers });
-    const results = await Promise.allSettled(ids.map((id) => client.stop(id)));
-    let failed = 0;
-    results.forEach((result, index) => {
-      if (result.status === "fulfilled") {
-        console.log(ids[index]);
-        return;
-      }
-      failed++;
-      const message = result.reason instanceof Error ? result.reason.message : result.reason;
-      console.error(
-        `error: Cannot stop sandbox "${ids[index]}": ${
-          String(message).replace(/\s*\n\s*/g, " | ")
-        }`,
-      );
+    const sandbox = new Sandbox({
+      baseUrl,
+      extraHeaders: headers,
+      sandboxId: await resolveSandboxId(client, id),
+      startupTimeout: options.startupTimeout,
     });
-    return failed > 0 ? 1 : 0;
+    const line = new StatusLine();
+    line.spin(`restarting ${sandbox.sandboxId}`);
+    try {
+      await sandbox.restart({
+        onStatus: (status) =>
+          line.set(`${status.sandbox_id} ${status.state}: ${phaseText(status)}`),
+      });
+    } finally {
+      line.clear();
+    }
+    console.log(sandbox.sandboxId);
   });
+}
+
+/**
+ * `call` on each of `ids` at once, printing each id done on stdout and one error line for each
+ * that failed; the exit code: 1 when any failed.
+ */
+async function eachSandbox(
+  ids: string[],
+  verb: string,
+  call: (id: string) => Promise<unknown>,
+): Promise<number> {
+  const results = await Promise.allSettled(ids.map(call));
+  let failed = 0;
+  results.forEach((result, index) => {
+    if (result.status === "fulfilled") {
+      console.log(ids[index]);
+      return;
+    }
+    failed++;
+    const message = result.reason instanceof Error ? result.reason.message : result.reason;
+    console.error(
+      `error: Cannot ${verb} sandbox "${ids[index]}": ${
+        String(message).replace(/\s*\n\s*/g, " | ")
+      }`,
+    );
+  });
+  return failed > 0 ? 1 : 0;
 }
 
 /**
@@ -346,11 +476,11 @@ export function commitSandbox(
     const password = options.passwordStdin
       ? (await new Response(Deno.stdin.readable).text()).replace(/\r?\n$/, "")
       : undefined;
-    const { baseUrl, headers } = await connection(options);
+    const client = await adminClient(options);
     const credentials = options.username && password !== undefined
       ? { username: options.username, password }
       : undefined;
-    await new AdminClient(baseUrl, { headers }).commit(id, tag, credentials);
+    await client.commit(await resolveSandboxId(client, id), tag, credentials);
     console.log(tag);
   });
 }
@@ -361,12 +491,13 @@ export function commitSandbox(
  */
 export function showLogs(id: string, options: ConnectionFlags & { tail: number }): Promise<void> {
   return runCli(async () => {
-    const { baseUrl, headers } = await connection(options);
-    const result = await new AdminClient(baseUrl, { headers }).getLogs(id, options.tail);
+    const client = await adminClient(options);
+    const sandboxId = await resolveSandboxId(client, id);
+    const result = await client.getLogs(sandboxId, options.tail);
     const { logs } = result;
     if (logs) await writeAll(Deno.stdout, logs.endsWith("\n") ? logs : `${logs}\n`);
     if (result.state === "stopped" || result.state === "failed") {
-      console.error(describeStopped(id, result));
+      console.error(describeStopped(sandboxId, result));
     }
   });
 }

@@ -4,11 +4,11 @@
  * Global options (`--base-url`, `--extra-header`) are accepted before or after the subcommand.
  */
 import { type Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { SANDBOX_STATES } from "../protocol/admin.ts";
 import { splitKeyValue } from "./cli_config.ts";
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MEMORY = /^\d+(\.\d+)?(b|k|kb|m|mb|g|gb|t|tb)?$/i;
-const STATES = ["pending", "running", "stopped", "failed"] as const;
 
 /** Parses a number above zero (cpus, seconds). */
 export function parsePositive(value: string): number {
@@ -130,8 +130,11 @@ export function addSandbox(program: Command): void {
   sandbox
     .command("ls")
     .summary("list sandboxes")
-    .description("list sandboxes (stopped and failed ones stay listed as history)")
-    .addOption(new Option("--state <state>", "only this state").choices(STATES))
+    .description(
+      "list live sandboxes (pending, running); --all adds the stopped and failed ones (history)",
+    )
+    .option("-a, --all", "also the stopped and failed sandboxes", false)
+    .addOption(new Option("--state <state>", "only this state").choices(SANDBOX_STATES))
     .option("--user <id>", "only this user id")
     .option("--experiment <id>", "only this experiment id")
     .option("--namespace <name>", "only this namespace")
@@ -149,7 +152,7 @@ export function addSandbox(program: Command): void {
   sandbox
     .command("status")
     .description("show a sandbox's state, phases and placement")
-    .argument("<id>", "sandbox id")
+    .argument("<id>", "sandbox id (or a unique prefix of one, as everywhere)")
     .option("--json", "print ROCK's StatusResp as JSON", false)
     .action(async (id, options, command) => {
       const { showStatus } = await import("./sandbox.ts");
@@ -236,6 +239,48 @@ export function addSandbox(program: Command): void {
     .action(async (id, seconds, _options, command) => {
       const { extendSandbox } = await import("./sandbox.ts");
       await extendSandbox(id, seconds, command.optsWithGlobals());
+    });
+
+  sandbox
+    .command("restart")
+    .description(
+      "place a stopped or failed sandbox again under its id (a fresh start from its image) and " +
+        "wait until it runs",
+    )
+    .argument("<id>", "sandbox id")
+    .addOption(
+      new Option("--startup-timeout <seconds>", "how long to wait until it runs")
+        .argParser(parsePositive).default(180),
+    )
+    .action(async (id, options, command) => {
+      const { restartSandbox } = await import("./sandbox.ts");
+      await restartSandbox(id, { ...command.optsWithGlobals(), ...options });
+    });
+
+  sandbox
+    .command("rm")
+    .description(
+      "delete stopped or failed sandboxes from the admin's history; exit 1 if any could not be " +
+        "deleted",
+    )
+    .argument("<ids...>", "sandbox ids")
+    .option("-f, --force", "stop running ones first", false)
+    .action(async (ids, options, command) => {
+      const { removeSandboxes } = await import("./sandbox.ts");
+      await removeSandboxes(ids, { ...command.optsWithGlobals(), ...options });
+    });
+
+  sandbox
+    .command("prune")
+    .description("delete the stopped and failed sandboxes that ended longer ago than a duration")
+    .requiredOption(
+      "--older-than <duration>",
+      "how long ago they ended: 90s, 30m, 2h, 7d, 1h30m",
+      parseDuration,
+    )
+    .action(async (options, command) => {
+      const { pruneSandboxes } = await import("./sandbox.ts");
+      await pruneSandboxes({ ...command.optsWithGlobals(), ...options });
     });
 
   sandbox

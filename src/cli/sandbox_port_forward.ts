@@ -9,6 +9,7 @@ import { parsePort } from "../rocklet/port_proxy.ts";
 import { AdminClient } from "../sdk/admin_client.ts";
 import type { ConnectionFlags } from "./cli_config.ts";
 import { runCli } from "./exit.ts";
+import { resolveSandboxId } from "./sandbox_ids.ts";
 import { connection } from "./sandbox.ts";
 
 /** Where a port-forward goes. */
@@ -151,10 +152,12 @@ export function runPortForward(
   return runCli(async () => {
     const ports = parsePortMapping(mapping);
     const { baseUrl, headers } = await connection(flags);
-    await new AdminClient(baseUrl, { headers }).getStatus(id);
-    await using forward = forwardPort({ baseUrl, headers, sandboxId: id, ...ports });
+    const client = new AdminClient(baseUrl, { headers });
+    const sandboxId = await resolveSandboxId(client, id);
+    await client.getStatus(sandboxId);
+    await using forward = forwardPort({ baseUrl, headers, sandboxId, ...ports });
     console.error(
-      `Forwarding 127.0.0.1:${forward.addr.port} -> port ${ports.remotePort} of sandbox ${id}`,
+      `Forwarding 127.0.0.1:${forward.addr.port} -> port ${ports.remotePort} of sandbox ${sandboxId}`,
     );
     const stopped = Promise.withResolvers<void>();
     const stop = () => stopped.resolve();

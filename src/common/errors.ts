@@ -128,7 +128,7 @@ export class SandboxNotFoundError extends BadRequestError {
 /**
  * A call needs a running sandbox but this one is stopped or failed (code 4000). The message
  * names the state, the reason and the stop time; `extraInfo` holds them (`state`,
- * `stop_reason`, `stop_time`).
+ * `stop_reason`, `stop_time`, `failure_kind`).
  */
 export class SandboxStoppedError extends BadRequestError {
   /** Creates the error. */
@@ -149,6 +149,13 @@ export class SandboxStoppedError extends BadRequestError {
   /** When it stopped, ISO 8601 in the admin's time zone (null when none was recorded). */
   get stopTime(): string | null {
     return typeof this.extraInfo.stop_time === "string" ? this.extraInfo.stop_time : null;
+  }
+  /**
+   * The class of its end (`user`, `timeout`, `oom`, `infra`, `expired`), or null when none was
+   * recorded.
+   */
+  get failureKind(): string | null {
+    return typeof this.extraInfo.failure_kind === "string" ? this.extraInfo.failure_kind : null;
   }
 }
 

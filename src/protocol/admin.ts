@@ -36,7 +36,7 @@ export interface FailureResult extends Partial<StopInfo> {
  * and in the `result` of a call refused because the sandbox no longer runs.
  */
 export interface StopInfo {
-  /** pending, running, stopped or failed. */
+  /** pending, running, stopped, failed or deleted. */
   state: SandboxState;
   /**
    * Why it stopped or failed, e.g. "stop requested", "expired: no keep-alive for 5 minutes",
@@ -45,6 +45,28 @@ export interface StopInfo {
   stop_reason: string | null;
   /** When it stopped or failed, ISO 8601 in ROCK_TIME_ZONE; null while it runs. */
   stop_time: string | null;
+  /**
+   * The class of its end (see FailureKind); null while it runs, and for sandboxes an older admin
+   * stopped.
+   */
+  failure_kind?: FailureKind | null | undefined;
+}
+
+/**
+ * The class of a sandbox's end (rock's extension), so a trainer can retry what was no fault of
+ * the run and score the rest: `user` a stop someone asked for; `timeout` a start that did not
+ * finish in time; `oom` the engine killed it for memory; `infra` the backend or the rocklet
+ * failed (a failed start, a death without OOM, a sandbox gone); `expired` the admin reaped it
+ * (no keep-alive in time, or its lease ended).
+ */
+export type FailureKind = "user" | "timeout" | "oom" | "infra" | "expired";
+
+/** Every FailureKind. */
+export const FAILURE_KINDS: readonly FailureKind[] = ["user", "timeout", "oom", "infra", "expired"];
+
+/** `value` when it names a FailureKind, else null (what an older admin or ROCK sends). */
+export function failureKindOf(value: unknown): FailureKind | null {
+  return (FAILURE_KINDS as readonly unknown[]).includes(value) ? value as FailureKind : null;
 }
 
 /**
@@ -88,13 +110,16 @@ const sandboxId = z.string().regex(SANDBOX_ID, "must be 1-128 letters, digits, '
 
 /** Longest lease `timeout_seconds` may set: 30 days. */
 export const MAX_TIMEOUT_SECONDS = 30 * 24 * 3600;
+/** When an image is pulled: never, always, or when it is missing here (ROCK's default). */
+export type PullPolicy = "never" | "always" | "missing";
+const PULL_POLICIES = ["never", "always", "missing"] as const satisfies readonly PullPolicy[];
 
 /** POST /start and /start_async (StartReq). */
 export const StartRequest = z.object({
   "image": z.string().default(""),
   "auto_clear_time_minutes": z.number().int("must be a whole number of minutes").positive()
     .optional(),
-  "pull": z.enum(["never", "always", "missing"]).default("missing"),
+  "pull": z.enum(PULL_POLICIES).default("missing"),
   "memory": z.string().regex(MEMORY, "must look like 8g, 512m or 1024").default("8g"),
   "cpus": z.number().positive().default(2),
   "sandbox_id": sandboxId.nullish(),
@@ -121,6 +146,31 @@ export const EventsQuery = z.object({ "sandbox_id": z.string().optional() });
 
 /** Query or body carrying just a sandbox id. */
 export const SandboxIdRequest = z.object({ "sandbox_id": sandboxId });
+
+/** A query flag as FastAPI reads a bool: true/1/yes/on or false/0/no/off, any case. */
+const queryFlag = z.union([z.boolean(), z.string()]).transform((value, ctx) => {
+  if (typeof value === "boolean") return value;
+  const text = value.trim().toLowerCase();
+  if (["true", "1", "yes", "on"].includes(text)) return true;
+  if (["false", "0", "no", "off"].includes(text)) return false;
+  ctx.addIssue({ code: "custom", message: "must be true or false" });
+  return z.NEVER;
+});
+
+/**
+ * GET /get_status query. `include_all_states` (ROCK v1.8) also answers a deleted sandbox; without
+ * it rock answers every state but `deleted` (ROCK's later versions answer only pending and
+ * running, rock keeps its stopped and failed history visible with why they ended).
+ */
+export const StatusQuery = SandboxIdRequest.extend({
+  "include_all_states": queryFlag.default(false),
+});
+
+/**
+ * POST /delete body: any string, since an id that names no sandbox counts as deleted (as in
+ * ROCK).
+ */
+export const DeleteRequest = z.object({ "sandbox_id": z.string().min(1) });
 
 /**
  * POST /commit: an image of the sandbox, pushed when the tag names a registry or credentials
@@ -175,7 +225,20 @@ export const LogsQuery = SandboxIdRequest.extend({
 /** POST /sandboxes/batch */
 export const BatchRequest = z.object({ "sandbox_ids": z.array(z.string()) });
 
-/** GET /sandboxes query. */
+/** Every state a sandbox row can be in (see SandboxState). */
+export const SANDBOX_STATES = [
+  "pending",
+  "running",
+  "stopped",
+  "failed",
+  "deleted",
+] as const satisfies readonly SandboxState[];
+
+/**
+ * GET /sandboxes query. rock's extensions: `state` may name several, comma-separated (without
+ * it, every state but `deleted`); `id_prefix` lists the ids starting so; `stopped_before` (ISO
+ * 8601) the sandboxes that stopped or failed before then.
+ */
 export const ListQuery = z.object({
   "page": z.coerce.number().int().min(1).default(1),
   "page_size": z.coerce.number().int().min(1).default(500),
@@ -183,7 +246,18 @@ export const ListQuery = z.object({
   "experiment_id": z.string().optional(),
   "namespace": z.string().optional(),
   "image": z.string().optional(),
-  "state": z.string().optional(),
+  "state": z.string().transform((value) => value.split(",").map((s) => s.trim()))
+    .pipe(z.array(z.enum(SANDBOX_STATES, "must name states among " + SANDBOX_STATES.join(", "))))
+    .optional(),
+  "id_prefix": z.string().min(1).optional(),
+  "stopped_before": z.string().transform((value, ctx) => {
+    const ms = Date.parse(value);
+    if (Number.isNaN(ms)) {
+      ctx.addIssue({ code: "custom", message: "must be an ISO 8601 time" });
+      return z.NEVER;
+    }
+    return ms;
+  }).optional(),
 });
 /** Parsed list query. */
 export type ListQuery = z.output<typeof ListQuery>;
@@ -196,8 +270,11 @@ export interface PhaseInfo {
   message: string;
 }
 
-/** Sandbox states: ROCK's pending and running, plus stopped history and failed starts. */
-export type SandboxState = "pending" | "running" | "stopped" | "failed";
+/**
+ * Sandbox states: ROCK's pending and running, stopped history, failed starts and deaths, and
+ * deleted (history removed, as ROCK's later versions keep the row).
+ */
+export type SandboxState = "pending" | "running" | "stopped" | "failed" | "deleted";
 
 /** StartResp */
 export interface StartResponse {
@@ -225,7 +302,7 @@ export interface StatusResponse {
   sandbox_id: string;
   /** Start phases by name (image_pull, docker_run). */
   status: Record<string, PhaseInfo>;
-  /** pending, running, stopped or failed. */
+  /** pending, running, stopped, failed or deleted. */
   state: SandboxState;
   /** Container port to host port ("22555" is the rocklet). */
   port_mapping: Record<string, number>;
@@ -263,6 +340,10 @@ export interface StatusResponse {
   stop_reason: string | null;
   /** Why it failed; null or empty when it did not. */
   failure_reason: string | null;
+  /** The class of its end (rock's extension, see FailureKind); null while it runs. */
+  failure_kind: FailureKind | null;
+  /** When it was deleted (state `deleted`); null otherwise. */
+  delete_time: string | null;
   /**
    * rock's extension, while the sandbox waits in the admin's start queue: its place (1 is next)
    * and the queue's length. A client polling get_status can poll less often while it waits.

@@ -127,6 +127,12 @@ export interface RenamableBackend extends Backend {
 /** A rename lost a race: another admin claimed the sandbox first (it is theirs now). */
 export class ClaimConflictError extends RockError {}
 
+/**
+ * A placement failed because the engine killed the sandbox for memory while it started (its
+ * failure kind is then `oom`).
+ */
+export class PlacementOomError extends RockError {}
+
 /** True when `backend` can rename sandboxes. */
 export function isRenamable(backend: Backend): backend is RenamableBackend {
   return typeof (backend as Partial<RenamableBackend>).rename === "function";

@@ -30,7 +30,13 @@ import type {
   SandboxSpec,
   WatchingBackend,
 } from "./backend.ts";
-import { ClaimConflictError, ROCKLET_PORT, SERVER_PORT, SSH_PORT } from "./backend.ts";
+import {
+  ClaimConflictError,
+  PlacementOomError,
+  ROCKLET_PORT,
+  SERVER_PORT,
+  SSH_PORT,
+} from "./backend.ts";
 import {
   KubectlAlreadyExistsError,
   KubectlCli,
@@ -155,6 +161,12 @@ export class KubernetesBackend
       hooks.onPhase({ name: phase, status, message });
     };
     report("pod_scheduled", "running", "pod scheduled running");
+    const deadline = this.#config.placeTimeoutMs ?? 600_000;
+    const timeout = AbortSignal.timeout(deadline);
+    const signal = hooks.signal ? AbortSignal.any([hooks.signal, timeout]) : timeout;
+    // An earlier sandbox of this id (a restart) leaves its pod terminating for a moment: the new
+    // pod takes its name once it is gone.
+    await this.#untilDeleted(name, signal);
     let created: KubeObject;
     try {
       created = await this.#kubectl.create(podManifest(spec, this.#config), {
@@ -170,9 +182,6 @@ export class KubernetesBackend
     }
     const uid = created.metadata.uid ?? "";
     this.#update(created);
-    const deadline = this.#config.placeTimeoutMs ?? 600_000;
-    const timeout = AbortSignal.timeout(deadline);
-    const signal = hooks.signal ? AbortSignal.any([hooks.signal, timeout]) : timeout;
     try {
       for (;;) {
         const changed = this.#nextChange(name, signal);
@@ -190,9 +199,10 @@ export class KubernetesBackend
           report("container_start", "running", "container start running");
         }
         if (progress.failed) {
-          const { phase, message } = progress.failed;
+          const { phase, message, oomKilled } = progress.failed;
           report(phase, "failed", message);
-          throw new RockError(`${what}: ${phase.replace("_", " ")} failed: ${message}`);
+          const text = `${what}: ${phase.replace("_", " ")} failed: ${message}`;
+          throw oomKilled ? new PlacementOomError(text) : new RockError(text);
         }
         if (progress.running) return this.#placementOf(pod);
         await changed;
@@ -398,6 +408,20 @@ export class KubernetesBackend
       },
       handle: pod.metadata.uid ?? "",
     };
+  }
+
+  /**
+   * Resolves once pod `name` is no longer one of this deployment's being deleted (by this backend,
+   * or marked so), or when `signal` aborts.
+   */
+  async #untilDeleted(name: string, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const pod = this.#pods.get(name);
+      const deleting = pod && this.#owns(pod) &&
+        (pod.metadata.deletionTimestamp || this.#removing.has(pod.metadata.uid ?? ""));
+      if (!deleting || signal.aborted) return;
+      await this.#nextChange(name, signal);
+    }
   }
 
   /** Resolves on the next change of pod `name` (or when `signal` aborts). */

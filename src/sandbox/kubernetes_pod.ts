@@ -175,7 +175,12 @@ interface PodStatus {
 /** Where a pod is on its way to a running sandbox, read from its status. */
 export interface PodProgress {
   /** The phase that failed and why (reason first: `ImagePullBackOff: ...`), when one did. */
-  failed?: { phase: "pod_scheduled" | "image_pull" | "container_start"; message: string };
+  failed?: {
+    phase: "pod_scheduled" | "image_pull" | "container_start";
+    message: string;
+    /** A container ended OOMKilled (the kubelet's reason for it). */
+    oomKilled?: boolean;
+  };
   scheduled: boolean;
   /** Every image is there (the sandbox container was created). */
   pulled: boolean;
@@ -242,6 +247,7 @@ export function podProgress(pod: KubeObject): PodProgress {
         message: `${container.name} exited with code ${ended.exitCode ?? "unknown"}: ${
           reasonText(ended.reason, ended.message)
         }`,
+        ...(ended.reason === "OOMKilled" ? { oomKilled: true } : {}),
       };
       return progress;
     }

@@ -122,9 +122,18 @@ export class AdminClient {
     }, typeof request.sandbox_id === "string" ? request.sandbox_id : undefined);
   }
 
-  /** GET /get_status */
-  getStatus(sandboxId: string): Promise<StatusResponse> {
-    return this.#get("/get_status", { sandbox_id: sandboxId });
+  /**
+   * GET /get_status; `includeAllStates` also answers a deleted sandbox (sent only when true, so
+   * admins without the flag are asked as before).
+   */
+  getStatus(
+    sandboxId: string,
+    options: { includeAllStates?: boolean | undefined } = {},
+  ): Promise<StatusResponse> {
+    return this.#get("/get_status", {
+      sandbox_id: sandboxId,
+      include_all_states: options.includeAllStates ? "true" : undefined,
+    });
   }
 
   /**
@@ -192,6 +201,16 @@ export class AdminClient {
   /** POST /stop */
   stop(sandboxId: string): Promise<string> {
     return this.#post("/stop", { sandbox_id: sandboxId });
+  }
+
+  /** POST /restart: a stopped sandbox placed again under its id (pending at once). */
+  restart(sandboxId: string): Promise<StartResponse> {
+    return this.#post("/restart", { sandbox_id: sandboxId });
+  }
+
+  /** POST /delete: a stopped sandbox deleted from the history (an unknown id succeeds). */
+  delete(sandboxId: string): Promise<string> {
+    return this.#post("/delete", { sandbox_id: sandboxId });
   }
 
   /**

@@ -62,6 +62,7 @@ export function envelopeError(envelope: FailedEnvelope, sandboxId?: string): Roc
     extraInfo.state ??= result.state;
     extraInfo.stop_reason ??= result.stop_reason;
     extraInfo.stop_time ??= result.stop_time;
+    if (result.failure_kind !== undefined) extraInfo.failure_kind ??= result.failure_kind;
   }
   const stopped = !result.class_path && (result.state === "stopped" || result.state === "failed") &&
     "stop_reason" in result;

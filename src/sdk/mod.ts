@@ -17,6 +17,7 @@ export type {
   SandboxConfig,
   SandboxStatus,
   SessionOptions,
+  WaitOptions,
 } from "./sandbox.ts";
 export type { WithDefaults } from "../common/options.ts";
 export { SandboxGroup } from "./group.ts";
@@ -56,6 +57,7 @@ export type { FileErrorKind, RockErrorOptions } from "./errors.ts";
 export type {
   CommitStatus,
   EventError,
+  FailureKind,
   Lease,
   ListResponse,
   LogsResponse,

@@ -77,6 +77,16 @@ export interface SandboxConfig {
 /** A sandbox's status (ROCK's StatusResp). */
 export type SandboxStatus = StatusResponse;
 
+/** Options of start() and restart(): what they report while they wait, and how to give up. */
+export interface WaitOptions {
+  /** Called with every status seen while waiting. */
+  onStatus?: ((status: SandboxStatus) => void) | undefined;
+  /** Aborts the wait (the sandbox is left as it is). */
+  signal?: AbortSignal | undefined;
+  /** Wait on the admin's event stream (default), or, false, by polling only. */
+  events?: boolean | undefined;
+}
+
 /** Options of arun(). */
 export interface ArunOptions {
   /** Session to run in (default: one the Sandbox creates; nohup: a fresh one). */
@@ -219,13 +229,7 @@ export class Sandbox implements AsyncDisposable {
    * backoff. `onStatus` sees each status on the way (`events: false`: polling only).
    * @throws {SandboxStartError} naming the phase that failed, or after startupTimeout.
    */
-  async start(
-    options: {
-      onStatus?: ((status: SandboxStatus) => void) | undefined;
-      signal?: AbortSignal | undefined;
-      events?: boolean | undefined;
-    } = {},
-  ): Promise<this> {
+  async start(options: WaitOptions = {}): Promise<this> {
     const headers: Record<string, string> = {};
     if (this.config.userId) headers["X-User-Id"] = this.config.userId;
     if (this.config.experimentId) headers["X-Experiment-Id"] = this.config.experimentId;
@@ -242,7 +246,40 @@ export class Sandbox implements AsyncDisposable {
       ...(this.config.timeoutSeconds ? { timeout_seconds: this.config.timeoutSeconds } : {}),
     }, headers);
     this.#id = started.sandbox_id;
-    const id = this.#id;
+    return await this.#waitAlive(this.#id, deadline, options);
+  }
+
+  /**
+   * Places the stopped (or failed) sandbox again under its id, from the spec it was started with
+   * (ROCK's later `restart`), and waits until it is alive as start() does. Files written in the
+   * last run are gone: the sandbox starts afresh from its image.
+   * @throws {BadRequestRockError} when it is pending or running, or does not exist.
+   * @throws {SandboxStartError} naming the phase that failed, or after startupTimeout.
+   */
+  async restart(options: WaitOptions = {}): Promise<this> {
+    const deadline = performance.now() + this.config.startupTimeout * 1000;
+    await this.client.restart(this.sandboxId);
+    // The last run's sessions went with it.
+    this.#defaultSession = undefined;
+    return await this.#waitAlive(this.sandboxId, deadline, options);
+  }
+
+  /**
+   * Deletes the stopped (or failed) sandbox from the admin's history (ROCK's later `delete`):
+   * get_status answers it then only with `includeAllStates`, in state `deleted`. Deleting an id
+   * the admin does not know succeeds.
+   * @throws {BadRequestRockError} when it is pending or running (stop it first).
+   */
+  async delete(): Promise<void> {
+    await this.client.delete(this.sandboxId);
+  }
+
+  /**
+   * Waits until sandbox `id` is alive, by `deadline` (performance.now()): on the event stream,
+   * else by polling; then keeps it alive when the config asks.
+   * @throws {SandboxStartError} naming the phase that failed, or after startupTimeout.
+   */
+  async #waitAlive(id: string, deadline: number, options: WaitOptions): Promise<this> {
     const alive = options.events === false
       ? undefined
       : await this.#waitByEvents(id, deadline, options);
@@ -409,9 +446,12 @@ export class Sandbox implements AsyncDisposable {
     await this.stop().catch(() => {});
   }
 
-  /** The sandbox's status; also a keep-alive. */
-  getStatus(): Promise<SandboxStatus> {
-    return this.client.getStatus(this.sandboxId);
+  /**
+   * The sandbox's status; also a keep-alive. A deleted sandbox is answered only with
+   * `includeAllStates` (as in ROCK's SDKs).
+   */
+  getStatus(includeAllStates = false): Promise<SandboxStatus> {
+    return this.client.getStatus(this.sandboxId, { includeAllStates });
   }
 
   /** True when the sandbox runs. */

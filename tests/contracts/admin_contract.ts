@@ -170,6 +170,70 @@ export function defineAdminContract(
   );
 
   register(
+    `${label}: a stopped sandbox restarts under its id and runs commands; deleted, get_status shows it only with include_all_states`,
+    async () => {
+      await using admin = await startAdminServer(type, options.admin);
+      const id = await startSandbox(admin, "restart");
+      try {
+        const refused = await post(admin.api, "/restart", { sandbox_id: id });
+        assert.deepEqual([refused.status, refused.result.code], ["Failed", 4000]);
+        assert.match(refused.error!, /it is running; only a stopped or failed sandbox restarts/);
+        const running = await post(admin.api, "/delete", { sandbox_id: id });
+        assert.deepEqual([running.status, running.result.code], ["Failed", 4000]);
+        assert.match(running.error!, /it is running; stop it first/);
+        // In the sandbox's own files (its working directory: a local sandbox's private one).
+        const marker = `rock-restart-${crypto.randomUUID()}`;
+        const wrote = await post(admin.api, "/execute", {
+          sandbox_id: id,
+          command: `echo x > ${marker} && test -e ${marker}`,
+          shell: true,
+        });
+        assert.equal(wrote.result.exit_code, 0, JSON.stringify(wrote));
+        await post(admin.api, "/stop", { sandbox_id: id });
+        const stopped = await get(admin.api, `/get_status?sandbox_id=${id}`);
+        assert.deepEqual([stopped.result.state, stopped.result.failure_kind], ["stopped", "user"]);
+
+        // Answered as a start: the same id, pending at once, then running.
+        for (const path of ["/restart", `/sandboxes/${id}/restart`]) {
+          const restarted = await post(admin.api, path, { sandbox_id: id });
+          assert.equal(restarted.status, "Success", `${path}: ${restarted.error}`);
+          assert.equal(restarted.result.sandbox_id, id);
+          const status = await waitRunning(admin.api, id);
+          assert.equal(status.result.is_alive, true, JSON.stringify(status.result));
+          for (const field of ["stop_time", "stop_reason", "failure_reason", "failure_kind"]) {
+            assert.equal(status.result[field], null, field);
+          }
+          const echoed = await post(admin.api, "/execute", {
+            sandbox_id: id,
+            command: `echo again; test -e ${marker}`,
+            shell: true,
+          });
+          // A fresh start from the image: what the last run wrote is gone.
+          assert.deepEqual(echoed.result, { stdout: "again\n", stderr: "", exit_code: 1 });
+          await post(admin.api, "/stop", { sandbox_id: id });
+        }
+        assert.equal((await admin.store.billing.of(id)).length, 3, "one record per run");
+
+        const deleted = await post(admin.api, "/delete", { sandbox_id: id });
+        assert.deepEqual([deleted.status, deleted.result], ["Success", `${id} deleted`]);
+        const hidden = await get(admin.api, `/get_status?sandbox_id=${id}`);
+        assert.deepEqual([hidden.status, hidden.result.code], ["Failed", 4000]);
+        assert.match(hidden.error!, /not found: it was deleted/);
+        const all = await get(admin.api, `/get_status?sandbox_id=${id}&include_all_states=true`);
+        assert.equal(all.result.state, "deleted");
+        assert.equal(all.result.failure_kind, "user");
+        assert.match(all.result.delete_time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$/);
+        const unknown = await post(admin.api, "/delete", { sandbox_id: testSandboxId("never") });
+        assert.equal(unknown.status, "Success", "an unknown id counts as deleted");
+        const gone = await post(admin.api, "/restart", { sandbox_id: id });
+        assert.deepEqual([gone.status, gone.result.code], ["Failed", 4000]);
+      } finally {
+        await stopQuietly(admin, id);
+      }
+    },
+  );
+
+  register(
     `${label}: start-request headers become metadata and list filters and pages them`,
     async () => {
       await using admin = await startAdminServer(type, options.admin);

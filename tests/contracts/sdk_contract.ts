@@ -169,6 +169,35 @@ export function defineSdkContract(type: TestBackend, register: Register): void {
     );
   });
 
+  register(
+    `${label}: Sandbox.restart() brings a stopped sandbox back under its id; delete() leaves it visible only with includeAllStates`,
+    async () => {
+      await using admin = await startAdminServer(type);
+      await using sandbox = await new Sandbox(configOf(admin, "sdk-restart")).start();
+      await assert.rejects(sandbox.delete(), (error: Error) => {
+        assert.ok(error instanceof BadRequestRockError, String(error));
+        assert.match(error.message, /stop it first/);
+        return true;
+      });
+      assert.equal((await sandbox.arun("echo before")).output, "before");
+      await sandbox.stop();
+      assert.equal((await sandbox.getStatus()).failure_kind, "user");
+      const seen: string[] = [];
+      assert.equal(await sandbox.restart({ onStatus: (s) => seen.push(s.state) }), sandbox);
+      assert.equal(seen.at(-1), "running");
+      assert.deepEqual([(await sandbox.arun("echo again")).output, await sandbox.isAlive()], [
+        "again",
+        true,
+      ]);
+      await assert.rejects(sandbox.restart(), BadRequestRockError, "a running one is refused");
+      await sandbox.stop();
+      await sandbox.delete();
+      await assert.rejects(sandbox.getStatus(), SandboxNotFoundError);
+      const deleted = await sandbox.getStatus(true);
+      assert.deepEqual([deleted.state, deleted.failure_kind], ["deleted", "user"]);
+    },
+  );
+
   register(`${label}: errors are typed: unknown sandbox, unreachable admin`, async () => {
     await using admin = await startAdminServer(type);
     const ghost = new Sandbox({ baseUrl: admin.url, sandboxId: "no-such-sandbox" });

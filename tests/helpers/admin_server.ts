@@ -5,7 +5,7 @@ import { createAdminApp, createAdminUpgrade } from "../../src/admin/app.ts";
 import { listen } from "../../src/cli/serve.ts";
 import { Billing } from "../../src/admin/billing.ts";
 import type { Logger } from "../../src/common/log.ts";
-import { SandboxManager } from "../../src/admin/manager.ts";
+import { type ManagerSettings, SandboxManager } from "../../src/admin/manager.ts";
 import { type SandboxRecord, SandboxStore } from "../../src/admin/store.ts";
 import { type PoolSpec, WarmPool } from "../../src/admin/warm_pool.ts";
 import { Warmups } from "../../src/admin/warmup.ts";
@@ -282,8 +282,11 @@ export interface ManagerFixture extends AsyncDisposable {
   advance(minutes: number): void;
 }
 
-/** Creates a ManagerFixture (no HTTP server). */
-export async function managerFixture(prefix = "rock-manager-test-"): Promise<ManagerFixture> {
+/** Creates a ManagerFixture (no HTTP server); `settings` over the fixture's own. */
+export async function managerFixture(
+  prefix = "rock-manager-test-",
+  settings: Partial<ManagerSettings> = {},
+): Promise<ManagerFixture> {
   const dir = await Deno.makeTempDir({ prefix });
   const store = await SandboxStore.open(`file:${join(dir, "rock.db")}`);
   const backend = await testBackend("local", dir);
@@ -301,6 +304,7 @@ export async function managerFixture(prefix = "rock-manager-test-"): Promise<Man
       startupTimeoutMs: 30_000,
       timeZone: "Asia/Shanghai",
       touchIntervalMs: 0,
+      ...settings,
     },
   });
   return {

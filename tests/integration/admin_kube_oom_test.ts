@@ -35,6 +35,7 @@ kubeTest(
     const seconds = (performance.now() - began) / 1000;
     assert.equal(status.state, "failed", JSON.stringify(status));
     assert.match(status.stop_reason ?? "", /OOMKilled/, JSON.stringify(status));
+    assert.equal(status.failure_kind, "oom");
     assert.ok(seconds < 10, `${seconds} s`);
   },
 );
@@ -59,6 +60,7 @@ kubeTest(
     assert.equal(status.status.container_start.status, "failed", JSON.stringify(status));
     assert.match(status.status.container_start.message, /OOMKilled/);
     assert.match(status.failure_reason ?? "", /OOMKilled/);
+    assert.equal(status.failure_kind, "oom");
     assert.ok(seconds < 20, `${seconds} s`);
   },
 );

@@ -155,7 +155,7 @@ hostToolTest(
       leftovers.push(/cwd: (\S+)/.exec(three.stdout)?.[1] ?? "");
       const kept = /^sandbox (\S+) kept running$/m.exec(three.stderr)?.[1];
       assert.ok(kept, three.stderr);
-      page = await admin.manager.list({ state: "running" }, 1, 10);
+      page = await admin.manager.list({ state: ["running"] }, 1, 10);
       assert.deepEqual(page.items.map((item) => item.sandbox_id), [kept]);
       await admin.manager.stop(kept);
     } finally {

@@ -53,7 +53,7 @@ Deno.test("examples/sdk_basic.ts starts a sandbox and reports both arun modes", 
   assert.match(stdout, /^nohup: about to fail \(exit 7\)$/m);
   assert.match(stdout, /^phases: process_start=success$/m);
   assert.deepEqual(
-    (await admin.manager.list({ state: "running" }, 1, 10)).total,
+    (await admin.manager.list({ state: ["running"] }, 1, 10)).total,
     0,
     "the example stopped it",
   );
@@ -73,7 +73,7 @@ Deno.test("examples/sandbox_group.ts starts a group and runs in every member", a
   const stdout = await runExample("sandbox_group.ts", admin);
   assert.match(stdout, /^started 3 of 3$/m);
   assert.match(stdout, /^ran in all: true$/m);
-  assert.equal((await admin.manager.list({ state: "running" }, 1, 10)).total, 0);
+  assert.equal((await admin.manager.list({ state: ["running"] }, 1, 10)).total, 0);
 });
 
 Deno.test("the README's SDK quickstart runs as pasted", async () => {

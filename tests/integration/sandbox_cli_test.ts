@@ -103,7 +103,7 @@ Deno.test("rock sandbox start prints the id; status, ls and stop see it through 
     const bobs = JSON.parse(await ok(server, "ls", "--user", "bob", "--json"));
     assert.deepEqual(bobs.map((s: { sandbox_id: string }) => s.sandbox_id), [named]);
     const table = await ok(server, "ls", "--state", "running");
-    assert.match(table.split("\n")[0] ?? "", /^ID\s+STATE\s+IMAGE\s+USER\s+CREATED$/);
+    assert.match(table.split("\n")[0] ?? "", /^ID\s+STATE\s+FAILURE\s+IMAGE\s+USER\s+CREATED$/);
     assert.match(table, new RegExp(`${named}\\s+running\\s+python:3\\.11\\s+bob`));
     assert.match(table, new RegExp(`${id}\\s+running\\s+rock-test/cli\\s+default`));
 
@@ -322,11 +322,17 @@ Deno.test("rock sandbox rejects bad input with one line: exit 2 for usage, 1 for
         [["ls"], 2, /config file .*:2: expected "key = value"/, {
           ROCK_CLI_DEFAULT_CONFIG_PATH: badConfig,
         }],
-        [["status", "nope"], 1, /^error: Sandbox "nope" not found$/m],
-        [["exec", "nope", "--", "ls"], 1, /Sandbox "nope" not found/],
+        [["status", "nope"], 2, /^error: No sandbox id starts with "nope"$/m],
+        [["exec", "nope", "--", "ls"], 2, /No sandbox id starts with "nope"/],
         [["exec", id, "--", "no-such-command"], 1, /no such executable/],
-        [["stop", "nope"], 1, /Cannot stop sandbox "nope": Sandbox "nope" not found/],
-        [["logs", "nope"], 1, /Sandbox "nope" not found/],
+        [["stop", "nope"], 2, /No sandbox id starts with "nope"/],
+        [["logs", "nope"], 2, /No sandbox id starts with "nope"/],
+        [["rm", "nope"], 2, /No sandbox id starts with "nope"/],
+        [["restart", "nope"], 2, /No sandbox id starts with "nope"/],
+        [["prune", "--older-than", "5x"], 2, /expected a duration such as 90s/],
+        [["prune"], 2, /required option '--older-than <duration>' not specified/],
+        [["ls", "--all", "--state", "failed"], 2, /Cannot use --all with --state/],
+        [["rm", id], 1, /Cannot delete sandbox "[0-9a-f]+": .*it is running; stop it first/],
         [["cp", `${id}:/no/such/file`, "/tmp/x"], 1, /no such file or directory/],
         [["--base-url", dead, "status", id], 1, /Cannot reach the admin/],
       ];
@@ -366,13 +372,15 @@ Deno.test("rock sandbox exec, status and logs of an expired sandbox say it expir
       assertOneLine(result, args.join(" "));
       assert.match(result.stderr, new RegExp(`^error: ${stopped}\\n$`));
     }
+    const status = await ok(server, "status", id);
     assert.match(
-      await ok(server, "status", id),
+      status,
       new RegExp(
         `^state\\s+stopped: expired: no keep-alive for 1 minute \\(stopped at ${TIME}\\)$`,
         "m",
       ),
     );
+    assert.match(status, /^failure kind\s+expired$/m);
     const logs = await rock(["--base-url", server.url, "logs", id]);
     assert.equal(logs.code, 1);
     assertOneLine(logs, "logs");
@@ -403,7 +411,8 @@ Deno.test("rock sandbox status of a failed start names the failure reason and wh
       "m",
     ),
   );
-  assert.doesNotMatch(status, /^failure /m, "the reason is on the state line only");
+  assert.doesNotMatch(status, /^failure {2,}/m, "the reason is on the state line only");
+  assert.match(status, /^failure kind\s+timeout$/m);
 });
 
 Deno.test("rock sandbox logs of a stopped sandbox prints the logs still there, then why it stopped", async () => {
@@ -455,10 +464,71 @@ Deno.test("rock sandbox start --timeout leases the sandbox, status shows when it
     assertOneLine(bad, "extend soon");
     assert.match(bad.stderr, /expected a duration such as 90s, 30m or 1h30m, got "soon"/);
     const unknown = await rock(["--base-url", server.url, "extend", "rock-test-none", "5m"]);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 2);
     assertOneLine(unknown, "extend unknown");
-    assert.match(unknown.stderr, /Sandbox "rock-test-none" not found/);
+    assert.match(unknown.stderr, /No sandbox id starts with "rock-test-none"/);
   } finally {
     await server.manager.stop(id).catch(() => {});
+  }
+});
+
+Deno.test("rock sandbox ls shows live sandboxes (-a all), ids go by unique prefix, and restart, rm and prune work the history", async () => {
+  let skew = 0;
+  await using server = await startAdminServer("local", { now: () => Date.now() + skew });
+  const prefix = testSandboxId("cli-life");
+  const [alpha, beta] = [`${prefix}-alpha`, `${prefix}-beta`];
+  const run = (...args: string[]) => rock(["--base-url", server.url, ...args]);
+  try {
+    await ok(server, "start", "--sandbox-id", alpha);
+    await ok(server, "start", "--sandbox-id", beta);
+    // A unique prefix names the sandbox; an ambiguous or unknown one is bad input.
+    assert.equal(
+      JSON.parse(await ok(server, "status", `${prefix}-al`, "--json")).sandbox_id,
+      alpha,
+    );
+    const ambiguous = await run("status", `${prefix}-`);
+    assert.equal(ambiguous.code, 2, ambiguous.stderr);
+    assertOneLine(ambiguous, "ambiguous");
+    assert.match(ambiguous.stderr, new RegExp(`"${prefix}-" is ambiguous: it starts .*${beta}`));
+    assert.match(ambiguous.stderr, new RegExp(alpha));
+    assert.equal((await ok(server, "stop", `${prefix}-be`)).trim(), beta);
+
+    // ls: live ones; -a adds the history with why each ended.
+    const ids = (items: { sandbox_id: string }[]) => items.map((s) => s.sandbox_id).sort();
+    assert.deepEqual(ids(JSON.parse(await ok(server, "ls", "--json"))), [alpha]);
+    const all = JSON.parse(await ok(server, "ls", "-a", "--json"));
+    assert.deepEqual(ids(all), [alpha, beta].sort());
+    assert.equal(
+      all.find((s: { sandbox_id: string }) => s.sandbox_id === beta).failure_kind,
+      "user",
+    );
+    assert.match(
+      await ok(server, "ls", "-a"),
+      new RegExp(`^${beta}\\s+stopped\\s+user\\s+python`, "m"),
+    );
+
+    // restart: the same id runs again; rm: a running one is refused, a stopped one goes.
+    assert.equal((await ok(server, "restart", `${prefix}-be`)).trim(), beta);
+    assert.equal(await ok(server, "exec", `${prefix}-be`, "--", "echo", "back"), "back\n");
+    const running = await run("rm", alpha);
+    assert.equal(running.code, 1);
+    assertOneLine(running, "rm running");
+    assert.match(running.stderr, /it is running; stop it first/);
+    assert.equal((await ok(server, "rm", "--force", `${prefix}-be`)).trim(), beta);
+    assert.deepEqual(ids(JSON.parse(await ok(server, "ls", "-a", "--json"))), [alpha]);
+    // status still answers a deleted sandbox by its whole id.
+    const deleted = JSON.parse(await ok(server, "status", beta, "--json"));
+    assert.equal(deleted.state, "deleted");
+    assert.ok(deleted.delete_time);
+
+    // prune: only what ended longer ago than the duration.
+    skew = -2 * 3_600_000;
+    await ok(server, "stop", alpha);
+    skew = 0;
+    assert.equal(await ok(server, "prune", "--older-than", "3h"), "");
+    assert.equal((await ok(server, "prune", "--older-than", "1h")).trim(), alpha);
+    assert.deepEqual(JSON.parse(await ok(server, "ls", "-a", "--json")), []);
+  } finally {
+    for (const id of [alpha, beta]) await server.manager.stop(id).catch(() => {});
   }
 });

@@ -20,6 +20,7 @@ import {
 } from "../helpers/admin_server.ts";
 import { dockerTest, TEST_IMAGE, testRockletLauncher, testSandboxId } from "../helpers/docker.ts";
 import { DockerCli } from "../../src/sandbox/docker_cli.ts";
+import type { FailureKind } from "../../src/protocol/admin.ts";
 
 const docker = new DockerCli();
 
@@ -54,28 +55,42 @@ async function waitNotRunning(
 }
 
 /**
- * Asserts that sandbox `id` died, for `reason`: failed with that stop and failure reason and a
- * stop time, is_alive false naming it, billed once, and a data-plane call names it.
+ * Asserts that sandbox `id` died, for `reason` of kind `kind`: failed with that stop and failure
+ * reason, failure kind and a stop time, is_alive false naming it, billed once, and a data-plane
+ * call names it.
  */
-async function assertDied(admin: AdminServer, id: string, status: Envelope, reason: string) {
+async function assertDied(
+  admin: AdminServer,
+  id: string,
+  status: Envelope,
+  reason: string,
+  kind: FailureKind = "infra",
+) {
   assert.equal(status.result.state, "failed", JSON.stringify(status));
   assert.equal(status.result.stop_reason, reason);
   assert.equal(status.result.failure_reason, reason);
+  assert.equal(status.result.failure_kind, kind);
   assert.ok(status.result.stop_time, "a stop time");
   const alive = await get(admin.api, `/is_alive?sandbox_id=${id}`);
   assert.equal(alive.result.is_alive, false);
   assert.ok(alive.result.message.includes(`failed: ${reason}`), alive.result.message);
   const billing = await Deno.readTextFile(join(admin.dataDir, "billing.log"));
   assert.equal(billing.split("\n").filter((line) => line.includes(`"${id}"`)).length, 1);
-  await assertCallNamesDeath(admin, id, reason);
+  await assertCallNamesDeath(admin, id, reason, kind);
 }
 
 /** Asserts that a data-plane call to sandbox `id` fails naming its death for `reason`. */
-async function assertCallNamesDeath(admin: AdminServer, id: string, reason: string) {
+async function assertCallNamesDeath(
+  admin: AdminServer,
+  id: string,
+  reason: string,
+  kind: FailureKind = "infra",
+) {
   const call = await post(admin.api, "/execute", { sandbox_id: id, command: "true" });
   assert.equal(call.status, "Failed");
   assert.ok(call.error?.includes(`is failed: ${reason}`), call.error ?? "");
   assert.equal(call.result.state, "failed");
+  assert.equal(call.result.failure_kind, kind);
 }
 
 /**
@@ -86,13 +101,13 @@ async function assertKillSeen(
   admin: AdminServer,
   id: string,
   kill: () => Promise<void> | void,
-  expect: { what: string; reason: string },
+  expect: { what: string; reason: string; kind?: FailureKind },
 ): Promise<void> {
   const since = performance.now();
   await kill();
   const { status, ms } = await waitNotRunning(admin, id, since);
   console.log(`${admin.backend.type}, ${expect.what} -> failed: ${ms.toFixed(0)} ms`);
-  await assertDied(admin, id, status, expect.reason);
+  await assertDied(admin, id, status, expect.reason, expect.kind);
 }
 
 /**
@@ -206,6 +221,7 @@ deathTest(
     await assertKillSeen(admin, id, async () => void await docker.call(allocate), {
       what: "out of memory",
       reason: "died: out of memory (OOMKilled)",
+      kind: "oom",
     });
   },
 );

@@ -95,11 +95,13 @@ Deno.test("an expired sandbox: get_status, the data plane, is_alive, get_logs an
       state: "stopped",
       stop_reason: "expired: no keep-alive for 1 minute",
       stop_time: status.stop_time,
+      failure_kind: "expired",
       class_path: "rock.admin.exceptions.SandboxStoppedError",
       extra_info: {
         state: "stopped",
         stop_reason: "expired: no keep-alive for 1 minute",
         stop_time: status.stop_time,
+        failure_kind: "expired",
       },
     },
   });
@@ -153,6 +155,7 @@ Deno.test("a stopped sandbox's logs come back while its backend still has them, 
     state: "stopped",
     stop_reason: "stop requested",
     stop_time: "",
+    failure_kind: "user",
   });
   assert.match(result.stop_time ?? "", WIRE_TIME);
   await Deno.remove(dir, { recursive: true });

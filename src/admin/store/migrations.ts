@@ -83,4 +83,14 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
   // A lease set with timeout_seconds (E2B's shape): expire_at is then a deadline keep-alives do
   // not move. NULL: ROCK's expiry, auto_clear_minutes after the last keep-alive.
   ["ALTER TABLE sandboxes ADD COLUMN timeout_seconds REAL"],
+  [
+    // What class of end a stop or failure was (user, timeout, oom, infra, expired), set with
+    // the reason; older rows have none. The pull policy a restart places again with, and when a
+    // row was deleted (state `deleted`, kept).
+    "ALTER TABLE sandboxes ADD COLUMN failure_kind TEXT",
+    "ALTER TABLE sandboxes ADD COLUMN pull TEXT",
+    "ALTER TABLE sandboxes ADD COLUMN delete_time INTEGER",
+    // Pruning history by age reads stop times.
+    "CREATE INDEX sandboxes_stop_time ON sandboxes (state, stop_time)",
+  ],
 ];

@@ -4,7 +4,7 @@
  */
 import type { Client, InStatement, Row } from "@libsql/client";
 import { RockError } from "../../common/errors.ts";
-import type { PhaseInfo, SandboxState } from "../../protocol/admin.ts";
+import type { FailureKind, PhaseInfo, PullPolicy, SandboxState } from "../../protocol/admin.ts";
 
 /** A sandbox as stored. */
 export interface SandboxRecord {
@@ -34,6 +34,15 @@ export interface SandboxRecord {
   /** Why it stopped or failed ("stop requested", "expired: ...", "start failed: ..."). */
   stop_reason: string | null;
   failure_reason: string | null;
+  /**
+   * The class of its end, set with stop_reason (user, timeout, oom, infra, expired); null while
+   * it runs, and for rows from before the column.
+   */
+  failure_kind?: FailureKind | null;
+  /** The pull policy it was started with (a restart places it again with it); null: missing. */
+  pull?: PullPolicy | null;
+  /** When it was deleted (state `deleted`), epoch ms. */
+  delete_time?: number | null;
   /** The admin that placed it (or last took it over), when several admins share the store. */
   admin_id?: string | null;
   /**
@@ -43,13 +52,19 @@ export interface SandboxRecord {
   timeout_seconds?: number | null;
 }
 
-/** Filters of a list call: exact matches. */
+/**
+ * Filters of a list call: exact matches; `state` one or any of several (without it, every state
+ * but `deleted`); `id_prefix` ids starting so; `stopped_before` rows that stopped before (epoch
+ * ms). Scheduler tasks call it too (through the manager), so a single state stays accepted.
+ */
 export interface ListFilters {
   user_id?: string | undefined;
   experiment_id?: string | undefined;
   namespace?: string | undefined;
   image?: string | undefined;
-  state?: string | undefined;
+  state?: SandboxState | SandboxState[] | undefined;
+  id_prefix?: string | undefined;
+  stopped_before?: number | undefined;
 }
 
 const JSON_COLUMNS = new Set(["port_mapping", "phases"]);
@@ -78,6 +93,9 @@ const COLUMNS = [
   "stop_reason",
   "admin_id",
   "timeout_seconds",
+  "failure_kind",
+  "pull",
+  "delete_time",
 ] as const;
 
 function toRecord(row: Row): SandboxRecord {
@@ -210,13 +228,29 @@ export class SandboxTable {
     pageSize: number,
   ): Promise<{ items: SandboxRecord[]; total: number }> {
     const where: string[] = [];
-    const args: string[] = [];
-    for (const key of ["user_id", "experiment_id", "namespace", "image", "state"] as const) {
+    const args: (string | number)[] = [];
+    for (const key of ["user_id", "experiment_id", "namespace", "image"] as const) {
       const value = filters[key];
       if (value !== undefined) {
         where.push(`${key} = ?`);
         args.push(value);
       }
+    }
+    // Deleted rows are listed only when asked for by state.
+    const asked = typeof filters.state === "string" ? [filters.state] : filters.state;
+    const states: SandboxState[] = asked?.length
+      ? asked
+      : ["pending", "running", "stopped", "failed"];
+    where.push(`state IN (${states.map(() => "?").join(", ")})`);
+    args.push(...states);
+    if (filters.id_prefix !== undefined) {
+      // A range on the unique index: every id character sorts below U+007F.
+      where.push("sandbox_id >= ? AND sandbox_id < ?");
+      args.push(filters.id_prefix, `${filters.id_prefix}\u007f`);
+    }
+    if (filters.stopped_before !== undefined) {
+      where.push("stop_time < ?");
+      args.push(filters.stopped_before);
     }
     const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const statements: InStatement[] = [
