@@ -2,7 +2,7 @@
  * Leases and events on docker, against an admin serving as `rock admin start` does (node:http):
  * Sandbox.start() is ready through the event stream; a sandbox with a 10 s timeout gets its
  * `expiring` event over SSE, is extended by 20 s through POST /sandboxes/{id}/timeout, and is
- * stopped at the new time, not before.
+ * stopped at the new time, not before, with failure kind `expired`; restart brings it back.
  */
 import assert from "node:assert/strict";
 import type { SandboxEvent } from "../../src/protocol/admin.ts";
@@ -39,7 +39,7 @@ async function next(
 }
 
 dockerTest(
-  "a sandbox with a 10 s timeout gets its expiring event over SSE, is extended by 20 s, and is stopped at the new time, not before (docker)",
+  "a sandbox with a 10 s timeout gets its expiring event over SSE, is extended by 20 s, is stopped at the new time, not before, as expired, and restarts under its id (docker)",
   async () => {
     await using admin = await startAdminServer("docker", { node: true, sweepIntervalMs: 30_000 });
     const docker = new DockerCli();
@@ -104,11 +104,19 @@ dockerTest(
       assert.ok(row.stop_time >= setEnd, `stopped ${setEnd - row.stop_time} ms before its end`);
       assert.ok(row.stop_time < setEnd + 3_000, `stopped ${row.stop_time - setEnd} ms late`);
       assert.match(row.stop_reason ?? "", /^expired: timeout of \d+(\.\d+)? s passed$/);
+      assert.equal(row.failure_kind, "expired");
       assert.ok(stopped.type === "status");
       assert.equal(stopped.stop_reason, row.stop_reason);
+      assert.equal(stopped.failure_kind, "expired");
       assert.equal(stopped.error?.class_path, "rock.admin.exceptions.SandboxStoppedError");
       // The container went with it.
       assert.equal(await docker.inspectContainer(id), undefined);
+
+      // Restart brings it back under the same id, running commands again.
+      await sandbox.restart();
+      assert.equal(sandbox.sandboxId, id);
+      assert.equal((await sandbox.arun("echo back")).output, "back");
+      assert.equal((await sandbox.getStatus()).failure_kind, null);
     } finally {
       await events.return(undefined);
       await sandbox.stop().catch(() => {});
