@@ -76,7 +76,11 @@ class Subscriber {
 
 /** The bus: publish() to every matching subscriber, subscribe() as an SSE byte stream. */
 export class EventBus {
+  /** Every open stream. */
   readonly #subscribers = new Set<Subscriber>();
+  /** The streams of all sandboxes, and those of each one sandbox (a publish touches only its own). */
+  readonly #everything = new Set<Subscriber>();
+  readonly #bySandbox = new Map<string, Set<Subscriber>>();
   readonly #limit: number;
   readonly #heartbeatMs: number;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -96,21 +100,15 @@ export class EventBus {
 
   /** True when some subscriber would get events of `sandboxId`. */
   wants(sandboxId: string): boolean {
-    for (const subscriber of this.#subscribers) {
-      if (subscriber.sandboxId === undefined || subscriber.sandboxId === sandboxId) return true;
-    }
-    return false;
+    return this.#everything.size > 0 || this.#bySandbox.has(sandboxId);
   }
 
   /** Sends `event` to the subscribers of its sandbox and to those of all sandboxes. */
   publish(event: SandboxEvent): void {
     if (!this.wants(event.sandbox_id)) return;
     const chunk = encodeSse(event.type, event, ++this.#seq);
-    for (const subscriber of this.#subscribers) {
-      if (subscriber.sandboxId === undefined || subscriber.sandboxId === event.sandbox_id) {
-        subscriber.push(chunk);
-      }
-    }
+    const targets = [...this.#bySandbox.get(event.sandbox_id) ?? [], ...this.#everything];
+    for (const subscriber of targets) subscriber.push(chunk);
   }
 
   /**
@@ -157,6 +155,13 @@ export class EventBus {
 
   #add(subscriber: Subscriber): void {
     this.#subscribers.add(subscriber);
+    const id = subscriber.sandboxId;
+    if (id === undefined) this.#everything.add(subscriber);
+    else {
+      let mine = this.#bySandbox.get(id);
+      if (!mine) this.#bySandbox.set(id, mine = new Set());
+      mine.add(subscriber);
+    }
     this.#heartbeat ??= setInterval(() => {
       for (const s of this.#subscribers) s.push(": heartbeat\n\n");
     }, this.#heartbeatMs);
@@ -164,6 +169,13 @@ export class EventBus {
 
   #remove(subscriber: Subscriber): void {
     this.#subscribers.delete(subscriber);
+    const id = subscriber.sandboxId;
+    if (id === undefined) this.#everything.delete(subscriber);
+    else {
+      const mine = this.#bySandbox.get(id);
+      mine?.delete(subscriber);
+      if (mine?.size === 0) this.#bySandbox.delete(id);
+    }
     if (this.#subscribers.size === 0) {
       clearInterval(this.#heartbeat);
       this.#heartbeat = undefined;
