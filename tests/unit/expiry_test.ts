@@ -101,6 +101,7 @@ Deno.test("SandboxManager.setTimeout() makes the lease a deadline from now that 
     assert.deepEqual(await f.manager.sweepExpired(), [record.sandbox_id]);
     const stopped = await f.store.sandboxes.get(record.sandbox_id);
     assert.equal(stopped?.stop_reason, "expired: timeout of 90 s passed");
+    assert.equal(stopped?.failure_kind, "expired");
     await assert.rejects(f.manager.setTimeout(record.sandbox_id, 10), SandboxStoppedError);
     await assert.rejects(f.manager.setTimeout("rock-test-none", 10), SandboxNotFoundError);
   } finally {
