@@ -49,6 +49,8 @@ import {
 } from "../protocol/rocklet.ts";
 import { parseJsonObject, parseWire } from "../protocol/validate.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
+import type { CallOptions } from "../protocol/runtime.ts";
+import { liveOutputResponse, wantsLiveOutput } from "../formats/live_output.ts";
 import type { SandboxManager, StartMetadata } from "./manager.ts";
 import type { TaskRunRecord } from "./store.ts";
 import { isoInZone } from "../common/time.ts";
@@ -183,7 +185,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   ) => {
     api[method](path, async (c) => {
       try {
-        return c.json(success(await handler(c)));
+        const result = await handler(c);
+        // A handler that answers by itself (live output) returns its Response.
+        return result instanceof Response ? result : c.json(success(result));
       } catch (error) {
         if (!(error instanceof RockError)) {
           logger.error("Unexpected error", {
@@ -395,7 +399,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     path: string,
     what: string,
     schema: S,
-    call: (rocklet: Rocklet, request: z.output<S>, signal: AbortSignal) => Promise<unknown>,
+    call: (rocklet: Rocklet, request: z.output<S>, options: CallOptions) => Promise<unknown>,
     /** Another request shape on the same path, told apart by `when`. */
     alternative?: {
       when: (raw: Record<string, unknown>) => boolean;
@@ -407,20 +411,31 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
       const raw = await jsonObject(c);
       const what = `${path.slice(1)} request`;
       const { sandbox_id } = parseWire(SandboxIdRequest, raw, what);
-      let send: (rocklet: Rocklet) => Promise<unknown>;
+      let send: (rocklet: Rocklet, options: CallOptions) => Promise<unknown>;
       if (alternative?.when(raw)) {
         const request = parseWire(alternative.schema, raw, what);
         send = (rocklet) => alternative.call(rocklet, request);
       } else {
         const request = parseWire(schema, raw, what);
-        send = (rocklet) => call(rocklet, request, c.req.raw.signal);
+        send = (rocklet, options) => call(rocklet, request, options);
       }
-      return await manager.watchCall(
-        sandbox_id,
-        async (rocklet) => await send(rocklet.withRequestId(c.get("requestId"))),
-      ).catch((error) => unreachable(sandbox_id, error));
+      const run = (options: CallOptions) =>
+        manager.watchCall(
+          sandbox_id,
+          async (rocklet) => await send(rocklet.withRequestId(c.get("requestId")), options),
+        ).catch((error) => unreachable(sandbox_id, error));
+      if (!wantsLiveOutput(c.req.raw.headers)) return await run({ signal: c.req.raw.signal });
+      // Live output: chunks as the rocklet relays them, then the envelope the plain call answers.
+      return liveOutputResponse(async (emit, gone) => {
+        const signal = AbortSignal.any([c.req.raw.signal, gone]);
+        try {
+          return { status: 200, body: success(await run({ signal, onOutput: emit })) };
+        } catch (error) {
+          return { status: 200, body: failure(what, error) };
+        }
+      }, { [REQUEST_ID_HEADER]: c.get("requestId") });
     });
-  forward("/execute", "execute command", Command, (r, req, signal) => r.execute(req, { signal }));
+  forward("/execute", "execute command", Command, (r, req, options) => r.execute(req, options));
   forward(
     "/create_session",
     "create session",
@@ -431,7 +446,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     "/run_in_session",
     "run in session",
     BashAction,
-    (r, req, signal) => r.runInSession(req, { signal }),
+    (r, req, options) => r.runInSession(req, options),
     // SWE-ReX's bash_interrupt comes to the same path with its own shape.
     {
       when: isInterruptAction,

@@ -13,7 +13,7 @@ import { Sandbox } from "../sdk/sandbox.ts";
 import type { ConnectionFlags } from "./cli_config.ts";
 import { runCli } from "./exit.ts";
 import { connection } from "./sandbox.ts";
-import { StatusLine, writeAll } from "./terminal.ts";
+import { LiveOutput, StatusLine } from "./terminal.ts";
 
 /** Options of `rock agent run`. */
 export interface AgentRunOptions extends ConnectionFlags {
@@ -67,14 +67,16 @@ export function runAgent(options: AgentRunOptions, deps: AgentCliDeps = {}): Pro
         onStatus: (status) => line.set(`${status.sandbox_id} ${status.state}`),
       });
       await agent.install();
-      const result = await agent.run(options.prompt);
+      const live = new LiveOutput();
+      const result = await agent.run(options.prompt, {
+        onOutput: (text) => {
+          line.clear();
+          live.write("stdout", text);
+        },
+      });
       line.clear();
-      if (result.output) {
-        await writeAll(
-          Deno.stdout,
-          result.output.endsWith("\n") ? result.output : `${result.output}\n`,
-        );
-      }
+      if (!live.wrote && result.output) live.write("stdout", result.output);
+      await live.finish({ newline: true });
       if (result.exitCode === null) throw new RockError(result.failureReason);
       return result.exitCode;
     } finally {

@@ -24,7 +24,7 @@ import {
 } from "./cli_config.ts";
 import { runCli } from "./exit.ts";
 import { resolveSandboxId, resolveSandboxIds } from "./sandbox_ids.ts";
-import { StatusLine, writeAll } from "./terminal.ts";
+import { LiveOutput, StatusLine, writeAll } from "./terminal.ts";
 
 /** Options of `rock sandbox start`. */
 export interface StartOptions extends ConnectionFlags {
@@ -330,17 +330,28 @@ export function execCommand(id: string, argv: string[], options: ExecOptions): P
       const command = Object.keys(env).length > 0
         ? ["env", "--", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv]
         : argv;
-      const result = await sandbox.execute(command, { timeout: options.timeout ?? 1200 });
-      await writeAll(Deno.stdout, result.stdout);
-      await writeAll(Deno.stderr, result.stderr);
+      // Printed as it comes (an admin without live output hands all of it over at the end).
+      const live = new LiveOutput();
+      const result = await sandbox.execute(command, {
+        timeout: options.timeout ?? 1200,
+        onOutput: (stream, text) => live.write(stream, text),
+      });
+      if (!live.wrote) {
+        live.write("stdout", result.stdout);
+        live.write("stderr", result.stderr);
+      }
+      await live.finish();
       return result.exit_code ?? 0;
     }
     await ensureSession(sandbox, options.session);
+    const live = new LiveOutput();
     const result = await sandbox.arun(argv.join(" "), {
       session: options.session,
       waitTimeout: options.timeout ?? 300,
+      onOutput: (text) => live.write("stdout", text),
     });
-    if (result.output) await writeAll(Deno.stdout, `${result.output}\n`);
+    if (!live.wrote && result.output) live.write("stdout", result.output);
+    await live.finish({ newline: true });
     if (result.exitCode === null) throw new RockError(result.failureReason);
     return result.exitCode;
   });

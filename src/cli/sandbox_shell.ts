@@ -9,7 +9,7 @@ import type { Sandbox } from "../sdk/sandbox.ts";
 import type { ConnectionFlags } from "./cli_config.ts";
 import { runCli } from "./exit.ts";
 import { attach, ensureSession, keyValues } from "./sandbox.ts";
-import { writeAll } from "./terminal.ts";
+import { LiveOutput } from "./terminal.ts";
 
 /** Options of `rock sandbox shell`. */
 export interface ShellOptions extends ConnectionFlags {
@@ -60,8 +60,14 @@ async function runLine(
 ): Promise<number | undefined> {
   const text = options.final ? command : `{ :; ${command}\n}`;
   try {
-    const result = await sandbox.arun(text, { session, waitTimeout: options.timeout });
-    if (result.output) await writeAll(Deno.stdout, `${result.output}\n`);
+    const live = new LiveOutput();
+    const result = await sandbox.arun(text, {
+      session,
+      waitTimeout: options.timeout,
+      onOutput: (chunk) => live.write("stdout", chunk),
+    });
+    if (!live.wrote && result.output) live.write("stdout", result.output);
+    await live.finish({ newline: true });
     if (result.exitCode === null) {
       console.error(`error: ${result.failureReason}`);
       return 124;

@@ -84,3 +84,33 @@ function consoleColumns(): number {
     return 80;
   }
 }
+
+/**
+ * Writes live output to stdout or stderr in the order it arrives (each chunk waits for the one
+ * before it); `finish()` waits for the last and ends an unfinished stdout line with a newline.
+ */
+export class LiveOutput {
+  #tail: Promise<void> = Promise.resolve();
+  #stdoutEndsLine = true;
+  #wrote = false;
+
+  /** Queues `text` for `stream`. */
+  write(stream: "stdout" | "stderr", text: string): void {
+    if (!text) return;
+    if (stream === "stdout") this.#stdoutEndsLine = text.endsWith("\n");
+    this.#wrote = true;
+    const target = stream === "stderr" ? Deno.stderr : Deno.stdout;
+    this.#tail = this.#tail.then(() => writeAll(target, text));
+  }
+
+  /** True once anything was written. */
+  get wrote(): boolean {
+    return this.#wrote;
+  }
+
+  /** Waits until everything is written; with `newline`, ends a stdout line left open. */
+  async finish(options: { newline?: boolean } = {}): Promise<void> {
+    if (options.newline && !this.#stdoutEndsLine) this.write("stdout", "\n");
+    await this.#tail;
+  }
+}

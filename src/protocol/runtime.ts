@@ -38,8 +38,20 @@ import type {
 /** Per-call options. */
 export interface CallOptions {
   /** Aborts the call; a running command is interrupted and its session stays usable. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
+  /**
+   * Receives the command's output as it is printed (run_in_session: `output`, stdout and stderr
+   * in order; execute: `stdout` and `stderr` apart); the call's result is the same as without.
+   * Over HTTP this is the `Accept: text/event-stream` form (src/formats/live_output.ts).
+   */
+  onOutput?: OnOutput | undefined;
 }
+
+import type { OutputStream } from "../formats/live_output.ts";
+export type { OutputStream };
+
+/** A receiver of live output. */
+export type OnOutput = (stream: OutputStream, text: string) => void;
 
 /** What an upload writes. */
 export interface UploadOptions {

@@ -29,7 +29,8 @@ import {
   WriteFileRequest,
 } from "../protocol/rocklet.ts";
 import { parseJsonObject, parseWire } from "../protocol/validate.ts";
-import type { Runtime } from "../protocol/runtime.ts";
+import type { CallOptions, Runtime } from "../protocol/runtime.ts";
+import { liveOutputResponse, outcomeOf, wantsLiveOutput } from "../formats/live_output.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 import { forwardToPort, PORT_FORWARD_PATH, PORT_PROXY_PREFIX, portForward } from "./port_proxy.ts";
 
@@ -145,6 +146,25 @@ function portRoute(request: Request, path: string): Route | undefined {
   return undefined;
 }
 
+/**
+ * A call answered as live output (src/formats/live_output.ts): chunks as the command prints
+ * them, then the body (or error body) the plain call would have answered. The command is
+ * interrupted when the client goes away.
+ */
+function live(
+  request: Request,
+  call: (options: CallOptions) => Promise<unknown>,
+): Response {
+  return liveOutputResponse(async (emit, gone) => {
+    try {
+      const body = await call({ signal: AbortSignal.any([request.signal, gone]), onOutput: emit });
+      return { status: 200, body };
+    } catch (error) {
+      return await outcomeOf(rockletErrorResponse(error));
+    }
+  });
+}
+
 /** Builds the rocklet's app. */
 export function createRockletApp(deps: RockletAppDeps): RockletApp {
   const { runtime } = deps;
@@ -171,6 +191,9 @@ export function createRockletApp(deps: RockletAppDeps): RockletApp {
           );
         }
         const action = parseWire(BashAction, raw, "run_in_session request");
+        if (wantsLiveOutput(r.headers)) {
+          return live(r, (options) => runtime.runInSession(action, options));
+        }
         return json(await runtime.runInSession(action, { signal: r.signal }));
       },
     ],
@@ -181,8 +204,13 @@ export function createRockletApp(deps: RockletAppDeps): RockletApp {
     ],
     [
       "POST /execute",
-      async (r) =>
-        json(await runtime.execute(await body(r, Command, "execute"), { signal: r.signal })),
+      async (r) => {
+        const command = await body(r, Command, "execute");
+        if (wantsLiveOutput(r.headers)) {
+          return live(r, (options) => runtime.execute(command, options));
+        }
+        return json(await runtime.execute(command, { signal: r.signal }));
+      },
     ],
     [
       "POST /read_file",

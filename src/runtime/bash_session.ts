@@ -32,6 +32,7 @@ import {
   SessionNotFoundError,
 } from "../common/errors.ts";
 import type { BashAction, BashObservation } from "../protocol/rocklet.ts";
+import type { OnOutput } from "../protocol/runtime.ts";
 import { CappedText, stripAnsi } from "./output.ts";
 import { Pty, PtyUnavailableError } from "./pty.ts";
 import {
@@ -209,15 +210,24 @@ export function syntaxDetails(
 class MarkerScanner implements OutputSink {
   readonly #nonce: string;
   readonly #text: CappedText;
+  readonly #live: ((text: string) => void) | undefined;
   #window = "";
   #found = -1;
   readonly done: Promise<RawResult>;
   #resolve!: (result: RawResult) => void;
 
-  constructor(nonce: string, maxBytes: number) {
+  /** `live` gets the output as soon as it is known not to be part of the marker. */
+  constructor(nonce: string, maxBytes: number, live?: (text: string) => void) {
     this.#nonce = nonce;
     this.#text = new CappedText(maxBytes);
+    this.#live = live;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  #keep(text: string): void {
+    if (!text) return;
+    this.#text.push(text);
+    this.#live?.(text);
   }
 
   /** Feeds decoded output; returns true once the marker line is complete. */
@@ -226,14 +236,14 @@ class MarkerScanner implements OutputSink {
     if (this.#found < 0) {
       const at = this.#window.indexOf(this.#nonce);
       if (at < 0) {
-        const keep = this.#nonce.length - 1;
-        if (this.#window.length > keep) {
-          this.#text.push(this.#window.slice(0, this.#window.length - keep));
-          this.#window = this.#window.slice(this.#window.length - keep);
-        }
+        // Hold back only a tail that could be the start of the marker, so live output is not
+        // delayed (a line's end is not the start of a nonce).
+        const keep = heldBack(this.#window, this.#nonce);
+        this.#keep(this.#window.slice(0, this.#window.length - keep));
+        this.#window = this.#window.slice(this.#window.length - keep);
         return false;
       }
-      this.#text.push(this.#window.slice(0, at));
+      this.#keep(this.#window.slice(0, at));
       this.#window = this.#window.slice(at + this.#nonce.length);
       this.#found = 0;
     }
@@ -253,6 +263,14 @@ class MarkerScanner implements OutputSink {
   finish(status: string): void {
     this.#resolve({ output: this.partial(), status });
   }
+}
+
+/** The length of the longest end of `text` that is a start of `nonce` (shorter than it). */
+function heldBack(text: string, nonce: string): number {
+  for (let k = Math.min(text.length, nonce.length - 1); k > 0; k--) {
+    if (text.endsWith(nonce.slice(0, k))) return k;
+  }
+  return 0;
 }
 
 /** Where a session's output goes while a command runs. */
@@ -361,11 +379,7 @@ class ForegroundScanner implements OutputSink {
   #safeEnd(): number {
     const buffer = this.#buffer;
     const at = buffer.indexOf(this.#nonce);
-    if (at >= 0) return at;
-    for (let k = Math.min(buffer.length, this.#nonce.length - 1); k > 0; k--) {
-      if (buffer.endsWith(this.#nonce.slice(0, k))) return buffer.length - k;
-    }
-    return buffer.length;
+    return at >= 0 ? at : buffer.length - heldBack(buffer, this.#nonce);
   }
 }
 
@@ -471,7 +485,9 @@ export class BashSession {
       const nonce = newNonce();
       // The marker also carries the shell's pid: under su the shell leads its own process group.
       const input = `${script}\nprintf '%s%s\\n' '${nonce}' "$?:$$"\n`;
-      const result = await session.#exchange(input, nonce, options.startupTimeoutMs, undefined);
+      const result = await session.#exchange(input, nonce, {
+        timeoutMs: options.startupTimeoutMs,
+      });
       session.#shellPid = Number(result.status.split(":")[1]) || process.pid;
       return { session, output: stripAnsi(result.output).trim() };
     } catch (error) {
@@ -552,10 +568,17 @@ export class BashSession {
    * foreground; later interactive commands are sent to it as lines. See #runForeground. A
    * normal command while a program is still in the foreground first waits for it to end (that
    * wait counts against its timeout; when it runs out, the program is interrupted).
+   *
+   * `onOutput` gets a normal command's output as it is printed (the result is the same); an
+   * interactive step or one with `expect` answers only at its end.
    * @throws {BashSyntaxError} when the command does not parse (nothing ran).
    * @throws {CommandTimeoutError} when `action.timeout` passes; the session stays usable.
    */
-  async run(action: BashAction, signal?: AbortSignal): Promise<BashObservation> {
+  async run(
+    action: BashAction,
+    options: { signal?: AbortSignal | undefined; onOutput?: OnOutput | undefined } = {},
+  ): Promise<BashObservation> {
+    const { signal, onOutput } = options;
     const timeoutMs = typeof action.timeout === "number" ? action.timeout * 1000 : undefined;
     const started = performance.now();
     const release = await this.#lock.acquire(
@@ -583,7 +606,13 @@ export class BashSession {
       // The shell is idle: its children now are the jobs of earlier commands, which an interrupt
       // of this one spares.
       const earlierJobs = childrenOf(this.#shellPid);
-      const result = await this.#exchange(input, nonce, remaining(), signal, action, earlierJobs);
+      const result = await this.#exchange(input, nonce, {
+        timeoutMs: remaining(),
+        signal,
+        action,
+        earlierJobs,
+        live: onOutput && ((text) => onOutput("output", this.#clean(text))),
+      });
       return this.#observe(action, result);
     } finally {
       release();
@@ -754,12 +783,17 @@ export class BashSession {
   async #exchange(
     input: string,
     nonce: string,
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
-    action?: BashAction,
-    earlierJobs?: number[],
+    options: {
+      timeoutMs?: number | undefined;
+      signal?: AbortSignal | undefined;
+      action?: BashAction | undefined;
+      earlierJobs?: number[] | undefined;
+      /** Gets the output as it arrives. */
+      live?: ((text: string) => void) | undefined;
+    },
   ): Promise<RawResult> {
-    const scanner = new MarkerScanner(nonce, this.#options.maxOutputBytes);
+    const { timeoutMs, signal, action, earlierJobs } = options;
+    const scanner = new MarkerScanner(nonce, this.#options.maxOutputBytes, options.live);
     this.#scanner = scanner;
     const started = performance.now();
     try {

@@ -1,4 +1,5 @@
 /** One-shot processes for `/execute`: argv or shell string, env, cwd, timeout over the whole tree. */
+import type { OnOutput } from "../protocol/runtime.ts";
 import {
   BadRequestError,
   CancelledError,
@@ -19,6 +20,8 @@ export interface ExecuteOptions {
   maxOutputBytes: number;
   /** Aborts the call and kills the process tree. */
   signal?: AbortSignal | undefined;
+  /** Gets stdout and stderr as they are printed. */
+  onOutput?: OnOutput | undefined;
 }
 
 /**
@@ -43,10 +46,18 @@ function argvOf(command: Command): [string, ...string[]] {
   return [program, ...args];
 }
 
-async function collect(stream: ReadableStream<Uint8Array>, into: CappedText): Promise<void> {
+async function collect(
+  stream: ReadableStream<Uint8Array>,
+  into: CappedText,
+  live: ((text: string) => void) | undefined,
+): Promise<void> {
   const decoder = new TextDecoder();
-  for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
-  into.push(decoder.decode());
+  const push = (text: string) => {
+    into.push(text);
+    if (text) live?.(text);
+  };
+  for await (const chunk of stream) push(decoder.decode(chunk, { stream: true }));
+  push(decoder.decode());
 }
 
 /**
@@ -110,7 +121,11 @@ export async function executeCommand(
   }
   const stdout = new CappedText(options.maxOutputBytes);
   const stderr = new CappedText(options.maxOutputBytes);
-  const streams = Promise.all([collect(child.stdout, stdout), collect(child.stderr, stderr)]);
+  const live = options.onOutput;
+  const streams = Promise.all([
+    collect(child.stdout, stdout, live && ((text) => live("stdout", text))),
+    collect(child.stderr, stderr, live && ((text) => live("stderr", text))),
+  ]);
   const started = performance.now();
   let reason: "timeout" | "abort" | undefined;
   const killTree = async (why: "timeout" | "abort") => {

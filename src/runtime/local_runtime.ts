@@ -165,7 +165,7 @@ export class LocalRuntime implements Runtime {
     const calls = this.#running.get(session) ?? new Set();
     this.#running.set(session, calls);
     const call = { interrupt, done: Promise.resolve() };
-    const run = session.run(action, signal);
+    const run = session.run(action, { signal, onOutput: options.onOutput });
     call.done = run.then(() => {}, () => {});
     calls.add(call);
     try {
@@ -207,6 +207,7 @@ export class LocalRuntime implements Runtime {
       baseEnv: this.#baseEnv,
       maxOutputBytes: this.#maxOutputBytes,
       signal: options.signal,
+      onOutput: options.onOutput,
     });
   }
 

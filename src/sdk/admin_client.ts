@@ -25,6 +25,8 @@ import type {
 import process from "node:process";
 import { envelopeError, errorForCode, InternalServerRockError } from "./errors.ts";
 import { multipartBody } from "./multipart_body.ts";
+import { EVENT_STREAM, readLiveOutput } from "../formats/live_output.ts";
+import type { OnOutput } from "../protocol/runtime.ts";
 
 /** Options of an AdminClient. */
 export interface AdminClientOptions {
@@ -63,18 +65,54 @@ export class AdminClient {
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
-  async #call<T>(path: string, init: RequestInit, sandboxId?: string): Promise<T> {
+  /**
+   * Sends a call and unwraps its envelope. With `onOutput`, asks for live output and hands it
+   * the chunks until the envelope arrives as the stream's last event (an admin that answers
+   * plainly just gives the envelope).
+   */
+  async #call<T>(
+    path: string,
+    init: RequestInit,
+    sandboxId?: string,
+    onOutput?: OnOutput,
+  ): Promise<T> {
+    const unreachable = (error: unknown) =>
+      new InternalServerRockError(
+        `Cannot reach the admin at ${this.url}: ${(error as Error).message}`,
+        { sandboxId, cause: error },
+      );
     let response: Response;
     try {
       response = await this.#fetch(`${this.url}${path}`, {
         ...init,
-        headers: { ...this.#headers, ...(init.headers as Record<string, string> | undefined) },
+        headers: {
+          ...this.#headers,
+          ...(init.headers as Record<string, string> | undefined),
+          ...(onOutput ? { accept: `${EVENT_STREAM}, application/json` } : {}),
+        },
       });
     } catch (error) {
-      throw new InternalServerRockError(
-        `Cannot reach the admin at ${this.url}: ${(error as Error).message}`,
-        { sandboxId, cause: error },
-      );
+      throw unreachable(error);
+    }
+    const body = response.body;
+    if (onOutput && body && (response.headers.get("content-type") ?? "").startsWith(EVENT_STREAM)) {
+      let envelope: Envelope<T> | undefined;
+      try {
+        for await (const event of readLiveOutput(body)) {
+          if (event.kind === "chunk") onOutput(event.stream, event.text);
+          else envelope = event.body as Envelope<T>;
+        }
+      } catch (error) {
+        if (init.signal?.aborted) throw error;
+        throw unreachable(error);
+      }
+      if (!envelope) {
+        throw new InternalServerRockError(`The admin ended ${path}'s stream without a result`, {
+          sandboxId,
+        });
+      }
+      if (envelope.status === "Success") return envelope.result as T;
+      throw envelopeError(envelope, sandboxId);
     }
     const text = await response.text();
     let envelope: Envelope<T>;
@@ -92,13 +130,23 @@ export class AdminClient {
     throw envelopeError(envelope, sandboxId);
   }
 
-  #post<T>(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
-    return this.#call(path, {
-      method: "POST",
-      body: JSON.stringify(body),
-      headers: { "content-type": "application/json" },
-      signal: signal ?? null,
-    }, typeof body.sandbox_id === "string" ? body.sandbox_id : undefined);
+  #post<T>(
+    path: string,
+    body: Record<string, unknown>,
+    signal?: AbortSignal,
+    onOutput?: OnOutput,
+  ): Promise<T> {
+    return this.#call(
+      path,
+      {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: { "content-type": "application/json" },
+        signal: signal ?? null,
+      },
+      typeof body.sandbox_id === "string" ? body.sandbox_id : undefined,
+      onOutput,
+    );
   }
 
   #get<T>(path: string, query: Record<string, string | number | undefined>): Promise<T> {
@@ -269,8 +317,12 @@ export class AdminClient {
   }
 
   /** POST /execute */
-  execute(request: Record<string, unknown>, signal?: AbortSignal): Promise<CommandResponse> {
-    return this.#post("/execute", request, signal);
+  execute(
+    request: Record<string, unknown>,
+    signal?: AbortSignal,
+    onOutput?: OnOutput,
+  ): Promise<CommandResponse> {
+    return this.#post("/execute", request, signal, onOutput);
   }
 
   /** POST /create_session */
@@ -279,8 +331,12 @@ export class AdminClient {
   }
 
   /** POST /run_in_session */
-  runInSession(request: Record<string, unknown>, signal?: AbortSignal): Promise<BashObservation> {
-    return this.#post("/run_in_session", request, signal);
+  runInSession(
+    request: Record<string, unknown>,
+    signal?: AbortSignal,
+    onOutput?: OnOutput,
+  ): Promise<BashObservation> {
+    return this.#post("/run_in_session", request, signal, onOutput);
   }
 
   /** POST /close_session */

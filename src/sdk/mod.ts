@@ -13,6 +13,7 @@ export { Sandbox } from "./sandbox.ts";
 export type {
   ArunOptions,
   ArunResult,
+  ArunStream,
   ResolvedSandboxConfig,
   SandboxConfig,
   SandboxStatus,

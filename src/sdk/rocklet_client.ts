@@ -7,7 +7,7 @@ import {
   CancelledError,
   Codes,
   errorFromWire,
-  type RockError,
+  RockError,
   UnavailableError,
   UnresponsiveError,
 } from "../common/errors.ts";
@@ -42,9 +42,11 @@ import type {
   WriteFileRequest,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
+import { EVENT_STREAM, readLiveOutput } from "../formats/live_output.ts";
 import type {
   CallOptions,
   Download,
+  OnOutput,
   Runtime,
   RuntimeClient,
   UploadOptions,
@@ -146,7 +148,16 @@ export class RockletClient implements RuntimeClient, Runtime {
       : seconds * 1000 + this.#deadlines.marginMs;
   }
 
-  async #send(path: string, init: RequestInit = {}, bounds: CallBounds = {}): Promise<Response> {
+  /**
+   * Sends a call and reads its answer with `read` (default: the response as it is), both within
+   * the call's bounds; an error status becomes the error it reports.
+   */
+  async #send<T = Response>(
+    path: string,
+    init: RequestInit = {},
+    bounds: CallBounds = {},
+    read: (response: Response) => Promise<T> = (response) => Promise.resolve(response as T),
+  ): Promise<T> {
     // One controller ends the call: the limit, a probe watch that finds the rocklet frozen, or
     // the caller's signal (followed by a listener: cheaper than AbortSignal.any per call).
     const ended = new AbortController();
@@ -179,14 +190,18 @@ export class RockletClient implements RuntimeClient, Runtime {
     } else if (limitMs !== undefined) {
       timer = setTimeout(onLimit, limitMs);
     }
-    let response: Response;
     try {
-      response = await this.#fetchPath(path, {
+      const response = await this.#fetchPath(path, {
         ...init,
         headers: { ...this.#headers, ...(init.headers as Record<string, string> | undefined) },
         signal: ended.signal,
       });
+      if (!response.ok) {
+        throw this.#errorOf(path, response.status, await response.text());
+      }
+      return await read(response);
     } catch (error) {
+      if (error instanceof RockError) throw error;
       if (failure) throw failure;
       if (caller?.aborted) throw new CancelledError(`Call to rocklet ${path} was cancelled`);
       throw new UnavailableError(
@@ -200,8 +215,10 @@ export class RockletClient implements RuntimeClient, Runtime {
       watch?.stop();
       caller?.removeEventListener("abort", onCallerAbort);
     }
-    if (response.ok) return response;
-    const text = await response.text();
+  }
+
+  /** The error a rocklet's answer with HTTP `status` and body `text` reports. */
+  #errorOf(path: string, status: number, text: string): RockError {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -209,10 +226,10 @@ export class RockletClient implements RuntimeClient, Runtime {
       parsed = undefined;
     }
     if (
-      response.status === 511 && parsed && typeof parsed === "object" &&
+      status === 511 && parsed && typeof parsed === "object" &&
       "rockletexception" in parsed
     ) {
-      throw errorFromRockletException((parsed as RockletExceptionBody).rockletexception);
+      return errorFromRockletException((parsed as RockletExceptionBody).rockletexception);
     }
     const reply = (parsed && typeof parsed === "object" ? parsed : {}) as {
       detail?: unknown;
@@ -220,17 +237,17 @@ export class RockletClient implements RuntimeClient, Runtime {
       extra_info?: Record<string, unknown>;
     };
     const detail = "detail" in reply ? String(reply.detail) : text.slice(0, 500);
-    if (response.status >= 400 && response.status < 500) {
+    if (status >= 400 && status < 500) {
       // rock's rocklet names the class beside `detail`; ROCK's (and a 404) do not.
-      throw errorFromWire({
+      return errorFromWire({
         message: detail,
         class_path: reply.class_path,
         extra_info: reply.extra_info,
         code: Codes.BAD_REQUEST,
-      }, { status: response.status });
+      }, { status: status });
     }
-    throw new UnavailableError(
-      `Rocklet at ${this.baseUrl} answered ${path} with HTTP ${response.status}: ${detail}`,
+    return new UnavailableError(
+      `Rocklet at ${this.baseUrl} answered ${path} with HTTP ${status}: ${detail}`,
     );
   }
 
@@ -283,17 +300,42 @@ export class RockletClient implements RuntimeClient, Runtime {
     };
   }
 
-  async #get<T>(path: string, bounds: CallBounds): Promise<T> {
-    return await (await this.#send(path, {}, bounds)).json() as T;
+  #get<T>(path: string, bounds: CallBounds): Promise<T> {
+    return this.#send(path, {}, bounds, (response) => response.json() as Promise<T>);
   }
 
-  async #post<T>(path: string, body: unknown, bounds: CallBounds): Promise<T> {
-    const response = await this.#send(path, {
-      method: "POST",
-      body: JSON.stringify(body),
-      headers: { "content-type": "application/json" },
-    }, bounds);
-    return await response.json() as T;
+  /**
+   * POSTs `body` as JSON. With `onOutput`, asks for live output (an event stream) and hands it
+   * the chunks; a rocklet that answers plainly (ROCK's) just gives the result.
+   */
+  #post<T>(path: string, body: unknown, bounds: CallBounds, onOutput?: OnOutput): Promise<T> {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (onOutput) headers.accept = `${EVENT_STREAM}, application/json`;
+    return this.#send(path, { method: "POST", body: JSON.stringify(body), headers }, bounds, (
+      response,
+    ) => {
+      const live = onOutput && response.body &&
+        (response.headers.get("content-type") ?? "").startsWith(EVENT_STREAM);
+      return live
+        ? this.#readLive<T>(path, response.body, onOutput)
+        : response.json() as Promise<T>;
+    });
+  }
+
+  /** Reads a live-output stream to its last event: the result, or the error it reports. */
+  async #readLive<T>(
+    path: string,
+    body: ReadableStream<Uint8Array>,
+    onOutput: OnOutput,
+  ): Promise<T> {
+    for await (const event of readLiveOutput(body)) {
+      if (event.kind === "chunk") onOutput(event.stream, event.text);
+      else if (event.kind === "result") return event.body as T;
+      else throw this.#errorOf(path, event.status, JSON.stringify(event.body));
+    }
+    throw new UnavailableError(
+      `Rocklet at ${this.baseUrl} ended ${path}'s stream without a result`,
+    );
   }
 
   /** A bounds object for a call without a command timeout of its own. */
@@ -321,7 +363,7 @@ export class RockletClient implements RuntimeClient, Runtime {
     return this.#post("/run_in_session", action, {
       limitMs: this.#commandLimit(action.timeout),
       signal: options.signal,
-    });
+    }, options.onOutput);
   }
 
   /** POST /run_in_session with `action_type: "bash_interrupt"`. */
@@ -341,7 +383,7 @@ export class RockletClient implements RuntimeClient, Runtime {
     return this.#post("/execute", command, {
       limitMs: this.#commandLimit(command.timeout === undefined ? 1200 : command.timeout),
       signal: options.signal,
-    });
+    }, options.onOutput);
   }
 
   /** POST /read_file */

@@ -103,6 +103,17 @@ export interface ArunOptions {
   ignoreOutput?: boolean | undefined;
   /** nohup: return at most this many bytes of output. */
   responseLimitedBytes?: number | undefined;
+  /**
+   * Gets the output as the command prints it, stdout and stderr in order (the result is the
+   * same). nohup mode reads its output file once, at the end, and hands it over then.
+   */
+  onOutput?: ((text: string) => void) | undefined;
+}
+
+/** A command whose output is read as it comes: iterate it, then await `result`. */
+export interface ArunStream extends AsyncIterable<string> {
+  /** What arun() would have returned; settles once the command has ended. */
+  readonly result: Promise<ArunResult>;
 }
 
 type ArunDefaults = "mode" | "waitTimeout" | "check";
@@ -459,7 +470,10 @@ export class Sandbox implements AsyncDisposable {
     return (await this.client.isAlive(this.sandboxId)).is_alive;
   }
 
-  /** Runs one process (argv, or a shell string with `shell: true`), stdout and stderr apart. */
+  /**
+   * Runs one process (argv, or a shell string with `shell: true`), stdout and stderr apart;
+   * `onOutput` gets both as they are printed.
+   */
   execute(
     command: string | string[],
     options: {
@@ -468,9 +482,15 @@ export class Sandbox implements AsyncDisposable {
       cwd?: string | undefined;
       shell?: boolean | undefined;
       check?: boolean | undefined;
+      onOutput?: ((stream: "stdout" | "stderr", text: string) => void) | undefined;
     } = {},
   ): Promise<CommandResponse> {
-    return this.client.execute({ sandbox_id: this.sandboxId, command, ...options });
+    const { onOutput, ...request } = options;
+    return this.client.execute(
+      { sandbox_id: this.sandboxId, command, ...request },
+      undefined,
+      onOutput && ((stream, text) => onOutput(stream === "stderr" ? "stderr" : "stdout", text)),
+    );
   }
 
   /** Creates a bash session. */
@@ -501,6 +521,48 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
+   * Runs a shell command as arun() does and yields its output as it is printed:
+   * `for await (const text of sandbox.arunStream("make")) process.stdout.write(text)`, then
+   * `await stream.result` for the exit code. Errors (with `check`) reject `result` and end the
+   * iteration with the same error.
+   */
+  arunStream(command: string, options: Omit<ArunOptions, "onOutput"> = {}): ArunStream {
+    const queue: string[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const result = this.arun(command, {
+      ...options,
+      onOutput: (text) => {
+        queue.push(text);
+        wake?.();
+      },
+    }).finally(() => {
+      ended = true;
+      wake?.();
+    });
+    // Not awaiting `result` before iterating must not be an unhandled rejection.
+    result.catch(() => {});
+    return {
+      result,
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          const next = queue.shift();
+          if (next !== undefined) {
+            yield next;
+            continue;
+          }
+          if (ended) {
+            await result;
+            return;
+          }
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      },
+    };
+  }
+
+  /**
    * Runs a shell command and returns its output and real exit code. "normal" runs it in a
    * session; "nohup" runs it in the background and waits with `wait`, so the exit code is the
    * command's own and completion is noticed at once (no polling).
@@ -514,6 +576,7 @@ export class Sandbox implements AsyncDisposable {
     const result = resolved.mode === "nohup"
       ? await this.#nohup(command, resolved)
       : await this.#normal(command, resolved);
+    if (resolved.mode === "nohup" && result.output) resolved.onOutput?.(result.output);
     if (resolved.check && result.exitCode !== 0) {
       throw new CommandRockError(
         `Command '${command}' ${
@@ -531,13 +594,18 @@ export class Sandbox implements AsyncDisposable {
   ): Promise<ArunResult> {
     const session = options.session ?? await this.#session();
     try {
-      const observation = await this.client.runInSession({
-        sandbox_id: this.sandboxId,
-        session,
-        command,
-        check: "silent",
-        timeout: options.waitTimeout,
-      });
+      const onOutput = options.onOutput;
+      const observation = await this.client.runInSession(
+        {
+          sandbox_id: this.sandboxId,
+          session,
+          command,
+          check: "silent",
+          timeout: options.waitTimeout,
+        },
+        undefined,
+        onOutput && ((_stream, text) => onOutput(text)),
+      );
       return { output: observation.output, exitCode: observation.exit_code, failureReason: "" };
     } catch (error) {
       if (error instanceof CommandTimeoutError) {

@@ -264,6 +264,41 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
     assert.equal(await run("echo after"), "after");
   });
 
+  test("runInSession() and execute() with onOutput hand over output as it is printed", async (rt) => {
+    await rt.createSession({ session: "s" });
+    const chunks: { at: number; text: string }[] = [];
+    const result = await rt.runInSession(
+      { session: "s", command: "echo first; sleep 0.6; echo '  second  '" },
+      { onOutput: (stream, text) => chunks.push({ at: performance.now(), text: stream + text }) },
+    );
+    const ended = performance.now();
+    // The chunks are the output as printed; the result is the plain call's (trimmed).
+    assert.equal(chunks.map((c) => c.text.replace(/^output/, "")).join(""), "first\n  second  \n");
+    assert.equal(result.output, "first\n  second");
+    assert.equal(result.exit_code, 0);
+    assert.ok(chunks[0]?.text.startsWith("outputfirst"));
+    assert.ok(ended - (chunks[0]?.at ?? ended) > 300, "the first line came while the command ran");
+
+    // A failure keeps its class; what was printed before it still arrived.
+    const before: string[] = [];
+    await rejects(
+      rt.runInSession(
+        { session: "s", command: "echo started; sleep 30", timeout: 0.5 },
+        { onOutput: (_stream, text) => before.push(text) },
+      ),
+      CommandTimeoutError,
+    );
+    assert.equal(before.join(""), "started\n");
+
+    const streams: string[] = [];
+    const executed = await rt.execute(
+      { command: "echo out; sleep 0.3; echo err >&2; exit 3", shell: true },
+      { onOutput: (stream, text) => streams.push(`${stream}:${text}`) },
+    );
+    assert.deepEqual(executed, { stdout: "out\n", stderr: "err\n", exit_code: 3 });
+    assert.deepEqual(streams, ["stdout:out\n", "stderr:err\n"]);
+  });
+
   test("runInSession() on pipes (pty: false) gives stdin end-of-file and no terminal", async (rt) => {
     await rt.createSession({ session: "s", pty: false });
     const result = await rt.runInSession({

@@ -87,11 +87,20 @@ export class BackgroundProcess {
    * still runs (a keep-alive too).
    * @throws {RockSdkError} when the sandbox stops meanwhile.
    */
-  async wait(options: { timeout: number; checkInterval: number }): Promise<AgentRunResult> {
+  async wait(
+    options: {
+      timeout: number;
+      checkInterval: number;
+      /** Gets the output as the process prints it (see #follow). */
+      onOutput?: ((text: string) => void) | undefined;
+    },
+  ): Promise<AgentRunResult> {
     const sandboxId = this.#sandbox.sandboxId;
     const watch = this.#watchSandbox(options.checkInterval);
+    const following = options.onOutput && this.#follow(options.onOutput, options.timeout);
     try {
       const { exitCode, failureReason } = await this.#waitFor(options.timeout, watch.signal);
+      await following?.end();
       const read = await this.#sandbox.client.runInSession({
         sandbox_id: sandboxId,
         session: this.#session,
@@ -121,8 +130,39 @@ export class BackgroundProcess {
         cause: error,
       });
     } finally {
+      await following?.end();
       await watch.stop();
     }
+  }
+
+  /**
+   * Streams the output file to `onOutput` while the process runs: `tail -f --pid` through a
+   * live-output execute, which ends on its own within a fraction of a second of the process.
+   * Best effort: where the image's tail cannot follow (busybox has no --pid), nothing is
+   * streamed. `end()` waits briefly for the tail, then cancels it.
+   */
+  #follow(onOutput: (text: string) => void, timeout: number): { end(): Promise<void> } {
+    const cancel = new AbortController();
+    const tail = this.#sandbox.client.execute(
+      {
+        sandbox_id: this.#sandbox.sandboxId,
+        command: ["tail", "-c", "+1", "-s", "0.2", "-f", `--pid=${this.pid}`, this.outputFile],
+        timeout: timeout + 60,
+      },
+      cancel.signal,
+      (stream, text) => {
+        if (stream !== "stderr") onOutput(text);
+      },
+    ).then(() => {}, () => {});
+    return {
+      end: async () => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([tail, new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+        clearTimeout(timer);
+        cancel.abort();
+        await tail;
+      },
+    };
   }
 
   /** SIGTERM to the process and its descendants, SIGKILL after 5 s, then reaped. */

@@ -183,7 +183,13 @@ export class RockAgent implements AsyncDisposable {
    * stopped).
    * @throws {RockSdkError} when the agent cannot be started or the sandbox stops meanwhile.
    */
-  async run(prompt: string): Promise<AgentRunResult> {
+  async run(
+    prompt: string,
+    options: {
+      /** Gets the agent's output as it prints it (the result still holds all of it). */
+      onOutput?: ((text: string) => void) | undefined;
+    } = {},
+  ): Promise<AgentRunResult> {
     const command = this.runCommand(prompt);
     this.#progress("running the agent");
     const agent = await BackgroundProcess.start(this.#sandbox, {
@@ -201,6 +207,7 @@ export class RockAgent implements AsyncDisposable {
     return await agent.wait({
       timeout: this.config.agent_run_timeout,
       checkInterval: this.config.agent_run_check_interval,
+      onOutput: options.onOutput,
     });
   }
 
