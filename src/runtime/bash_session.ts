@@ -210,17 +210,28 @@ export function syntaxDetails(
 class MarkerScanner implements OutputSink {
   readonly #nonce: string;
   readonly #text: CappedText;
-  readonly #live: ((text: string) => void) | undefined;
+  #live: ((text: string) => void) | undefined;
+  /** With `live`: the line the wrapper prints once the syntax check passed; until then, none. */
+  #startLine: string | undefined;
+  #beforeStart = "";
   #window = "";
   #found = -1;
   readonly done: Promise<RawResult>;
   #resolve!: (result: RawResult) => void;
 
-  /** `live` gets the output as soon as it is known not to be part of the marker. */
-  constructor(nonce: string, maxBytes: number, live?: (text: string) => void) {
+  /**
+   * `live` gets the command's output as soon as it is known not to be part of the marker: after
+   * the line `startLine` (the syntax check's diagnostics before it are not the command's output).
+   */
+  constructor(
+    nonce: string,
+    maxBytes: number,
+    live?: { onText: (text: string) => void; startLine: string },
+  ) {
     this.#nonce = nonce;
     this.#text = new CappedText(maxBytes);
-    this.#live = live;
+    this.#live = live?.onText;
+    this.#startLine = live?.startLine;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
   }
 
@@ -232,6 +243,22 @@ class MarkerScanner implements OutputSink {
 
   /** Feeds decoded output; returns true once the marker line is complete. */
   push(chunk: string): boolean {
+    if (this.#startLine !== undefined) {
+      this.#beforeStart += chunk;
+      const at = this.#beforeStart.indexOf(this.#startLine);
+      if (at >= 0) {
+        this.#text.push(this.#beforeStart.slice(0, at));
+        chunk = this.#beforeStart.slice(at + this.#startLine.length);
+      } else if (this.#beforeStart.includes(this.#nonce)) {
+        // The command never ran (a syntax error): nothing of it is live output.
+        this.#live = undefined;
+        chunk = this.#beforeStart;
+      } else {
+        return false;
+      }
+      this.#startLine = undefined;
+      this.#beforeStart = "";
+    }
     this.#window += chunk;
     if (this.#found < 0) {
       const at = this.#window.indexOf(this.#nonce);
@@ -256,7 +283,7 @@ class MarkerScanner implements OutputSink {
 
   /** Output received so far (for timeout errors). */
   partial(): string {
-    return this.#text.text() + (this.#found < 0 ? this.#window : "");
+    return this.#text.text() + this.#beforeStart + (this.#found < 0 ? this.#window : "");
   }
 
   /** Ends the command early with what arrived so far (the shell exited with `status`). */
@@ -602,7 +629,8 @@ export class BashSession {
         return await this.#runForeground(action, remaining(), signal);
       }
       const nonce = newNonce();
-      const input = this.#wrap(action.command, nonce);
+      const startLine = onOutput ? `${newNonce()}\n` : undefined;
+      const input = this.#wrap(action.command, nonce, { startLine });
       // The shell is idle: its children now are the jobs of earlier commands, which an interrupt
       // of this one spares.
       const earlierJobs = childrenOf(this.#shellPid);
@@ -611,7 +639,9 @@ export class BashSession {
         signal,
         action,
         earlierJobs,
-        live: onOutput && ((text) => onOutput("output", this.#clean(text))),
+        live: onOutput && startLine !== undefined
+          ? { onText: (text) => onOutput("output", this.#clean(text)), startLine }
+          : undefined,
       });
       return this.#observe(action, result);
     } finally {
@@ -762,15 +792,24 @@ export class BashSession {
    * The text that runs `command` and prints the end marker. Its stdin is /dev/null, or with
    * `sessionInput` the session's own input, so an interactive program reads what follows.
    */
-  #wrap(command: string, nonce: string, options: { sessionInput?: boolean } = {}): string {
+  #wrap(
+    command: string,
+    nonce: string,
+    options: { sessionInput?: boolean; startLine?: string | undefined } = {},
+  ): string {
     const dir = shellQuote(this.#options.scriptDir);
     const stdin = options.sessionInput || this.#io.kind === "pty" ? "" : " < /dev/null";
+    // Live output starts after this line, so the syntax check's diagnostics are not part of it.
+    const started = options.startLine === undefined
+      ? ""
+      : `printf '%s\\n' '${options.startLine.slice(0, -1)}'; `;
     // The here-document delimiter is the nonce too; its lines are taken literally.
     return [
       `IFS= read -r -d '' __rock_src <<'${nonce}'`,
       command,
       nonce,
-      `if source ${dir}/check; then source ${dir}/run; __rock_ec=$?; else __rock_ec=syntax; fi` +
+      `if source ${dir}/check; then ${started}source ${dir}/run; __rock_ec=$?; ` +
+      `else __rock_ec=syntax; fi` +
       `${stdin}; trap - DEBUG; source ${dir}/done '${nonce}'`,
       "",
     ].join("\n");
@@ -788,8 +827,8 @@ export class BashSession {
       signal?: AbortSignal | undefined;
       action?: BashAction | undefined;
       earlierJobs?: number[] | undefined;
-      /** Gets the output as it arrives. */
-      live?: ((text: string) => void) | undefined;
+      /** Gets the command's output as it arrives (see MarkerScanner). */
+      live?: { onText: (text: string) => void; startLine: string } | undefined;
     },
   ): Promise<RawResult> {
     const { timeoutMs, signal, action, earlierJobs } = options;

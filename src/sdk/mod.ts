@@ -80,6 +80,7 @@ export type {
   UploadResponse,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
+export type { OnOutput, OutputStream } from "../protocol/runtime.ts";
 export { DEFAULT_ENVHUB_URL, EnvHubClient } from "./envhub_client.ts";
 export type { EnvHubClientOptions, ListEnvsFilter, RegisterEnvOptions } from "./envhub_client.ts";
 export type { EnvHubHealth, EnvInfo, ListEnvsResponse } from "../protocol/envhub.ts";

@@ -290,6 +290,17 @@ export function defineRuntimeContract(label: string, factory: RuntimeFactory): v
     );
     assert.equal(before.join(""), "started\n");
 
+    // A command that does not parse never ran: the check's diagnostics are no live output.
+    const none: string[] = [];
+    await rejects(
+      rt.runInSession(
+        { session: "s", command: "if then fi" },
+        { onOutput: (_stream, text) => none.push(text) },
+      ),
+      BashSyntaxError,
+    );
+    assert.deepEqual(none, []);
+
     const streams: string[] = [];
     const executed = await rt.execute(
       { command: "echo out; sleep 0.3; echo err >&2; exit 3", shell: true },
