@@ -19,6 +19,8 @@
  * stripped, trimmed).
  */
 
+import { encodeSse, readSse } from "./sse.ts";
+
 /** The media type of event streams. */
 export const EVENT_STREAM = "text/event-stream";
 
@@ -48,7 +50,7 @@ const HEARTBEAT_MS = 15_000;
 const encoder = new TextEncoder();
 
 function frame(event: string, data: unknown): Uint8Array {
-  return encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  return encoder.encode(encodeSse(event, data));
 }
 
 /**
@@ -116,40 +118,6 @@ export async function outcomeOf(response: Response): Promise<LiveOutcome> {
     return { status: response.status, body: JSON.parse(text) };
   } catch {
     return { status: response.status, body: { detail: text } };
-  }
-}
-
-/** Server-sent events as `{event, data}` from a byte stream (comments and ids skipped). */
-export async function* readSse(
-  stream: ReadableStream<Uint8Array>,
-): AsyncGenerator<{ event: string; data: string }> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let event = "message";
-  let data: string[] = [];
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      let at: number;
-      while ((at = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, at).replace(/\r$/, "");
-        buffer = buffer.slice(at + 1);
-        if (line === "") {
-          if (data.length > 0) yield { event, data: data.join("\n") };
-          event = "message";
-          data = [];
-        } else if (line.startsWith("data:")) {
-          data.push(line.slice(5).replace(/^ /, ""));
-        } else if (line.startsWith("event:")) {
-          event = line.slice(6).trim();
-        }
-      }
-      if (done) return;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
   }
 }
 
