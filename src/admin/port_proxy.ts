@@ -11,6 +11,7 @@
  */
 import { BadRequestError } from "../common/errors.ts";
 import { SANDBOX_API } from "../protocol/admin.ts";
+import { PTY_PATH } from "../protocol/terminal.ts";
 import { endToEndHeaders, parsePort } from "../rocklet/port_proxy.ts";
 import type { SandboxManager } from "./manager.ts";
 
@@ -143,7 +144,7 @@ export async function proxyHttp(
 
 /** A sandbox route an upgrade request can take, and its sandbox id. */
 const UPGRADE_ROUTE = new RegExp(
-  `^${SANDBOX_API.replaceAll("/", "\\/")}\\/sandboxes\\/([^/]+)\\/(proxy|portforward)(\\/.*)?$`,
+  `^${SANDBOX_API.replaceAll("/", "\\/")}\\/sandboxes\\/([^/]+)\\/(proxy|portforward|pty)(\\/.*)?$`,
 );
 
 /**
@@ -160,6 +161,11 @@ export async function upgradeTarget(manager: SandboxManager, request: Request): 
     throw new BadRequestError(`Not Found: no WebSocket at ${request.method} ${path}`);
   }
   const id = decodeURIComponent(route[1] ?? "");
+  if (route[2] === "pty") {
+    // A process attached over the socket (protocol/terminal.ts); the rocklet validates the query.
+    if (route[3]) throw new BadRequestError(`Not Found: no WebSocket at ${path}`);
+    return `${(await manager.rocklet(id)).baseUrl}${PTY_PATH}${search}`;
+  }
   if (route[2] === "portforward") {
     if (route[3]) throw new BadRequestError(`Not Found: no WebSocket at ${path}`);
     const port = parsePort(new URLSearchParams(search).get("port"), "portforward port");

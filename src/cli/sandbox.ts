@@ -62,6 +62,8 @@ export interface ExecOptions extends ConnectionFlags {
   session?: string;
   timeout?: number;
   env?: string[];
+  interactive?: boolean;
+  tty?: boolean;
 }
 
 /** The admin URL and headers for `flags`. */
@@ -323,7 +325,22 @@ export function execCommand(id: string, argv: string[], options: ExecOptions): P
           "run `export KEY=VALUE` in it instead",
       );
     }
+    if (options.session !== undefined && (options.interactive || options.tty)) {
+      throw new ConfigError(
+        "Cannot use -i or -t with --session: a session runs whole commands; leave out --session",
+      );
+    }
     const sandbox = await attach(id, options);
+    if (options.interactive || options.tty) {
+      const { attachProcess, commandOf } = await import("./sandbox_terminal.ts");
+      const code = await attachProcess(sandbox, {
+        command: commandOf(argv),
+        tty: options.tty ?? false,
+        env: keyValues(options.env),
+      });
+      // A read of stdin may still be pending: do not wait for it.
+      Deno.exit(code);
+    }
     if (options.session === undefined) {
       const env = keyValues(options.env);
       // `env -- K=V cmd` adds to the sandbox's environment (execute's env would replace it).

@@ -169,6 +169,8 @@ export function addSandbox(program: Command): void {
     .argument("<id>", "sandbox id")
     .argument("<command...>", "argv (or, with --session, words joined into one bash command)")
     .option("--session <name>", "run in this bash session (created if missing), keeping its state")
+    .option("-i, --interactive", "pass stdin through to the command")
+    .option("-t, --tty", "run the command on a terminal (with -i on a terminal: keys go to it raw)")
     .addOption(
       new Option("--timeout <seconds>", "give up after this long (default: 1200, session 300)")
         .argParser(parsePositive),
@@ -184,12 +186,16 @@ export function addSandbox(program: Command): void {
 
   sandbox
     .command("shell")
-    .summary("run lines from stdin in one bash session")
+    .summary("a shell in the sandbox: a real terminal, or lines from a pipe")
     .description(
-      "run lines from stdin in one bash session (a terminal or a pipe); `exit [N]` or EOF ends",
+      "on a terminal: an interactive bash on a terminal in the sandbox (raw keys, Ctrl-C " +
+        "interrupts the program there, full-screen programs work; its exit code becomes rock's). " +
+        "Piped stdin (or --no-tty, or --session): lines run in one bash session; `exit [N]` or " +
+        "EOF ends",
     )
     .argument("<id>", "sandbox id")
-    .option("--session <name>", "use this session and keep it (default: a fresh one, closed)")
+    .option("--no-tty", "line mode even on a terminal")
+    .option("--session <name>", "line mode in this session, kept (default: a fresh one, closed)")
     .addOption(
       new Option("--timeout <seconds>", "give up on one line after this long").argParser(
         parsePositive,

@@ -16,6 +16,8 @@ export interface ShellOptions extends ConnectionFlags {
   session?: string;
   timeout: number;
   env?: string[];
+  /** false: line mode even on a terminal. */
+  tty?: boolean;
 }
 
 /** Lines of stdin, as they arrive (without their newline). */
@@ -93,6 +95,10 @@ async function runLine(
 export async function runShell(id: string, options: ShellOptions): Promise<void> {
   await runCli(async () => {
     const sandbox = await attach(id, options);
+    if (Deno.stdin.isTerminal() && options.tty !== false && options.session === undefined) {
+      const { attachProcess } = await import("./sandbox_terminal.ts");
+      return await attachProcess(sandbox, { tty: true, env: keyValues(options.env) });
+    }
     const own = options.session === undefined;
     const session = options.session ?? `shell-${crypto.randomUUID().slice(0, 8)}`;
     await ensureSession(sandbox, session, keyValues(options.env));

@@ -30,6 +30,9 @@ import {
 } from "../protocol/rocklet.ts";
 import { parseJsonObject, parseWire } from "../protocol/validate.ts";
 import type { CallOptions, Runtime } from "../protocol/runtime.ts";
+import { PTY_PATH } from "../protocol/terminal.ts";
+import { processEnvironment } from "../common/config.ts";
+import { attachTerminal } from "./terminal.ts";
 import { liveOutputResponse, outcomeOf, wantsLiveOutput } from "../formats/live_output.ts";
 import { receiveUpload } from "../runtime/upload_form.ts";
 import { forwardToPort, PORT_FORWARD_PATH, PORT_PROXY_PREFIX, portForward } from "./port_proxy.ts";
@@ -40,6 +43,8 @@ export interface RockletAppDeps {
   runtime: Runtime;
   /** Where errors are logged. */
   logger?: Logger;
+  /** The environment of processes attached over `GET /pty` (default: the rocklet's own). */
+  terminalEnv?: Record<string, string>;
 }
 
 /** The rocklet's app: one fetch handler for every route. */
@@ -174,6 +179,11 @@ export function createRockletApp(deps: RockletAppDeps): RockletApp {
     ["GET /", () => Promise.resolve(json({ message: "hello world" }))],
     ["GET /is_alive", async () => json(await runtime.isAlive())],
     ["GET /get_statistics", async () => json(await runtime.getStatistics())],
+    [
+      `GET ${PTY_PATH}`,
+      (r, search) =>
+        Promise.resolve(attachTerminal(r, search, deps.terminalEnv ?? processEnvironment())),
+    ],
     [
       "POST /create_session",
       async (r) =>

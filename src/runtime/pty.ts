@@ -63,6 +63,7 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
   getpwnam: { parameters: ["buffer"], result: "pointer" },
+  tcgetpgrp: { parameters: ["i32"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -216,6 +217,13 @@ export class Pty {
         cause: error,
       });
     }
+  }
+
+  /** The terminal's foreground process group (what Ctrl-C reaches), if it has one. */
+  foregroundGroup(): number | undefined {
+    if (this.#closed) return undefined;
+    const group = this.#c.tcgetpgrp(this.#fd);
+    return group > 0 ? group : undefined;
   }
 
   /** Sets the window size the programs on the terminal see (they get SIGWINCH). */

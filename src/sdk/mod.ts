@@ -10,6 +10,8 @@
  * @module
  */
 export { Sandbox } from "./sandbox.ts";
+export { Terminal } from "./terminal.ts";
+export type { PtyOptions, TerminalSignalName } from "./terminal.ts";
 export type {
   ArunOptions,
   ArunResult,

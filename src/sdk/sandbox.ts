@@ -10,6 +10,7 @@
  * console.log(result.exitCode, result.output);
  * ```
  */
+import { type PtyOptions, Terminal } from "./terminal.ts";
 import { basename } from "node:path";
 import type { CommitStatus, Lease, SandboxEvent, StatusResponse } from "../protocol/admin.ts";
 import { statusPollInterval } from "./status_poll.ts";
@@ -463,6 +464,19 @@ export class Sandbox implements AsyncDisposable {
    */
   getStatus(includeAllStates = false): Promise<SandboxStatus> {
     return this.client.getStatus(this.sandboxId, { includeAllStates });
+  }
+
+  /**
+   * Attaches a process over a WebSocket: by default an interactive login bash on a terminal of
+   * its own (`write()` keys, `resize()`, `signal()`, `await exited` for its exit code), or with
+   * `tty: false` a command on pipes (stdin passed through, `eof()` ends it).
+   * @throws {RockSdkError} when the admin refuses or cannot be reached.
+   */
+  pty(options: PtyOptions = {}): Promise<Terminal> {
+    return Terminal.open(`${this.client.url}/sandboxes/${encodeURIComponent(this.sandboxId)}/pty`, {
+      ...options,
+      headers: { ...this.config.extraHeaders, ...options.headers },
+    });
   }
 
   /** True when the sandbox runs. */
