@@ -49,7 +49,7 @@ kubeTest(
       sandbox_id: id,
       image: TEST_IMAGE,
       pull: "never",
-      memory: "16m",
+      memory: "8m",
       cpus: 0.5,
     });
     assert.equal(started.status, "Success", JSON.stringify(started));

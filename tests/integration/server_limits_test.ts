@@ -58,14 +58,17 @@ Deno.test("a server closes 1,000 idle connections after the idle timeout, and st
   const { port } = server.addr;
   try {
     const connect = () => Deno.connect({ hostname: "127.0.0.1", port });
-    // 500 that finished a request and sit idle on keep-alive, 500 that never sent anything.
-    const served = await Promise.all(Array.from({ length: 500 }, connect));
+    // 500 that finished a request and sit idle on keep-alive (each sends its request as soon as
+    // it is connected, so a busy machine cannot make one miss the header timeout), 500 that
+    // never sent anything.
+    const served = await Promise.all(Array.from({ length: 500 }, async () => {
+      const conn = await connect();
+      await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+      return conn;
+    }));
     const silent = await Promise.all(Array.from({ length: 500 }, connect));
     const stalledHeader = await connect();
     const stalledBody = await connect();
-    for (const conn of served) {
-      await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    }
     await stalledHeader.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n"));
     await stalledBody.write(
       encoder.encode("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"),
