@@ -123,3 +123,22 @@ export function spawnAdmin(
     ...(options.extra ?? []),
   ], { env: options.env });
 }
+
+/**
+ * Starts `rock sandbox --base-url <url> <args>` from source (no user config file), its stdio as
+ * `stdio` says, for a test that reads it while it runs; a hang guard kills it after 60 s.
+ */
+export function spawnRockSandbox(
+  url: string,
+  args: string[],
+  stdio: { stdin?: "piped" | "null"; stdout?: "piped" | "null"; stderr?: "piped" | "null" } = {},
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN, "sandbox", "--base-url", url, ...args],
+    stdin: stdio.stdin ?? "null",
+    stdout: stdio.stdout ?? "piped",
+    stderr: stdio.stderr ?? "piped",
+    env: { ROCK_CLI_DEFAULT_CONFIG_PATH: "/nonexistent/rock-config.ini" },
+    signal: AbortSignal.timeout(60_000),
+  }).spawn();
+}

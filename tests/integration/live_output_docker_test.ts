@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { Sandbox } from "../../src/sdk/sandbox.ts";
-import { startAdminServer } from "../helpers/admin_server.ts";
-import { dockerTest, TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
-import { MAIN } from "../helpers/process.ts";
+import { startAdminServer, startSandbox } from "../helpers/admin_server.ts";
+import { dockerTest } from "../helpers/docker.ts";
+import { spawnRockSandbox } from "../helpers/process.ts";
 
 /** Prints `line <i> <epoch ms>` three times, a second apart. */
 const TICKS = 'for i in 1 2 3; do echo "line $i $(date +%s%3N)"; sleep 1; done';
@@ -44,12 +44,8 @@ dockerTest(
     await using admin = await startAdminServer("docker", { node: true });
     const sandbox = new Sandbox({
       baseUrl: admin.url,
-      image: TEST_IMAGE,
-      sandboxId: testSandboxId("live"),
-      memory: "1g",
-      cpus: 1,
+      sandboxId: await startSandbox(admin, "live"),
     });
-    await sandbox.start();
     try {
       // SDK, session (arun): chunks as printed, the result as without onOutput.
       const chunks: { at: number; text: string }[] = [];
@@ -81,24 +77,12 @@ dockerTest(
 
       // The CLI, both paths (execute, and a session), read as it prints.
       for (const args of [["--"], ["--session", "live", "--"]]) {
-        const child = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "--allow-all",
-            MAIN,
-            "sandbox",
-            "--base-url",
-            admin.url,
-            "exec",
-            sandbox.sandboxId,
-            ...args,
-            ...(args.length === 1 ? ["bash", "-c", TICKS] : [TICKS]),
-          ],
-          stdout: "piped",
-          stderr: "piped",
-          env: { ROCK_CLI_DEFAULT_CONFIG_PATH: "/nonexistent/rock-config.ini" },
-          signal: AbortSignal.timeout(60_000),
-        }).spawn();
+        const child = spawnRockSandbox(admin.url, [
+          "exec",
+          sandbox.sandboxId,
+          ...args,
+          ...(args.length === 1 ? ["bash", "-c", TICKS] : [TICKS]),
+        ]);
         const printed: { at: number; text: string }[] = [];
         const decoder = new TextDecoder();
         for await (const bytes of child.stdout) {

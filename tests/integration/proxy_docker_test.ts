@@ -10,7 +10,7 @@ import { forwardPort } from "../../src/cli/sandbox_port_forward.ts";
 import { SANDBOX_API } from "../../src/protocol/admin.ts";
 import { type AdminServer, post, startAdminServer, waitRunning } from "../helpers/admin_server.ts";
 import { dockerTest, TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
-import { MAIN } from "../helpers/process.ts";
+import { spawnRockSandbox } from "../helpers/process.ts";
 
 const FIXTURES = ["echo_server.py", "ws_echo.py", "tcp_echo.py"];
 
@@ -254,22 +254,7 @@ dockerTest("proxy: ports inside a docker sandbox through the admin and the rockl
     });
 
     await t.step("rock sandbox port-forward carries a connection until SIGINT", async () => {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-all",
-          MAIN,
-          "sandbox",
-          "--base-url",
-          admin.url,
-          "port-forward",
-          id,
-          ":9003",
-        ],
-        stdout: "null",
-        stderr: "piped",
-        env: { ROCK_CLI_DEFAULT_CONFIG_PATH: "/nonexistent/rock-config.ini" },
-      }).spawn();
+      const child = spawnRockSandbox(admin.url, ["port-forward", id, ":9003"], { stdout: "null" });
       const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
       let said = "";
       let port = 0;

@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { Sandbox } from "../../src/sdk/sandbox.ts";
 import { RockSdkError } from "../../src/sdk/errors.ts";
 import type { Terminal } from "../../src/sdk/terminal.ts";
-import { startAdminServer } from "../helpers/admin_server.ts";
+import { startAdminServer, startSandbox } from "../helpers/admin_server.ts";
 import { hostToolTest } from "../helpers/host_tools.ts";
-import { dockerTest, TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
-import { commandLines, MAIN } from "../helpers/process.ts";
+import { dockerTest } from "../helpers/docker.ts";
+import { commandLines, MAIN, spawnRockSandbox } from "../helpers/process.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 /** A sleep no other test runs, to find in the process list (the sandbox is this machine). */
@@ -90,14 +90,7 @@ Deno.test("sandbox.pty(): a terminal with a REPL, Ctrl-C, resize and the exit co
 
 dockerTest("sandbox.pty() on docker: a terminal, a REPL, Ctrl-C and the exit code", async () => {
   await using admin = await startAdminServer("docker", { node: true });
-  const sandbox = new Sandbox({
-    baseUrl: admin.url,
-    image: TEST_IMAGE,
-    sandboxId: testSandboxId("pty"),
-    memory: "1g",
-    cpus: 1,
-  });
-  await sandbox.start();
+  const sandbox = new Sandbox({ baseUrl: admin.url, sandboxId: await startSandbox(admin, "pty") });
   try {
     const { terminal, until } = await openTerminal(sandbox);
     await until(/\$ $/, "the prompt");
@@ -143,28 +136,11 @@ Deno.test("sandbox.pty({ tty: false }): stdin passed through, stdout and stderr 
 
 Deno.test("rock sandbox exec -i passes stdin through and returns the exit code", async () => {
   await withSandbox(async (sandbox, url) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        MAIN,
-        "sandbox",
-        "--base-url",
-        url,
-        "exec",
-        "-i",
-        sandbox.sandboxId,
-        "--",
-        "sh",
-        "-c",
-        "tr a-z A-Z; exit 6",
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { ROCK_CLI_DEFAULT_CONFIG_PATH: "/nonexistent/rock-config.ini" },
-      signal: AbortSignal.timeout(60_000),
-    }).spawn();
+    const child = spawnRockSandbox(
+      url,
+      ["exec", "-i", sandbox.sandboxId, "--", "sh", "-c", "tr a-z A-Z; exit 6"],
+      { stdin: "piped" },
+    );
     const writer = child.stdin.getWriter();
     await writer.write(new TextEncoder().encode("hello\nworld\n"));
     await writer.close();
