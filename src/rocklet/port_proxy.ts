@@ -103,14 +103,30 @@ async function relayHttp(request: Request, port: number, target: string): Promis
  * `sec-websocket-*` ones (so its refusal is a 502 and the subprotocol is the one it chose), then upgrades the caller's and relays text and binary frames both ways; either
  * side's close closes the other.
  */
-async function relayWebSocket(request: Request, port: number, target: string): Promise<Response> {
+function relayWebSocket(request: Request, port: number, target: string): Promise<Response> {
+  return relayWebSocketTo(
+    request,
+    `ws://127.0.0.1:${port}${target}`,
+    (error) => unreachable(port, error),
+  );
+}
+
+/**
+ * Relays the WebSocket `request` to `url` (opened first: when it cannot be, the answer is
+ * `refused(error)`), text and binary frames both ways; either side's close closes the other.
+ */
+export async function relayWebSocketTo(
+  request: Request,
+  url: string,
+  refused: (error: unknown) => Response,
+): Promise<Response> {
   const protocols = (request.headers.get("sec-websocket-protocol") ?? "")
     .split(",").map((p) => p.trim()).filter(Boolean);
   const headers = endToEndHeaders(request.headers);
   for (const name of [...headers.keys()]) {
     if (name.startsWith("sec-websocket-")) headers.delete(name);
   }
-  const upstream = new WebSocket(`ws://127.0.0.1:${port}${target}`, { protocols, headers });
+  const upstream = new WebSocket(url, { protocols, headers });
   upstream.binaryType = "arraybuffer";
   const opened = Promise.withResolvers<void>();
   upstream.onopen = () => opened.resolve();
@@ -118,7 +134,7 @@ async function relayWebSocket(request: Request, port: number, target: string): P
   try {
     await opened.promise;
   } catch (error) {
-    return unreachable(port, error);
+    return refused(error);
   }
   const { socket, response } = Deno.upgradeWebSocket(
     request,

@@ -4,6 +4,7 @@
  * log, proxy). Pods are handed to a PodRuntime (docker_pods.ts) that runs them; this file only
  * speaks the API.
  */
+import { isWebSocketUpgrade, relayWebSocketTo } from "../../../src/rocklet/port_proxy.ts";
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { jsonPatch, mergePatch, PatchError, strategicMergePatch } from "./patch.ts";
@@ -517,6 +518,16 @@ export function apiApp(options: ApiAppOptions): Hono {
       headers.delete(hop);
     }
     const request = c.req.raw;
+    // A WebSocket through the pod proxy, as the API server relays upgrades.
+    if (isWebSocketUpgrade(request)) {
+      return await relayWebSocketTo(
+        request,
+        `ws://${podIP}:${port}${path}${incoming.search}`,
+        (error) => {
+          throw unavailable(`error trying to reach service: ${(error as Error).message}`);
+        },
+      );
+    }
     try {
       const upstream = await fetch(`http://${podIP}:${port}${path}${incoming.search}`, {
         method: request.method,
