@@ -6,6 +6,7 @@
  *   `rock rocklet` child process, beside spawning `bash -c true` (the cheapest way to run a
  *   command without a session);
  * - create_session + close_session time;
+ * - run_in_session on a terminal (the default) beside pipes (`pty: false`), `true` and 10 MiB;
  * - peak memory of the rocklet while 1 GiB is uploaded through it.
  *
  * Admin section (scripts/bench_admin.ts; skipped with the reason when docker is missing):
@@ -155,6 +156,27 @@ async function rockletSection(): Promise<void> {
       () => client.runInSession({ session: "bench", command: "true" }),
     );
     console.log(row("run_in_session `true` over HTTP keep-alive", http, spawn, "p50 <= 1 ms"));
+    // Sessions run on a terminal by default; the same on pipes (`pty: false`) beside it.
+    await client.createSession({ session: "pipes", pty: false });
+    const pipes = await measure(
+      n,
+      100,
+      () => client.runInSession({ session: "pipes", command: "true" }),
+    );
+    console.log(row("  the same on a session with pty: false", pipes, http));
+    const big = "head -c 10485760 /dev/zero | tr '\\0' x";
+    const bigRuns = quick ? 3 : 10;
+    const bigPipes = await measure(
+      bigRuns,
+      1,
+      () => client.runInSession({ session: "pipes", command: big }),
+    );
+    const bigPty = await measure(
+      bigRuns,
+      1,
+      () => client.runInSession({ session: "bench", command: big }),
+    );
+    console.log(row("10 MiB of output, session on a terminal", bigPty, bigPipes));
 
     const names = Array.from({ length: quick ? 10 : 100 }, (_, i) => `c${i}`);
     let next = 0;
