@@ -7,9 +7,10 @@
  * ioctl. The child opens the slave by its path itself (a shell redirection), which makes it the
  * child's controlling terminal when the child leads its own session (Deno's `detached` spawn).
  *
- * Reading never blocks the event loop: the master is non-blocking, and a `poll()` on a worker
- * thread (a non-blocking FFI call) waits for data or for an eventfd that `close()` signals, so
- * closing wakes the reader at once and no call stays pending.
+ * Reading never blocks the event loop: masters are non-blocking, and one `poll()` on a worker
+ * thread (a non-blocking FFI call) waits for every terminal at once (the Poller below), so a
+ * thousand idle sessions hold one thread, not a thousand (Deno runs such calls on a small pool
+ * that file operations share). An eventfd wakes it when the set of waits changes.
  */
 import { RockError } from "../common/errors.ts";
 
@@ -99,6 +100,113 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(`${text}\0`);
 }
 
+/** One wait: `fd` ready for `events`, or given up. */
+interface Waiter {
+  fd: number;
+  events: number;
+  resolve: (outcome: "ready" | "closed") => void;
+}
+
+/**
+ * One poll() for every terminal's waits, on one worker thread at a time; it runs while anything
+ * waits and is woken (an eventfd) whenever a wait is added or a terminal goes, so it polls the
+ * new set. Descriptors are closed only between two polls.
+ */
+class Poller {
+  readonly #c: Libc;
+  readonly #wake: number;
+  readonly #waiters = new Set<Waiter>();
+  readonly #toClose: number[] = [];
+  #running = false;
+  #polling = false;
+
+  constructor(c: Libc) {
+    this.#c = c;
+    this.#wake = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (this.#wake < 0) {
+      throw new PtyUnavailableError(
+        `Cannot open a pseudo-terminal: eventfd failed (errno ${errno(c)})`,
+      );
+    }
+  }
+
+  /** Settles when `fd` is ready for `events` (or hung up), or "closed" after forget(fd). */
+  wait(fd: number, events: number): Promise<"ready" | "closed"> {
+    const { promise, resolve } = Promise.withResolvers<"ready" | "closed">();
+    this.#waiters.add({ fd, events, resolve });
+    this.#changed();
+    return promise;
+  }
+
+  /** Gives up the waits on `fd` and closes it once no poll uses it. */
+  closeFd(fd: number): void {
+    for (const waiter of this.#waiters) {
+      if (waiter.fd === fd) {
+        this.#waiters.delete(waiter);
+        waiter.resolve("closed");
+      }
+    }
+    if (this.#polling) {
+      this.#toClose.push(fd);
+      this.#signal();
+    } else {
+      this.#c.close(fd);
+    }
+  }
+
+  #changed(): void {
+    if (this.#polling) this.#signal();
+    else if (!this.#running) void this.#run();
+  }
+
+  #signal(): void {
+    const one = new Uint8Array(8);
+    one[0] = 1;
+    this.#c.write(this.#wake, one, 8n);
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    const drain = new Uint8Array(8);
+    try {
+      while (this.#waiters.size > 0) {
+        const waiters = [...this.#waiters];
+        const fds = new Uint8Array(8 * (waiters.length + 1));
+        const view = new DataView(fds.buffer);
+        view.setInt32(0, this.#wake, true);
+        view.setInt16(4, POLLIN, true);
+        waiters.forEach((waiter, i) => {
+          view.setInt32(8 * (i + 1), waiter.fd, true);
+          view.setInt16(8 * (i + 1) + 4, waiter.events, true);
+        });
+        this.#polling = true;
+        try {
+          await this.#c.poll(fds, BigInt(waiters.length + 1), -1);
+        } finally {
+          this.#polling = false;
+        }
+        if (view.getInt16(6, true) !== 0) this.#c.read(this.#wake, drain, 8n);
+        for (const fd of this.#toClose.splice(0)) this.#c.close(fd);
+        waiters.forEach((waiter, i) => {
+          // Ready, hung up or failed: the next read or write says which.
+          if (view.getInt16(8 * (i + 1) + 6, true) !== 0 && this.#waiters.delete(waiter)) {
+            waiter.resolve("ready");
+          }
+        });
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+}
+
+let poller: Poller | undefined;
+
+/** The process's one Poller. */
+function sharedPoller(c: Libc): Poller {
+  return poller ??= new Poller(c);
+}
+
 /** How the terminal treats what flows through it. */
 export type PtyMode =
   /**
@@ -122,19 +230,16 @@ export class Pty {
   /** The slave's path, e.g. /dev/pts/3. */
   readonly path: string;
   readonly #fd: number;
-  readonly #wake: number;
   readonly #c: Libc;
+  readonly #poller: Poller;
   #closed = false;
   #reading = false;
-  /** poll() calls in flight; the descriptors are closed once none is. */
-  #polls = 0;
-  #released = false;
   #writing: Promise<void> = Promise.resolve();
 
-  private constructor(c: Libc, fd: number, wake: number, path: string) {
+  private constructor(c: Libc, fd: number, path: string) {
     this.#c = c;
     this.#fd = fd;
-    this.#wake = wake;
+    this.#poller = sharedPoller(c);
     this.path = path;
   }
 
@@ -159,9 +264,13 @@ export class Pty {
     const name = new Uint8Array(128);
     if (c.ptsname_r(fd, name, BigInt(name.length)) !== 0) fail("ptsname_r failed");
     const path = new TextDecoder().decode(name.subarray(0, name.indexOf(0)));
-    const wake = c.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake < 0) fail("eventfd failed");
-    const pty = new Pty(c, fd, wake, path);
+    let pty: Pty;
+    try {
+      pty = new Pty(c, fd, path);
+    } catch (error) {
+      c.close(fd);
+      throw error;
+    }
     try {
       pty.#setMode(options.mode);
       pty.resize(options.cols, options.rows);
@@ -294,44 +403,15 @@ export class Pty {
     }
   }
 
-  /**
-   * Waits on a worker thread until the master is ready for `events`, hangs up, or close() is
-   * called.
-   */
-  async #wait(events: number): Promise<"ready" | "closed"> {
-    const fds = new Uint8Array(16);
-    const view = new DataView(fds.buffer);
-    view.setInt32(0, this.#fd, true);
-    view.setInt16(4, events, true);
-    view.setInt32(8, this.#wake, true);
-    view.setInt16(12, POLLIN, true);
-    this.#polls++;
-    try {
-      await this.#c.poll(fds, 2n, -1);
-    } finally {
-      this.#polls--;
-      if (this.#closed) this.#release();
-    }
-    // Ready, hung up or failed: the next read or write says which (a hang-up may still leave
-    // output to read).
-    return this.#closed || view.getInt16(14, true) !== 0 ? "closed" : "ready";
+  /** Waits until the master is ready for `events` (or hangs up), or close() is called. */
+  #wait(events: number): Promise<"ready" | "closed"> {
+    return this.#closed ? Promise.resolve("closed") : this.#poller.wait(this.#fd, events);
   }
 
-  /** Closes the descriptors once closed and no poll() uses them. */
-  #release(): void {
-    if (this.#released || this.#polls > 0) return;
-    this.#released = true;
-    this.#c.close(this.#fd);
-    this.#c.close(this.#wake);
-  }
-
-  /** Closes the master (the programs on the terminal get a hang-up) and wakes any waiter. */
+  /** Closes the master (the programs on the terminal get a hang-up) and ends any wait. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const one = new Uint8Array(8);
-    one[0] = 1;
-    this.#c.write(this.#wake, one, 8n);
-    this.#release();
+    this.#poller.closeFd(this.#fd);
   }
 }
