@@ -54,7 +54,13 @@ import { liveOutputResponse, wantsLiveOutput } from "../formats/live_output.ts";
 import type { SandboxManager, StartMetadata } from "./manager.ts";
 import type { TaskRunRecord } from "./store.ts";
 import { isoInZone } from "../common/time.ts";
-import { leaseOf, toStartResponse, toStatusEvent, toStatusResponse } from "./sandbox_info.ts";
+import {
+  leaseOf,
+  toStartResponse,
+  toStatusEvent,
+  toStatusResponse,
+  toStatusWire,
+} from "./sandbox_info.ts";
 import { stopInfo } from "./stop_reason.ts";
 import { createGemRoutes, GEM_API } from "./gem_routes.ts";
 import type { Warmups } from "./warmup.ts";
@@ -231,8 +237,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
       status.queue_length = queued.of;
     }
     const unresponsive = manager.unresponsive(sandbox_id);
+    const wire = toStatusWire(status);
     // Running but not answering: not alive, and the status says why.
-    return unresponsive ? { ...status, is_alive: false, unhealthy_reason: unresponsive } : status;
+    return unresponsive ? { ...wire, is_alive: false, unhealthy_reason: unresponsive } : wire;
   });
   route("get", "/is_alive", "is alive", async (c) => {
     const { sandbox_id } = query(c, SandboxIdRequest, "is_alive");

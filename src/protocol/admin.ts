@@ -296,6 +296,14 @@ export interface StartResponse {
   memory: string | null;
 }
 
+/**
+ * StatusResp fields ROCK fills whenever it answers get_status and its later SDKs read as a value or
+ * nothing (its TypeScript SDK's schema refuses null there). Where rock has none (the host of a
+ * sandbox that no longer runs, limits a backend does not enforce), get_status leaves the field out
+ * instead of answering null; batch, list and events keep the null.
+ */
+export const STATUS_FIELDS_ABSENT_WHEN_NULL = ["host_name", "host_ip", "cpus", "memory"] as const;
+
 /** StatusResp (also the items of batch and list). */
 export interface StatusResponse {
   /** The sandbox id. */

@@ -3,14 +3,15 @@
  * unwraps ROCK's envelope and turns a Failed one into the SDK error class of its code. Runs on
  * Deno and Node (web-standard fetch and streams only).
  */
-import type {
-  CommitStatus,
-  Lease,
-  ListResponse,
-  LogsResponse,
-  SandboxEvent,
-  StartResponse,
-  StatusResponse,
+import {
+  type CommitStatus,
+  type Lease,
+  type ListResponse,
+  type LogsResponse,
+  type SandboxEvent,
+  type StartResponse,
+  STATUS_FIELDS_ABSENT_WHEN_NULL,
+  type StatusResponse,
 } from "../protocol/admin.ts";
 import { readSse } from "../formats/sse.ts";
 import type {
@@ -174,14 +175,17 @@ export class AdminClient {
    * GET /get_status; `includeAllStates` also answers a deleted sandbox (sent only when true, so
    * admins without the flag are asked as before).
    */
-  getStatus(
+  async getStatus(
     sandboxId: string,
     options: { includeAllStates?: boolean | undefined } = {},
   ): Promise<StatusResponse> {
-    return this.#get("/get_status", {
+    const status = await this.#get<StatusResponse>("/get_status", {
       sandbox_id: sandboxId,
       include_all_states: options.includeAllStates ? "true" : undefined,
     });
+    // A field get_status leaves out for want of a value is null, as the type says.
+    const absent = Object.fromEntries(STATUS_FIELDS_ABSENT_WHEN_NULL.map((field) => [field, null]));
+    return { ...absent, ...status };
   }
 
   /**

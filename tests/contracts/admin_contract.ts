@@ -25,6 +25,32 @@ async function stopQuietly(admin: AdminServer, id: string) {
   await post(admin.api, "/stop", { sandbox_id: id }).catch(() => {});
 }
 
+/**
+ * get_status fields ROCK's TypeScript SDK (rl-rock) parses as a value or nothing: its schema
+ * refuses null in any of them, so its getStatus() throws on a null.
+ */
+const VALUE_OR_ABSENT = [
+  "sandbox_id",
+  "status",
+  "port_mapping",
+  "host_name",
+  "host_ip",
+  "image",
+  "gateway_version",
+  "swe_rex_version",
+  "user_id",
+  "experiment_id",
+  "namespace",
+  "cpus",
+  "memory",
+];
+
+/** Asserts a get_status result holds no null where ROCK's TypeScript SDK reads a value or nothing. */
+function assertReadableByRockTsSdk(result: Record<string, unknown>, when: string): void {
+  const nulls = VALUE_OR_ABSENT.filter((field) => field in result && result[field] === null);
+  assert.deepEqual(nulls, [], `${when}: null in ${JSON.stringify(result)}`);
+}
+
 /** Registers the admin contract for `type` with `register`. */
 export function defineAdminContract(
   type: TestBackend,
@@ -60,10 +86,12 @@ export function defineAdminContract(
         for (const phase of traits.phases) {
           assert.equal(running.result.status[phase].status, "success", phase);
         }
+        // Limits a backend does not enforce are left out.
         assert.deepEqual(
           [running.result.cpus, running.result.memory],
-          traits.enforcesLimits ? [1, "1g"] : [null, null],
+          traits.enforcesLimits ? [1, "1g"] : [undefined, undefined],
         );
+        assertReadableByRockTsSdk(running.result, "running");
         // A pod has an address of its own (127.0.x.y on the stand-in).
         if (type === "kubernetes") assert.match(running.result.host_ip, /^127\./);
         else assert.equal(running.result.host_ip, "127.0.0.1");
@@ -140,6 +168,7 @@ export function defineAdminContract(
         assert.equal(after.result.state, "stopped");
         assert.equal(after.result.is_alive, false);
         assert.ok(after.result.stop_time);
+        assertReadableByRockTsSdk(after.result, "stopped");
         const billing = await admin.store.billing.of(id);
         assert.equal(billing.length, 1);
         assert.ok((billing[0]?.duration_seconds ?? -1) >= 0);
