@@ -482,8 +482,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
       },
     ));
 
-  // Commit: ROCK v1.3 answers when it is done ("<id> commited", ROCK's spelling); `async` answers
-  // at once with the status, which GET /commit/{sandbox_id} reports from then on.
+  // Commit: answers the status when the commit is done (ROCK v1.3 waited too, answering
+  // "<id> commited", which its own SDK could not read; ROCK's later SDKs read the status); `async`
+  // answers at once with the status, which GET /commit/{sandbox_id} reports from then on.
   route("post", "/commit", "commit sandbox", async (c) => {
     const request = await body(c, CommitRequest, "commit");
     const id = request.sandbox_id;
@@ -500,7 +501,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     if (request.async) return status;
     const ended = await done;
     if (ended.phase === "FAILED") throw commitError(ended);
-    return `${id} commited`;
+    return ended;
   });
   route("get", "/commit/:sandbox_id", "get commit status", (c) => {
     const id = c.req.param("sandbox_id") ?? "";

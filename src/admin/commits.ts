@@ -12,6 +12,7 @@ import {
   SandboxNotFoundError,
 } from "../common/errors.ts";
 import { type Logger, silentLogger } from "../common/log.ts";
+import { isoInZone } from "../common/time.ts";
 import {
   type Backend,
   type CommittingBackend,
@@ -43,14 +44,23 @@ export class Commits {
   readonly #backend: Backend;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #timeZone: string | undefined;
   readonly #last = new Map<string, CommitStatus>();
   readonly #running = new Map<string, Promise<CommitStatus>>();
 
-  /** Commits on `backend`. */
-  constructor(backend: Backend, options: { logger?: Logger; now?: () => number } = {}) {
+  /** Commits on `backend`; times on the wire in `timeZone` (default ROCK_TIME_ZONE's default). */
+  constructor(
+    backend: Backend,
+    options: { logger?: Logger; now?: () => number; timeZone?: string } = {},
+  ) {
     this.#backend = backend;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
+    this.#timeZone = options.timeZone;
+  }
+
+  #time(): string {
+    return isoInZone(new Date(this.#now()), this.#timeZone);
   }
 
   /**
@@ -75,7 +85,7 @@ export class Commits {
       sandbox_id: request.sandboxId,
       image_tag: request.imageTag,
       phase: "RUNNING",
-      started_at: this.#now(),
+      started_at: this.#time(),
       completed_at: null,
       exit_code: null,
       pushed,
@@ -138,7 +148,7 @@ export class Commits {
         error: errorMessage(error),
       });
     }
-    status.completed_at = this.#now();
+    status.completed_at = this.#time();
     return { ...status };
   }
 }

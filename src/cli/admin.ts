@@ -152,7 +152,7 @@ export async function runAdmin(options: AdminStartOptions): Promise<void> {
     cleanups.unshift(() => manager.close());
     const warmups = new Warmups(backend, { logger });
     cleanups.unshift(() => warmups.close());
-    const commits = new Commits(backend, { logger });
+    const commits = new Commits(backend, { logger, timeZone: config.timeZone });
     cleanups.unshift(() => commits.close());
     // Loaded at start, so a bad task fails the start; run by the leader only.
     const tasks = config.scheduler.enabled

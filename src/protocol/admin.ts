@@ -184,7 +184,10 @@ export const CommitRequest = z.object({
   "async": z.boolean().default(false),
 });
 
-/** A commit's status (`GET /commit/{sandbox_id}`, and `POST /commit` with `async`). */
+/**
+ * A commit's status (`GET /commit/{sandbox_id}`; `POST /commit` answers it, at once with `async`,
+ * else when the commit is done), in ROCK's later shape plus rock's `pushed` and `error`.
+ */
 export interface CommitStatus {
   /** The sandbox committed. */
   sandbox_id: string;
@@ -192,10 +195,10 @@ export interface CommitStatus {
   image_tag: string;
   /** Where it is. */
   phase: "RUNNING" | "SUCCEEDED" | "FAILED";
-  /** Epoch ms. */
-  started_at: number;
-  /** Epoch ms, or null while running. */
-  completed_at: number | null;
+  /** When it started, ISO 8601 in ROCK_TIME_ZONE (a string, as ROCK's SDKs read it). */
+  started_at: string;
+  /** When it ended, as started_at; null while running. */
+  completed_at: string | null;
   /** 0 when it succeeded, 1 when it failed, null while running. */
   exit_code: number | null;
   /** Whether it is pushed (the tag names a registry, or credentials came with it). */

@@ -267,13 +267,13 @@ export class AdminClient {
 
   /**
    * POST /commit: an image of the sandbox named `imageTag`, pushed when the tag names a registry
-   * (logged in with `credentials` for that push only). Resolves when it is done.
+   * (logged in with `credentials` for that push only). Resolves with its status when it is done.
    */
   commit(
     sandboxId: string,
     imageTag: string,
     credentials?: { username: string; password: string },
-  ): Promise<string> {
+  ): Promise<CommitStatus> {
     return this.#post("/commit", { sandbox_id: sandboxId, image_tag: imageTag, ...credentials });
   }
 

@@ -431,13 +431,13 @@ export class Sandbox implements AsyncDisposable {
 
   /**
    * Makes image `imageTag` of the sandbox as it is now; pushed when the tag names a registry,
-   * logged in with `credentials` for that push only. Resolves when it is done.
+   * logged in with `credentials` for that push only. Resolves with its status when it is done.
    */
-  async commit(
+  commit(
     imageTag: string,
     credentials?: { username: string; password: string },
-  ): Promise<void> {
-    await this.client.commit(this.sandboxId, imageTag, credentials);
+  ): Promise<CommitStatus> {
+    return this.client.commit(this.sandboxId, imageTag, credentials);
   }
 
   /** Starts a commit (as commit()) and returns its status at once; see getCommitStatus(). */

@@ -142,7 +142,7 @@ export async function startAdminServer(
   if (options.sweepIntervalMs !== undefined) manager.startSweeper(options.sweepIntervalMs);
   pool?.fill();
   const warmups = new Warmups(backend);
-  const commits = new Commits(backend);
+  const commits = new Commits(backend, { timeZone: "Asia/Shanghai" });
   const app = createAdminApp({
     manager,
     timeZone: "Asia/Shanghai",

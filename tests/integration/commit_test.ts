@@ -13,6 +13,9 @@ import { registryTest, startRegistry } from "../helpers/registry.ts";
 
 const docker = new DockerCli();
 
+/** A wire time in the test admin's zone (Asia/Shanghai). */
+const WIRE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$/;
+
 registryTest(
   "commit: pushed with a login, pulled back and run; the password stays nowhere",
   async () => {
@@ -43,9 +46,12 @@ registryTest(
         password,
       });
       assert.equal(done.status, "Success", JSON.stringify(done));
-      assert.equal(done.result, `${source} commited`);
+      // The answer is the ended status, times as ROCK's SDKs read them (strings).
+      assert.equal(done.result?.phase, "SUCCEEDED");
+      assert.match(done.result?.started_at, WIRE_TIME);
+      assert.match(done.result?.completed_at, WIRE_TIME);
       const status = (await get(admin.api, `/commit/${source}`)).result;
-      assert.equal(status?.phase, "SUCCEEDED");
+      assert.deepEqual(status, done.result);
       assert.equal(status?.pushed, true);
 
       // Only the registry has it now: a start pulls it with the credentials and finds the file.
@@ -89,6 +95,8 @@ registryTest(
       });
       assert.equal(running.status, "Success");
       assert.equal(running.result?.phase, "RUNNING");
+      assert.match(running.result?.started_at, WIRE_TIME);
+      assert.equal(running.result?.completed_at, null);
       const ended = await pollUntil(async () => {
         const now = (await get(admin.api, `/commit/${source}`)).result;
         return now?.phase === "RUNNING" ? undefined : now;
