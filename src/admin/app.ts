@@ -33,6 +33,7 @@ import {
   SandboxIdRequest,
   StartRequest,
   StatusQuery,
+  statusToWire,
   TimeoutRequest,
   WarmupRequest,
 } from "../protocol/admin.ts";
@@ -54,13 +55,7 @@ import { liveOutputResponse, wantsLiveOutput } from "../formats/live_output.ts";
 import type { SandboxManager, StartMetadata } from "./manager.ts";
 import type { TaskRunRecord } from "./store.ts";
 import { isoInZone } from "../common/time.ts";
-import {
-  leaseOf,
-  toStartResponse,
-  toStatusEvent,
-  toStatusResponse,
-  toStatusWire,
-} from "./sandbox_info.ts";
+import { leaseOf, toStartResponse, toStatusEvent, toStatusResponse } from "./sandbox_info.ts";
 import { stopInfo } from "./stop_reason.ts";
 import { createGemRoutes, GEM_API } from "./gem_routes.ts";
 import type { Warmups } from "./warmup.ts";
@@ -237,7 +232,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
       status.queue_length = queued.of;
     }
     const unresponsive = manager.unresponsive(sandbox_id);
-    const wire = toStatusWire(status);
+    const wire = statusToWire(status);
     // Running but not answering: not alive, and the status says why.
     return unresponsive ? { ...wire, is_alive: false, unhealthy_reason: unresponsive } : wire;
   });

@@ -5,7 +5,6 @@ import {
   type Lease,
   type SandboxEvent,
   type StartResponse,
-  STATUS_FIELDS_ABSENT_WHEN_NULL,
   type StatusResponse,
 } from "../protocol/admin.ts";
 import { type RockError, SandboxStartError } from "../common/errors.ts";
@@ -55,15 +54,6 @@ export function toStatusResponse(
     failure_kind: record.failure_kind ?? null,
     delete_time: iso(record.delete_time ?? null, timeZone),
   };
-}
-
-/** `status` as get_status answers it: the fields of STATUS_FIELDS_ABSENT_WHEN_NULL left out where null. */
-export function toStatusWire(status: StatusResponse): Record<string, unknown> {
-  const wire: Record<string, unknown> = { ...status };
-  for (const field of STATUS_FIELDS_ABSENT_WHEN_NULL) {
-    if (wire[field] === null) delete wire[field];
-  }
-  return wire;
 }
 
 /**

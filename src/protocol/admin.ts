@@ -307,6 +307,36 @@ export interface StartResponse {
  */
 export const STATUS_FIELDS_ABSENT_WHEN_NULL = ["host_name", "host_ip", "cpus", "memory"] as const;
 
+/**
+ * `status` as get_status answers it, in the words ROCK's later SDKs accept (their schemas refuse
+ * anything else): the fields of STATUS_FIELDS_ABSENT_WHEN_NULL left out where null, and `state`
+ * one of ROCK's states, a failed sandbox being `stopped` (as ROCK ends a start that fails), with
+ * rock's own state, `failed` included, in `rock_state` (rock's extension).
+ */
+export function statusToWire(status: StatusResponse): Record<string, unknown> {
+  const wire: Record<string, unknown> = {
+    ...status,
+    state: status.state === "failed" ? "stopped" : status.state,
+    rock_state: status.state,
+  };
+  for (const field of STATUS_FIELDS_ABSENT_WHEN_NULL) {
+    if (wire[field] === null) delete wire[field];
+  }
+  return wire;
+}
+
+/**
+ * A get_status answer as StatusResponse: rock's state from `rock_state` where there is one (not
+ * from ROCK's admin), and null for the fields left out.
+ */
+export function statusFromWire(
+  wire: StatusResponse & { rock_state?: SandboxState },
+): StatusResponse {
+  const absent = Object.fromEntries(STATUS_FIELDS_ABSENT_WHEN_NULL.map((field) => [field, null]));
+  const { rock_state, ...status } = wire;
+  return { ...absent, ...status, state: rock_state ?? status.state };
+}
+
 /** StatusResp (also the items of batch and list). */
 export interface StatusResponse {
   /** The sandbox id. */

@@ -10,7 +10,7 @@ import {
   type LogsResponse,
   type SandboxEvent,
   type StartResponse,
-  STATUS_FIELDS_ABSENT_WHEN_NULL,
+  statusFromWire,
   type StatusResponse,
 } from "../protocol/admin.ts";
 import { readSse } from "../formats/sse.ts";
@@ -179,13 +179,12 @@ export class AdminClient {
     sandboxId: string,
     options: { includeAllStates?: boolean | undefined } = {},
   ): Promise<StatusResponse> {
-    const status = await this.#get<StatusResponse>("/get_status", {
-      sandbox_id: sandboxId,
-      include_all_states: options.includeAllStates ? "true" : undefined,
-    });
-    // A field get_status leaves out for want of a value is null, as the type says.
-    const absent = Object.fromEntries(STATUS_FIELDS_ABSENT_WHEN_NULL.map((field) => [field, null]));
-    return { ...absent, ...status };
+    return statusFromWire(
+      await this.#get("/get_status", {
+        sandbox_id: sandboxId,
+        include_all_states: options.includeAllStates ? "true" : undefined,
+      }),
+    );
   }
 
   /**

@@ -45,10 +45,17 @@ const VALUE_OR_ABSENT = [
   "memory",
 ];
 
-/** Asserts a get_status result holds no null where ROCK's TypeScript SDK reads a value or nothing. */
-function assertReadableByRockTsSdk(result: Record<string, unknown>, when: string): void {
+/** The states ROCK's later SDKs accept in get_status (any other fails their schemas). */
+const ROCK_STATES = ["pending", "running", "stopped", "archiving", "archived", "deleted"];
+
+/**
+ * Asserts a get_status result is one ROCK's later SDKs read: no null where ROCK's TypeScript SDK
+ * reads a value or nothing, and a state of ROCK's.
+ */
+function assertReadableByRockSdks(result: Record<string, unknown>, when: string): void {
   const nulls = VALUE_OR_ABSENT.filter((field) => field in result && result[field] === null);
   assert.deepEqual(nulls, [], `${when}: null in ${JSON.stringify(result)}`);
+  assert.ok(ROCK_STATES.includes(String(result.state)), `${when}: state ${result.state}`);
 }
 
 /** Registers the admin contract for `type` with `register`. */
@@ -91,7 +98,7 @@ export function defineAdminContract(
           [running.result.cpus, running.result.memory],
           traits.enforcesLimits ? [1, "1g"] : [undefined, undefined],
         );
-        assertReadableByRockTsSdk(running.result, "running");
+        assertReadableByRockSdks(running.result, "running");
         // A pod has an address of its own (127.0.x.y on the stand-in).
         if (type === "kubernetes") assert.match(running.result.host_ip, /^127\./);
         else assert.equal(running.result.host_ip, "127.0.0.1");
@@ -168,7 +175,7 @@ export function defineAdminContract(
         assert.equal(after.result.state, "stopped");
         assert.equal(after.result.is_alive, false);
         assert.ok(after.result.stop_time);
-        assertReadableByRockTsSdk(after.result, "stopped");
+        assertReadableByRockSdks(after.result, "stopped");
         const billing = await admin.store.billing.of(id);
         assert.equal(billing.length, 1);
         assert.ok((billing[0]?.duration_seconds ?? -1) >= 0);

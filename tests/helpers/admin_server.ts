@@ -215,7 +215,8 @@ export async function waitRunning(api: string, id: string, timeoutMs = 60_000): 
   let delay = 10;
   while (true) {
     const status = await get(api, `/get_status?sandbox_id=${id}`);
-    if (status.result?.state === "running" || status.result?.state === "failed") return status;
+    // A failed sandbox is "stopped" in ROCK's words; rock_state says failed.
+    if (status.result?.state === "running" || status.result?.rock_state === "failed") return status;
     if (Date.now() > deadline) {
       throw new Error(`sandbox ${id} not running after ${timeoutMs} ms: ${JSON.stringify(status)}`);
     }

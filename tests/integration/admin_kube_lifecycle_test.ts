@@ -42,7 +42,7 @@ kubeTest(
       image: "rock-test/does-not-exist:1",
       pull: "missing",
     });
-    assert.equal(missing.status.state, "failed", JSON.stringify(missing.status));
+    assert.equal(missing.status.rock_state, "failed", JSON.stringify(missing.status));
     assert.equal(missing.status.status.image_pull.status, "failed");
     assert.match(missing.status.status.image_pull.message, /ErrImagePull|ImagePullBackOff/);
     assert.ok(missing.seconds < 20, `${missing.seconds} s`);
@@ -60,7 +60,7 @@ kubeTest(
       kube: { config: { nodeSelector: { "kubernetes.io/hostname": "elsewhere" } } },
     });
     const nowhere = await startUntilSettled(admin.api, testSandboxId("nowhere"), {});
-    assert.equal(nowhere.status.state, "failed", JSON.stringify(nowhere.status));
+    assert.equal(nowhere.status.rock_state, "failed", JSON.stringify(nowhere.status));
     assert.equal(nowhere.status.status.pod_scheduled.status, "failed");
     assert.match(nowhere.status.status.pod_scheduled.message, /Unschedulable/);
     assert.match(nowhere.status.failure_reason ?? "", /Unschedulable/);

@@ -33,7 +33,7 @@ kubeTest(
       status = (await get(admin.api, `/get_status?sandbox_id=${id}`)).result;
     }
     const seconds = (performance.now() - began) / 1000;
-    assert.equal(status.state, "failed", JSON.stringify(status));
+    assert.equal(status.rock_state, "failed", JSON.stringify(status));
     assert.match(status.stop_reason ?? "", /OOMKilled/, JSON.stringify(status));
     assert.equal(status.failure_kind, "oom");
     assert.ok(seconds < 10, `${seconds} s`);
@@ -56,7 +56,7 @@ kubeTest(
     const began = performance.now();
     const status = (await waitRunning(admin.api, id, 60_000)).result;
     const seconds = (performance.now() - began) / 1000;
-    assert.equal(status.state, "failed", JSON.stringify(status));
+    assert.equal(status.rock_state, "failed", JSON.stringify(status));
     assert.equal(status.status.container_start.status, "failed", JSON.stringify(status));
     assert.match(status.status.container_start.message, /OOMKilled/);
     assert.match(status.failure_reason ?? "", /OOMKilled/);

@@ -47,7 +47,7 @@ dockerTest(
 
       await t.step("the second deployment's start fails, naming the taken name", async () => {
         const failed = await start(b, id);
-        assert.equal(failed.state, "failed", JSON.stringify(failed));
+        assert.equal(failed.rock_state, "failed", JSON.stringify(failed));
         const taken = `the name "${id}" is taken by a container this admin does not own`;
         assert.ok(failed.failure_reason.includes(taken), failed.failure_reason);
         assert.equal(failed.status.docker_run.status, "failed");

@@ -82,7 +82,7 @@ registryTest(
           cpus: 1,
         });
         const status = (await waitRunning(admin.api, ids[1])).result;
-        assert.equal(status.state, "failed", JSON.stringify(status));
+        assert.equal(status.rock_state, "failed", JSON.stringify(status));
         assert.equal(status.status.image_pull.status, "failed");
         assert.match(status.failure_reason, /no basic auth credentials|unauthorized/i);
       });

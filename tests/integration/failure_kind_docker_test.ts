@@ -71,7 +71,7 @@ oomTest(
     });
     assert.equal(call.status, "Failed", "the call ends with its rocklet");
     const status = await waitEnded(admin, id);
-    assert.equal(status.result.state, "failed", JSON.stringify(status.result));
+    assert.equal(status.result.rock_state, "failed", JSON.stringify(status.result));
     assert.equal(status.result.failure_kind, "oom");
     assert.equal(status.result.stop_reason, "died: out of memory (OOMKilled)");
     const listed = await get(admin.api, `/sandboxes?state=failed&id_prefix=${id}`);

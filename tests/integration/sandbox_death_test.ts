@@ -66,7 +66,12 @@ async function assertDied(
   reason: string,
   kind: FailureKind = "infra",
 ) {
-  assert.equal(status.result.state, "failed", JSON.stringify(status));
+  // ROCK's words in state (its SDKs refuse any other), rock's own in rock_state.
+  assert.deepEqual(
+    [status.result.state, status.result.rock_state],
+    ["stopped", "failed"],
+    JSON.stringify(status),
+  );
   assert.equal(status.result.stop_reason, reason);
   assert.equal(status.result.failure_reason, reason);
   assert.equal(status.result.failure_kind, kind);
@@ -360,7 +365,7 @@ deathTest(
     await post(admin.api, "/start_async", { sandbox_id: id, memory: "1g", cpus: 1 });
     const { status, ms } = await waitNotRunning(admin, id, since, ["pending", "running"]);
     console.log(`local, start with a rocklet exiting after 0.5 s -> failed: ${ms.toFixed(0)} ms`);
-    assert.equal(status.result.state, "failed", JSON.stringify(status));
+    assert.equal(status.result.rock_state, "failed", JSON.stringify(status));
     assert.equal(status.result.failure_reason, "died: the rocklet exited with code 3");
     assert.equal(status.result.stop_reason, "start failed: died: the rocklet exited with code 3");
     assert.equal(status.result.status.process_start.status, "failed");
