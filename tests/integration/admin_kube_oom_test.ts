@@ -7,12 +7,15 @@
  * biggest process), and the rocklet goes on; a real node does the same on cgroup v1, while on
  * cgroup v2 with Kubernetes 1.28 or later (`memory.oom.group`, unless the kubelet's
  * `singleProcessOOMKill`) the whole container goes. So these tests make the rocklet the one
- * the kernel picks (its own oom_score_adj raised to 1000, which needs no privilege), or give it
- * less memory than its start needs.
+ * the kernel picks (its own oom_score_adj raised to 1000, which needs no privilege), or have the
+ * container's main process take more memory than the limit before it becomes the rocklet (how
+ * little memory a rocklet's start needs depends on whose page cache its binary is in, so a small
+ * limit alone does not always stop it).
  */
 import assert from "node:assert/strict";
 import { get, post, startAdminServer, startSandbox, waitRunning } from "../helpers/admin_server.ts";
-import { TEST_IMAGE, testSandboxId } from "../helpers/docker.ts";
+import { TEST_IMAGE, testRockletLauncher, testSandboxId } from "../helpers/docker.ts";
+import type { RockletLauncher } from "../../src/sandbox/rocklet_launcher.ts";
 import { kubeTest } from "../helpers/kube/kubectl.ts";
 
 kubeTest(
@@ -43,13 +46,25 @@ kubeTest(
 kubeTest(
   "admin (kubernetes): a sandbox whose rocklet cannot start within its memory ends failed in container_start naming OOMKilled",
   async () => {
-    await using admin = await startAdminServer("kubernetes");
+    // The container's main process reads 64 MB into a variable before it execs the rocklet.
+    const rocklet = await testRockletLauncher();
+    const launcher: RockletLauncher = {
+      ...rocklet,
+      containerCommand: (port) => [
+        "/bin/bash",
+        "-c",
+        'big=$(head -c 64000000 /dev/zero | tr "\\0" a); exec "$@"',
+        "bash",
+        ...rocklet.containerCommand(port),
+      ],
+    };
+    await using admin = await startAdminServer("kubernetes", { launcher });
     const id = testSandboxId("ktiny");
     const started = await post(admin.api, "/start_async", {
       sandbox_id: id,
       image: TEST_IMAGE,
       pull: "never",
-      memory: "8m",
+      memory: "16m",
       cpus: 0.5,
     });
     assert.equal(started.status, "Success", JSON.stringify(started));
