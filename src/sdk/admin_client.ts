@@ -207,7 +207,12 @@ export class AdminClient {
    *   an admin without events: ROCK's, or an older rock), or when it cannot be reached.
    */
   async events(
-    options: { sandboxId?: string | undefined; signal?: AbortSignal | undefined } = {},
+    options: {
+      sandboxId?: string | undefined;
+      signal?: AbortSignal | undefined;
+      /** A stream silent this long (no event, no heartbeat) is taken as broken (ms). */
+      idleMs?: number | undefined;
+    } = {},
   ): Promise<AsyncGenerator<SandboxEvent>> {
     const { sandboxId, signal } = options;
     const query = sandboxId === undefined
@@ -241,7 +246,7 @@ export class AdminClient {
         { sandboxId },
       );
     }
-    return parseEvents(response.body);
+    return parseEvents(watchIdle(response.body, options.idleMs ?? EVENTS_IDLE_MS, signal));
   }
 
   /** GET /is_alive */
@@ -413,6 +418,51 @@ export class AdminClient {
 }
 
 /** The events of an SSE body; a `dropped` event (the admin gave up on a slow reader) throws. */
+/**
+ * How long an event stream may be silent before it is taken as broken: the admin sends a
+ * heartbeat every 15 s, so three missed ones mean a connection that died without a word (a NAT
+ * or a proxy dropping it); the stream then ends with an error and Sandbox.start() polls instead.
+ */
+export const EVENTS_IDLE_MS = 45_000;
+
+/** `body`, failing once no bytes came for `idleMs`. */
+function watchIdle(
+  body: ReadableStream<Uint8Array>,
+  idleMs: number,
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  signal?.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  let controller: TransformStreamDefaultController<Uint8Array> | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    if (signal?.aborted) return;
+    timer = setTimeout(() => {
+      controller?.error(
+        new InternalServerRockError(`The admin's event stream was silent for ${idleMs / 1000} s`),
+      );
+    }, idleMs);
+  };
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      start(c) {
+        controller = c;
+        arm();
+      },
+      transform(chunk, c) {
+        arm();
+        c.enqueue(chunk);
+      },
+      flush() {
+        clearTimeout(timer);
+      },
+      cancel() {
+        clearTimeout(timer);
+      },
+    }),
+  );
+}
+
 async function* parseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SandboxEvent> {
   for await (const event of readSse(body)) {
     const data = JSON.parse(event.data);

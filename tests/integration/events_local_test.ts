@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { SandboxEvent } from "../../src/protocol/admin.ts";
 import { AdminClient } from "../../src/sdk/admin_client.ts";
-import { Sandbox, SandboxStartError } from "../../src/sdk/mod.ts";
+import { InternalServerRockError, Sandbox, SandboxStartError } from "../../src/sdk/mod.ts";
 import { get, post, startAdminServer } from "../helpers/admin_server.ts";
 import { testSandboxId } from "../helpers/docker.ts";
 import { spawnAdmin } from "../helpers/process.ts";
@@ -285,4 +285,33 @@ Deno.test("Sandbox.start() polls get_status when the event stream sends nothing 
   assert.ok((calls.get("/get_status") ?? 0) >= 1);
   assert.ok(ms >= 5_000 && ms < 50_000, `${ms} ms`);
   assert.equal((await sandbox.getStatus()).state, "running");
+});
+
+Deno.test("AdminClient.events() ends with an error when the stream goes silent past its idle limit", async () => {
+  // One event, then nothing at all (no heartbeat): a connection that died without a word.
+  const { fetch } = countingFetch("/events", (signal) =>
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('event: status\ndata: {"type":"status"}\n\n'));
+        signal?.addEventListener("abort", () => controller.error(signal.reason));
+      },
+    }));
+  const client = new AdminClient("http://127.0.0.1:9", { fetch });
+  const events = await client.events({ sandboxId: "x", idleMs: 300 });
+  const began = performance.now();
+  const seen: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    (async () => {
+      for await (const event of events) seen.push(event.type);
+      return "ended";
+    })().catch((error) => error),
+    new Promise((resolve) => (timer = setTimeout(resolve, 10_000, "still waiting"))),
+  ]);
+  clearTimeout(timer);
+  if (outcome === "still waiting") await events.return(undefined);
+  assert.ok(outcome instanceof InternalServerRockError, String(outcome));
+  assert.deepEqual(seen, ["status"]);
+  const waited = performance.now() - began;
+  assert.ok(waited >= 250 && waited < 10_000, `${waited} ms`);
 });
