@@ -62,31 +62,35 @@ async function openTerminal(sandbox: Sandbox, options: { cols?: number; rows?: n
   return { terminal, until, text: () => text };
 }
 
-Deno.test("sandbox.pty(): a terminal with a REPL, Ctrl-C, resize and the exit code", async () => {
-  await withSandbox(async (sandbox) => {
-    const { terminal, until } = await openTerminal(sandbox, { cols: 100, rows: 30 });
-    await until(/\$ $/, "the prompt");
-    terminal.write("tty; stty size\r");
-    await until(/\/dev\/pts\/\d+\r\n30 100\r\n/, "tty and size");
-    terminal.resize(120, 40);
-    terminal.write("stty size\r");
-    await until(/40 120\r\n/, "the new size");
-    terminal.write("python3 -q\r");
-    await until(/>>> $/, "python's prompt");
-    terminal.write("6 * 7\r");
-    await until(/42\r\n>>> $/, "python's answer");
-    terminal.write("\x04"); // Ctrl-D leaves python
-    await until(/\$ $/, "the shell again");
-    terminal.write(`${SLEEP}\r`);
-    await sleeping(true);
-    terminal.write("\x03"); // Ctrl-C, turned into SIGINT by the sandbox's terminal
-    await until(/\^C[^]*\$ $/, "the prompt after Ctrl-C");
-    await sleeping(false);
-    terminal.signal("SIGINT"); // also as a control message: bash at its prompt survives it
-    terminal.write("exit 3\r");
-    assert.equal(await terminal.exited, 3);
-  });
-});
+hostToolTest(
+  ["python3"],
+  "sandbox.pty(): a terminal with a REPL, Ctrl-C, resize and the exit code",
+  async () => {
+    await withSandbox(async (sandbox) => {
+      const { terminal, until } = await openTerminal(sandbox, { cols: 100, rows: 30 });
+      await until(/\$ $/, "the prompt");
+      terminal.write("tty; stty size\r");
+      await until(/\/dev\/pts\/\d+\r\n30 100\r\n/, "tty and size");
+      terminal.resize(120, 40);
+      terminal.write("stty size\r");
+      await until(/40 120\r\n/, "the new size");
+      terminal.write("python3 -q\r");
+      await until(/>>> $/, "python's prompt");
+      terminal.write("6 * 7\r");
+      await until(/42\r\n>>> $/, "python's answer");
+      terminal.write("\x04"); // Ctrl-D leaves python
+      await until(/\$ $/, "the shell again");
+      terminal.write(`${SLEEP}\r`);
+      await sleeping(true);
+      terminal.write("\x03"); // Ctrl-C, turned into SIGINT by the sandbox's terminal
+      await until(/\^C[^]*\$ $/, "the prompt after Ctrl-C");
+      await sleeping(false);
+      terminal.signal("SIGINT"); // also as a control message: bash at its prompt survives it
+      terminal.write("exit 3\r");
+      assert.equal(await terminal.exited, 3);
+    });
+  },
+);
 
 dockerTest("sandbox.pty() on docker: a terminal, a REPL, Ctrl-C and the exit code", async () => {
   await using admin = await startAdminServer("docker", { node: true });
