@@ -52,6 +52,9 @@ import {
   VANISHED,
 } from "./stop_reason.ts";
 
+/** When checkAlive asks the backend: at once, then after these pauses (ms). */
+const CHECK_AGAIN_MS = [0, 100, 400];
+
 /** Start metadata from request headers. */
 export interface StartMetadata {
   user_id?: string | undefined;
@@ -874,17 +877,24 @@ export class SandboxManager {
 
   /**
    * Asks the backend whether sandbox `id` still runs, for when its rocklet could not be reached:
-   * one that died turns failed as when the watch reports it.
+   * one that died turns failed as when the watch reports it. A rocklet closes its connections
+   * before the system reports it dead (a process exiting is not yet a zombie, a container not
+   * yet exited), so a sandbox that still looks alive is asked again a moment later, twice.
    * @throws {SandboxStoppedError} naming why, when the sandbox no longer runs.
    */
   async checkAlive(id: string): Promise<void> {
-    const record = await this.#store.get(id);
-    if (record?.state === "running" && isWatching(this.#backend)) {
+    for (const delayMs of CHECK_AGAIN_MS) {
+      const record = await this.#store.get(id);
+      if (record?.state !== "running" || !isWatching(this.#backend)) break;
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       const exit = await this.#backend.check(id).catch((error) => {
         this.#logger.warn("Cannot check a sandbox", { sandbox_id: id, error: String(error) });
         return undefined;
       });
-      if (exit) await this.#recordDeath(exit);
+      if (exit) {
+        await this.#recordDeath(exit);
+        break;
+      }
     }
     const now = await this.#store.get(id);
     if (now?.state === "stopped" || now?.state === "failed") {
