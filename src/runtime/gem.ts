@@ -105,7 +105,12 @@ class Bridge {
   /** Sends `request` after every earlier one was answered; resolves with its reply. */
   call(request: Record<string, unknown>): Promise<Reply> {
     const run = this.#queue.then(async () => {
-      await this.#writer.write(new TextEncoder().encode(`${JSON.stringify(request)}\n`));
+      try {
+        await this.#writer.write(new TextEncoder().encode(`${JSON.stringify(request)}\n`));
+      } catch {
+        // The bridge ended already (it exits at once when gem cannot be imported): what it said
+        // before, or how it exited, is read below and tells why.
+      }
       return await this.#read();
     });
     this.#queue = run.catch(() => {});

@@ -46,15 +46,15 @@ kubeTest(
 kubeTest(
   "admin (kubernetes): a sandbox whose rocklet cannot start within its memory ends failed in container_start naming OOMKilled",
   async () => {
-    // The container's main process reads 64 MB into a variable before it execs the rocklet.
+    // The container's main process fills 64 MiB (one process, so it is the one the kernel kills)
+    // before it would exec the rocklet.
     const rocklet = await testRockletLauncher();
     const launcher: RockletLauncher = {
       ...rocklet,
       containerCommand: (port) => [
-        "/bin/bash",
+        "python3",
         "-c",
-        'big=$(head -c 64000000 /dev/zero | tr "\\0" a); exec "$@"',
-        "bash",
+        "import os, sys; big = b'a' * (64 << 20); os.execvp(sys.argv[1], sys.argv[1:])",
         ...rocklet.containerCommand(port),
       ],
     };
