@@ -96,7 +96,8 @@ kubeTest(
     await kubectlOk(standIn, ["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
 
     const pod = JSON.parse(await kubectlOk(standIn, ["get", "pod", "web", "-o", "json"]));
-    assert.match(pod.status.podIP, /^127\.0\.\d+\.\d+$/);
+    assert.match(pod.status.podIP, /^127\.\d+\.\d+\.\d+$/);
+    assert.notEqual(pod.status.podIP, "127.0.0.1");
     assert.equal(pod.status.hostIP, "127.0.0.1");
     assert.equal(pod.status.phase, "Running");
     assert.equal(pod.status.initContainerStatuses[0].state.terminated.reason, "Completed");

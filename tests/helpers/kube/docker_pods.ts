@@ -118,6 +118,14 @@ export class DockerPodRuntime implements PodRuntime {
   readonly #closing = new AbortController();
   readonly #loop: Promise<void>;
   #nextAddress = 0;
+  /**
+   * This stand-in's /24 of loopback addresses (127.A.B), chosen at random: stand-ins of test files
+   * running in parallel must not hand out the same pod address, or one's rocklet would answer for
+   * another's pod that just died.
+   */
+  readonly #network = `127.${1 + Math.floor(Math.random() * 254)}.${
+    Math.floor(Math.random() * 256)
+  }`;
   #events = 0;
 
   /** Starts the loop that watches the pods' containers. */
@@ -492,12 +500,12 @@ export class DockerPodRuntime implements PodRuntime {
     return false;
   }
 
-  /** The next loopback address no pod of this runtime holds (127.0.1.2 on). */
+  /** The next address of this stand-in's /24 that no pod of this runtime holds (.2 on). */
   #allocateAddress(): string {
     const held = new Set([...this.#pods.values()].map((record) => record.ip));
     for (;;) {
-      const n = this.#nextAddress++ % (250 * 253);
-      const ip = `127.0.${1 + Math.floor(n / 253)}.${2 + (n % 253)}`;
+      const n = this.#nextAddress++ % 253;
+      const ip = `${this.#network}.${2 + n}`;
       if (!held.has(ip)) return ip;
     }
   }
