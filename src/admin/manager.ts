@@ -176,8 +176,8 @@ export class SandboxManager {
   readonly #admission: Admission;
   /** Placements in progress, so stop can cancel them and close can wait for them. */
   readonly #placing = new Map<string, Placing>();
-  /** Sandboxes being stopped: their end is no death. */
-  readonly #stopping = new Set<string>();
+  /** Sandboxes being stopped (settling when the stop is done): their end is no death. */
+  readonly #stopping = new Map<string, Promise<void>>();
   /** The backend's watch of deaths (see startWatching()) and the deaths being recorded. */
   #watch: AsyncDisposable | undefined;
   readonly #deaths = new Set<Promise<void>>();
@@ -358,6 +358,9 @@ export class SandboxManager {
    * @throws {BadRequestError} when it is pending or running, or still being stopped.
    */
   async restart(id: string): Promise<SandboxRecord> {
+    // A stop still finishing (the row says stopped once the sandbox is gone; billing follows)
+    // is waited for: a client told "stopped" may restart at once.
+    await this.#stopping.get(id);
     const record = await this.#find(id);
     if (record.state === "pending" || record.state === "running" || this.#stopping.has(id)) {
       const state = this.#stopping.has(id) ? "being stopped" : record.state;
@@ -803,7 +806,8 @@ export class SandboxManager {
       placing.abort.abort();
       await placing.done;
     }
-    this.#stopping.add(id);
+    const stopped = Promise.withResolvers<void>();
+    this.#stopping.set(id, stopped.promise);
     try {
       // Another admin's sandbox becomes this one's first: the admin that placed it then takes
       // its end for this stop, not for a death (see #died).
@@ -825,6 +829,7 @@ export class SandboxManager {
       await this.#bill(id, now);
     } finally {
       this.#stopping.delete(id);
+      stopped.resolve();
     }
   }
 
