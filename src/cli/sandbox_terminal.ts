@@ -6,7 +6,7 @@
 import type { Sandbox } from "../sdk/sandbox.ts";
 import { shellQuote } from "../sdk/shell_text.ts";
 import type { Terminal } from "../sdk/terminal.ts";
-import { writeAll } from "./terminal.ts";
+import { LiveOutput } from "./terminal.ts";
 
 /** How to attach. */
 export interface AttachOptions {
@@ -42,17 +42,13 @@ function withEnv(
 export async function attachProcess(sandbox: Sandbox, options: AttachOptions): Promise<number> {
   const local = options.tty && Deno.stdin.isTerminal();
   const size = local ? Deno.consoleSize() : { columns: 80, rows: 24 };
-  let writes: Promise<void> = Promise.resolve();
+  const output = new LiveOutput();
   const terminal: Terminal = await sandbox.pty({
     tty: options.tty,
     cols: size.columns,
     rows: size.rows,
     command: withEnv(options.command, options.env),
-    onData: (data, stream) => {
-      const target = stream === "stderr" ? Deno.stderr : Deno.stdout;
-      const copy = data.slice();
-      writes = writes.then(() => writeAll(target, copy));
-    },
+    onData: (data, stream) => output.write(stream, data.slice()),
   });
   const onResize = () => {
     const now = Deno.consoleSize();
@@ -74,7 +70,7 @@ export async function attachProcess(sandbox: Sandbox, options: AttachOptions): P
   })();
   try {
     const code = await terminal.exited;
-    await writes;
+    await output.finish();
     return code;
   } finally {
     if (local) {

@@ -94,10 +94,14 @@ export class LiveOutput {
   #stdoutEndsLine = true;
   #wrote = false;
 
-  /** Queues `text` for `stream`. */
-  write(stream: "stdout" | "stderr", text: string): void {
-    if (!text) return;
-    if (stream === "stdout") this.#stdoutEndsLine = text.endsWith("\n");
+  /** Queues `text` (or bytes, written as they are) for `stream`. */
+  write(stream: "stdout" | "stderr", text: string | Uint8Array): void {
+    if (text.length === 0) return;
+    if (stream === "stdout") {
+      this.#stdoutEndsLine = typeof text === "string"
+        ? text.endsWith("\n")
+        : text[text.length - 1] === 0x0a;
+    }
     this.#wrote = true;
     const target = stream === "stderr" ? Deno.stderr : Deno.stdout;
     this.#tail = this.#tail.then(() => writeAll(target, text));

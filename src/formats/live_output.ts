@@ -121,6 +121,27 @@ export async function outcomeOf(response: Response): Promise<LiveOutcome> {
   }
 }
 
+/** The body of `response` when it is a live-output stream (else undefined: a plain answer). */
+export function liveBody(response: Response): ReadableStream<Uint8Array> | undefined {
+  const type = response.headers.get("content-type") ?? "";
+  return type.startsWith(EVENT_STREAM) && response.body ? response.body : undefined;
+}
+
+/**
+ * Reads a live-output stream to its end: chunks go to `onOutput`; returns the last event (the
+ * result, or the error it reports), or undefined when the stream ended without one.
+ */
+export async function followLiveOutput(
+  body: ReadableStream<Uint8Array>,
+  onOutput: (stream: OutputStream, text: string) => void,
+): Promise<Exclude<LiveEvent, { kind: "chunk" }> | undefined> {
+  for await (const event of readLiveOutput(body)) {
+    if (event.kind === "chunk") onOutput(event.stream, event.text);
+    else return event;
+  }
+  return undefined;
+}
+
 /** The live-output events of a stream; ends after the result or error event. */
 export async function* readLiveOutput(
   stream: ReadableStream<Uint8Array>,

@@ -14,7 +14,7 @@ import {
   type ExitMessage,
   frame,
 } from "../protocol/terminal.ts";
-import { Pty } from "../runtime/pty.ts";
+import { openTerminalScript, Pty } from "../runtime/pty.ts";
 import { signalProcess } from "../runtime/process_tree.ts";
 import { isWebSocketUpgrade } from "./port_proxy.ts";
 
@@ -27,7 +27,6 @@ const HANGUP_GRACE_MS = 1000;
 
 /** Where the attached process's bytes go and come from. */
 interface Attached {
-  readonly pid: number;
   readonly status: Promise<Deno.CommandStatus>;
   /** Output as it comes, tagged with its channel; ends when the process and its holders are gone. */
   output(send: (channel: number, data: Uint8Array) => Promise<void>): Promise<void>;
@@ -49,7 +48,12 @@ function spawnOnTerminal(query: AttachQuery, env: Record<string, string>): Attac
     // Leader of a new session (detached), the child opens the terminal by path, which makes it
     // its controlling terminal, then becomes the program.
     child = new Deno.Command("/bin/bash", {
-      args: ["-c", 'exec 0<>"$0" 1>&0 2>&0; exec "$@"', pty.path, ...argvOf(query)],
+      args: [
+        "-c",
+        `${openTerminalScript(pty.path, { stderr: true })}exec "$@"`,
+        "bash",
+        ...argvOf(query),
+      ],
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -63,7 +67,6 @@ function spawnOnTerminal(query: AttachQuery, env: Record<string, string>): Attac
   }
   const pid = child.pid;
   return {
-    pid,
     status: child.status,
     async output(send) {
       for await (const chunk of pty.read()) await send(Channel.stdout, chunk);
@@ -84,8 +87,9 @@ function spawnOnTerminal(query: AttachQuery, env: Record<string, string>): Attac
 }
 
 function spawnOnPipes(query: AttachQuery, env: Record<string, string>): Attached {
-  const child = new Deno.Command(argvOf(query)[0] ?? "/bin/bash", {
-    args: argvOf(query).slice(1),
+  const [program = "/bin/bash", ...args] = argvOf(query);
+  const child = new Deno.Command(program, {
+    args,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -97,7 +101,6 @@ function spawnOnPipes(query: AttachQuery, env: Record<string, string>): Attached
   const pid = child.pid;
   const closeStdin = () => stdin.close().catch(() => {});
   return {
-    pid,
     status: child.status,
     async output(send) {
       const pump = async (stream: ReadableStream<Uint8Array>, channel: number) => {

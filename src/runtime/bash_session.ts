@@ -34,7 +34,8 @@ import {
 import type { BashAction, BashObservation } from "../protocol/rocklet.ts";
 import type { OnOutput } from "../protocol/runtime.ts";
 import { CappedText, stripAnsi } from "./output.ts";
-import { Pty, PtyUnavailableError } from "./pty.ts";
+import { openTerminalScript, Pty, PtyUnavailableError } from "./pty.ts";
+import { shellQuote } from "./shell_words.ts";
 import {
   childrenOf,
   killDescendants,
@@ -178,11 +179,6 @@ export async function writeSessionScripts(dir: string): Promise<void> {
 function newNonce(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return `__rock_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}_`;
-}
-
-/** Quotes `text` for bash in single quotes. */
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /**
@@ -546,7 +542,7 @@ export class BashSession {
       env: options.env,
       detached: true, // own session and process group, so SIGINT reaches only this shell's jobs
     } as const;
-    const open = tty ? `exec 0<>${shellQuote(tty)} 1>&0; ` : "";
+    const open = tty ? openTerminalScript(tty, { stderr: false }) : "";
     if (BashSession.#switchesUser(options)) {
       // su starts the shell in a session of its own (util-linux), so the shell opens the
       // terminal itself, which the runtime gave to the user.

@@ -13,6 +13,7 @@
  * that file operations share). An eventfd wakes it when the set of waits changes.
  */
 import { RockError } from "../common/errors.ts";
+import { shellQuote } from "./shell_words.ts";
 
 /** The pty cannot be had here (no C library to call, no /dev/ptmx, no devpts). */
 export class PtyUnavailableError extends RockError {}
@@ -205,6 +206,15 @@ let poller: Poller | undefined;
 /** The process's one Poller. */
 function sharedPoller(c: Libc): Poller {
   return poller ??= new Poller(c);
+}
+
+/**
+ * The bash that makes the terminal at `path` a shell's stdin and stdout (and stderr, with
+ * `stderr`), ending in `; `. Run by the leader of a new session (Deno's detached spawn), opening
+ * it makes it that session's controlling terminal.
+ */
+export function openTerminalScript(path: string, options: { stderr: boolean }): string {
+  return `exec 0<>${shellQuote(path)} 1>&0${options.stderr ? " 2>&0" : ""}; `;
 }
 
 /** How the terminal treats what flows through it. */

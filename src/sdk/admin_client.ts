@@ -26,7 +26,7 @@ import type {
 import process from "node:process";
 import { envelopeError, errorForCode, InternalServerRockError } from "./errors.ts";
 import { multipartBody } from "./multipart_body.ts";
-import { EVENT_STREAM, readLiveOutput } from "../formats/live_output.ts";
+import { EVENT_STREAM, followLiveOutput, liveBody } from "../formats/live_output.ts";
 import type { OnOutput } from "../protocol/runtime.ts";
 
 /** Options of an AdminClient. */
@@ -95,14 +95,11 @@ export class AdminClient {
     } catch (error) {
       throw unreachable(error);
     }
-    const body = response.body;
-    if (onOutput && body && (response.headers.get("content-type") ?? "").startsWith(EVENT_STREAM)) {
+    const live = onOutput ? liveBody(response) : undefined;
+    if (live && onOutput) {
       let envelope: Envelope<T> | undefined;
       try {
-        for await (const event of readLiveOutput(body)) {
-          if (event.kind === "chunk") onOutput(event.stream, event.text);
-          else envelope = event.body as Envelope<T>;
-        }
+        envelope = (await followLiveOutput(live, onOutput))?.body as Envelope<T> | undefined;
       } catch (error) {
         if (init.signal?.aborted) throw error;
         throw unreachable(error);

@@ -42,7 +42,7 @@ import type {
   WriteFileRequest,
   WriteFileResponse,
 } from "../protocol/rocklet.ts";
-import { EVENT_STREAM, readLiveOutput } from "../formats/live_output.ts";
+import { EVENT_STREAM, followLiveOutput, liveBody } from "../formats/live_output.ts";
 import type {
   CallOptions,
   Download,
@@ -314,10 +314,9 @@ export class RockletClient implements RuntimeClient, Runtime {
     return this.#send(path, { method: "POST", body: JSON.stringify(body), headers }, bounds, (
       response,
     ) => {
-      const live = onOutput && response.body &&
-        (response.headers.get("content-type") ?? "").startsWith(EVENT_STREAM);
-      return live
-        ? this.#readLive<T>(path, response.body, onOutput)
+      const live = onOutput ? liveBody(response) : undefined;
+      return live && onOutput
+        ? this.#readLive<T>(path, live, onOutput)
         : response.json() as Promise<T>;
     });
   }
@@ -328,11 +327,9 @@ export class RockletClient implements RuntimeClient, Runtime {
     body: ReadableStream<Uint8Array>,
     onOutput: OnOutput,
   ): Promise<T> {
-    for await (const event of readLiveOutput(body)) {
-      if (event.kind === "chunk") onOutput(event.stream, event.text);
-      else if (event.kind === "result") return event.body as T;
-      else throw this.#errorOf(path, event.status, JSON.stringify(event.body));
-    }
+    const end = await followLiveOutput(body, onOutput);
+    if (end?.kind === "result") return end.body as T;
+    if (end) throw this.#errorOf(path, end.status, JSON.stringify(end.body));
     throw new UnavailableError(
       `Rocklet at ${this.baseUrl} ended ${path}'s stream without a result`,
     );
